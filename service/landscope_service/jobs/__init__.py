@@ -1,0 +1,1 @@
+"""Job kinds (name -> options schema -> runner) and the job store."""
