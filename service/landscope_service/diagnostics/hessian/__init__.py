@@ -1,0 +1,1 @@
+"""Hessian spectrum diagnostic (filled below)."""

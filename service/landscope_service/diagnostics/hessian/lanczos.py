@@ -1,0 +1,422 @@
+"""Lanczos with full reorthogonalisation and thick restarts for extreme eigenpairs.
+
+The basis ``V = [v_1, ..., v_n]`` is kept orthonormal to working precision by projecting
+every new product against the whole basis twice when needed ("twice is enough", Giraud,
+Langou & Rozloznik 2005). The projection coefficients are stored as the Rayleigh quotient
+``T = V^T A V`` (tridiagonal in exact arithmetic, an arrowhead plus tridiagonal after a
+restart), so that after ``n`` products
+
+    A V_n = V_n T_n + beta_n v_{n+1} e_n^T.
+
+A Ritz pair ``(theta, y = V_n s)`` of ``T_n s = theta s`` then has the residual norm
+``||A y - theta y|| = beta_n |s_n|`` at no extra product; convergence is judged on it:
+a pair is converged when ``beta_n |s_n| <= tol * ||A||_est`` with ``||A||_est`` the largest
+Ritz value in modulus. For a symmetric ``A`` the eigenvalue error is then at most the
+residual, and at most ``residual^2 / gap`` when the eigenvalue is separated by ``gap``
+from the rest of the spectrum (Parlett, "The Symmetric Eigenvalue Problem", section 11.7).
+
+When the basis reaches ``max_basis`` vectors the run restarts thickly (Wu & Simon 2000,
+"Thick-restart Lanczos method for large symmetric eigenvalue problems"): the wanted Ritz
+vectors at both ends of the spectrum and as many neighbours are kept, and the relation
+above continues to hold with ``T`` an arrowhead, so no product is wasted. The bottom end
+of a Hessian spectrum clustered around zero converges slowly because its gap relative
+to the spectral width is tiny; an unrestarted run (the default ``max_basis`` allows a
+few hundred vectors) is the Krylov-optimal use of the products there.
+
+GPU paths never synchronise per product: breakdown and convergence are examined every
+``check_every`` products (on CPU breakdown is checked every product, which costs nothing).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..monitor import Monitor
+from .operators import CurvatureOperator
+
+__all__ = [
+    "EigenResult",
+    "KrylovRun",
+    "lanczos_extremes",
+    "lanczos_quadrature",
+    "rademacher",
+]
+
+
+def rademacher(size: int, seed: int, *, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """A Rademacher vector (entries +-1 with equal probability), reproducible by ``seed``."""
+    gen = torch.Generator(device="cpu").manual_seed(int(seed))
+    signs = torch.randint(0, 2, (size,), generator=gen, dtype=torch.int8)
+    return (signs.to(device=device, dtype=dtype) * 2 - 1)
+
+
+@dataclass
+class KrylovRun:
+    """An orthonormal Krylov basis and the projected matrix ``T = V^T A V``.
+
+    Attributes:
+        basis: ``(n_max + 1, P)`` storage; rows ``[:size]`` hold ``V``.
+        t: ``(n_max + 1, n_max + 1)`` float64 storage of ``T`` (on the operator's device).
+        size: number of vectors multiplied so far (``n``); row ``size`` holds ``v_{n+1}``.
+        products: products spent by this run.
+        restarts: thick restarts done.
+        invariant: True when the basis spans an invariant subspace of the whole space.
+    """
+
+    basis: Tensor
+    t: Tensor
+    size: int = 0
+    products: int = 0
+    restarts: int = 0
+    invariant: bool = False
+    first_product: Tensor | None = None
+    _checked: int = 0
+    _next_seed: int = 0
+
+    @classmethod
+    def start(cls, op: CurvatureOperator, v0: Tensor, max_basis: int, seed: int) -> KrylovRun:
+        p = int(op.shape[0])
+        if v0.shape != (p,):
+            raise ValueError(f"Shape mismatch: expected ({p},), got {tuple(v0.shape)}.")
+        n_max = min(max_basis, p)
+        basis = torch.zeros((n_max + 1, p), dtype=op.dtype, device=op.device)
+        t = torch.zeros((n_max + 1, n_max + 1), dtype=torch.float64, device=op.device)
+        v = v0.to(dtype=op.dtype, device=op.device)
+        basis[0] = v / torch.linalg.vector_norm(v)
+        return cls(basis=basis, t=t, _next_seed=seed + 7919)
+
+    @property
+    def capacity(self) -> int:
+        return int(self.basis.shape[0]) - 1
+
+    def step(self, op: CurvatureOperator) -> Tensor:
+        """Multiply ``v_{n+1}``, orthogonalise, store ``T``'s column; returns ``beta``."""
+        n = self.size
+        q = self.basis[n]
+        w = op @ q
+        self.products += 1
+        if n == 0 and self.restarts == 0 and self.first_product is None:
+            self.first_product = w.clone()
+        basis = self.basis[: n + 1]
+        h = basis @ w
+        w = w - basis.T @ h
+        norm0 = torch.linalg.vector_norm(w)
+        if w.device.type == "cpu":
+            # a second pass only if the first lost digits (Kahan's criterion)
+            h_norm = torch.linalg.vector_norm(h)
+            if float(norm0) < 0.7 * float(h_norm) or n < 2:
+                h2 = basis @ w
+                w = w - basis.T @ h2
+                h = h + h2
+        else:
+            h2 = basis @ w
+            w = w - basis.T @ h2
+            h = h + h2
+        beta = torch.linalg.vector_norm(w)
+        h64 = h.to(torch.float64)
+        self.t[: n + 1, n] = h64
+        self.t[n, : n + 1] = h64
+        self.t[n + 1, n] = beta.to(torch.float64)
+        self.t[n, n + 1] = beta.to(torch.float64)
+        self.size = n + 1
+        if self.size < self.basis.shape[0]:
+            self.basis[n + 1] = w / torch.clamp(beta, min=torch.finfo(w.dtype).tiny)
+        return beta
+
+    def repair_breakdown(self, op: CurvatureOperator) -> None:
+        """Detect ``beta ~ 0`` since the last check; continue in a fresh random direction.
+
+        After a breakdown at step ``i`` the basis spans an invariant subspace; the steps
+        after it (GPU paths only) are discarded and a random vector orthogonal to the basis
+        starts a new Krylov sequence with zero coupling, so ``T`` stays ``V^T A V``.
+        """
+        n = self.size
+        start = self._checked
+        if n == 0 or start >= n:
+            return
+        betas = torch.diagonal(self.t[: n + 1, : n + 1], offset=-1)[start:n].cpu()
+        scale = float(self.t[:n, :n].abs().max().cpu())
+        eps = torch.finfo(op.dtype).eps
+        thr = 50 * eps * max(scale, torch.finfo(torch.float64).tiny)
+        bad = (betas <= thr).nonzero()
+        self._checked = n
+        if bad.numel() == 0:
+            return
+        self.size = start + int(bad[0, 0]) + 1
+        self.t[self.size :, :] = 0
+        self.t[:, self.size :] = 0
+        self._checked = self.size
+        if self.size >= int(op.shape[0]):
+            self.invariant = True
+            return
+        if self.size >= self.basis.shape[0]:
+            return
+        gen = torch.Generator(device="cpu").manual_seed(self._next_seed)
+        self._next_seed += 1
+        r = torch.randn(int(op.shape[0]), generator=gen, dtype=torch.float64)
+        r = r.to(dtype=op.dtype, device=op.device)
+        basis = self.basis[: self.size]
+        for _ in range(2):
+            r = r - basis.T @ (basis @ r)
+        self.basis[self.size] = r / torch.linalg.vector_norm(r)
+
+    def ritz(self) -> tuple[np.ndarray, np.ndarray, float]:
+        """Ritz values (ascending), their eigenvectors of ``T_n`` and ``beta_n``."""
+        n = self.size
+        tn = self.t[:n, :n].cpu().numpy()
+        tn = 0.5 * (tn + tn.T)
+        theta, s = np.linalg.eigh(tn)
+        beta = float(self.t[n, n - 1].cpu()) if n < self.t.shape[0] else 0.0
+        if self.invariant:
+            beta = 0.0
+        return theta, s, beta
+
+    def restart(self, keep: np.ndarray, theta: np.ndarray, s: np.ndarray) -> None:
+        """Thick restart keeping the Ritz vectors ``V_n s[:, keep]``."""
+        n = self.size
+        k = int(keep.size)
+        s_keep = torch.as_tensor(s[:, keep], dtype=self.basis.dtype, device=self.basis.device)
+        y = s_keep.T @ self.basis[:n]
+        nxt = self.basis[n].clone()
+        beta = self.t[n, n - 1].clone()
+        self.basis.zero_()
+        self.basis[:k] = y
+        self.basis[k] = nxt
+        self.t.zero_()
+        th = torch.as_tensor(theta[keep], dtype=torch.float64, device=self.t.device)
+        self.t[range(k), range(k)] = th
+        coup = beta * torch.as_tensor(s[n - 1, keep], dtype=torch.float64, device=self.t.device)
+        self.t[k, :k] = coup
+        self.t[:k, k] = coup
+        self.size = k
+        self._checked = k
+        self.restarts += 1
+
+
+@dataclass
+class EigenResult:
+    """Extreme eigenpairs from :func:`lanczos_extremes`.
+
+    Attributes:
+        top: the ``k_top`` largest Ritz values, descending (float64).
+        top_residuals: their residual norms ``||A y - theta y||``.
+        bottom: the ``k_bottom`` smallest Ritz values, ascending.
+        bottom_residuals: their residual norms.
+        top_vectors, bottom_vectors: ``(P, k)`` Ritz vectors (None unless asked).
+        converged: True when every wanted pair met the tolerance.
+        status: ``"converged"`` or ``"not_converged"``.
+        tol: the tolerance used (relative to ``norm_estimate``).
+        norm_estimate: ``||A||`` estimate (largest Ritz value in modulus).
+        num_products, num_restarts: cost.
+        run: the final Krylov run (its basis deflates trace probes).
+        ritz_values: every Ritz value of the final basis, ascending.
+    """
+
+    top: np.ndarray
+    top_residuals: np.ndarray
+    bottom: np.ndarray
+    bottom_residuals: np.ndarray
+    top_vectors: Tensor | None
+    bottom_vectors: Tensor | None
+    converged: bool
+    status: str
+    tol: float
+    norm_estimate: float
+    num_products: int
+    num_restarts: int
+    run: KrylovRun
+    ritz_values: np.ndarray
+    ritz_vectors_t: np.ndarray = field(repr=False, default_factory=lambda: np.zeros((0, 0)))
+
+
+def _wanted(theta: np.ndarray, k_top: int, k_bottom: int) -> tuple[np.ndarray, np.ndarray]:
+    n = theta.size
+    top = np.arange(n - 1, max(n - 1 - k_top, -1), -1)
+    bottom = np.arange(0, min(k_bottom, n))
+    return top, bottom
+
+
+def lanczos_extremes(
+    op: CurvatureOperator,
+    *,
+    k_top: int = 1,
+    k_bottom: int = 0,
+    tol: float = 1e-6,
+    max_products: int = 1000,
+    max_basis: int = 400,
+    seed: int = 0,
+    v0: Tensor | None = None,
+    return_vectors: bool = False,
+    monitor: Monitor | None = None,
+    stage: str = "lanczos",
+    check_every: int | None = None,
+) -> EigenResult:
+    """Top-``k_top`` and bottom-``k_bottom`` eigenpairs of a symmetric operator.
+
+    Lanczos with full reorthogonalisation and thick restart (module docstring). The run
+    stops when every wanted Ritz pair has ``residual <= tol * ||A||_est``, when the basis
+    spans an invariant subspace, or when ``max_products`` products are spent; in the last
+    case ``status`` is ``"not_converged"``.
+
+    Args:
+        op: the operator (``A @ v``, ``shape``, ``dtype``, ``device``).
+        k_top: how many of the largest (algebraic) eigenvalues.
+        k_bottom: how many of the smallest (algebraic) eigenvalues, i.e. the most negative
+            curvature.
+        tol: residual tolerance relative to ``||A||_est``.
+        max_products: budget of products.
+        max_basis: largest basis before a thick restart (memory: ``max_basis * P`` numbers).
+        seed: seed of the Rademacher start vector (used when ``v0`` is None).
+        v0: start vector, shape ``(P,)``.
+        return_vectors: also return the Ritz vectors.
+        monitor: progress and cancellation; checked between products.
+        stage: progress stage name.
+        check_every: products between convergence checks; default ``max(2, n // 20)``
+            (at most 5% of the products are spent past convergence).
+
+    Returns:
+        An :class:`EigenResult`.
+
+    Raises:
+        ValueError: on bad ``k_top``, ``k_bottom``, ``tol``, budgets or shapes.
+    """
+    p = int(op.shape[0])
+    if k_top < 0 or k_bottom < 0 or k_top + k_bottom == 0:
+        raise ValueError(f"Need k_top, k_bottom >= 0 and k_top + k_bottom >= 1, got "
+                         f"k_top={k_top}, k_bottom={k_bottom}.")
+    if k_top > p or k_bottom > p:
+        raise ValueError(f"k_top={k_top} and k_bottom={k_bottom} must not exceed P={p}.")
+    if not tol > 0:
+        raise ValueError(f"tol must be > 0, got {tol}.")
+    if max_products < 1:
+        raise ValueError(f"max_products must be >= 1, got {max_products}.")
+    wanted = k_top + k_bottom
+    if max_basis < min(p, wanted + 2):
+        raise ValueError(f"max_basis must be >= k_top + k_bottom + 2 = {wanted + 2}, "
+                         f"got {max_basis}.")
+    monitor = monitor or Monitor()
+    if v0 is None:
+        v0 = rademacher(p, seed, dtype=op.dtype, device=op.device)
+    run = KrylovRun.start(op, v0, max_basis, seed)
+    sync_every_step = op.device.type == "cpu"
+    next_check = min(max(wanted + 1, 4), run.capacity)
+    theta = np.zeros(0)
+    s = np.zeros((0, 0))
+    res = np.zeros(0)
+    scale = 0.0
+    converged = False
+    while True:
+        monitor.check()
+        run.step(op)
+        if sync_every_step or run.size >= next_check or run.size >= run.capacity:
+            run.repair_breakdown(op)
+        if run.size >= run.capacity or run.products >= max_products or run.invariant or (
+            run.size >= next_check
+        ):
+            theta, s, beta = run.ritz()
+            res = np.abs(beta * s[-1, :])
+            scale = float(np.max(np.abs(theta))) if theta.size else 0.0
+            top, bottom = _wanted(theta, k_top, k_bottom)
+            idx = np.concatenate([top, bottom])
+            enough = theta.size >= min(wanted, p)
+            ok = bool(enough and np.all(res[idx] <= tol * max(scale, 1e-300)))
+            if run.invariant or run.size >= p:
+                ok = True
+                res = np.abs(beta * s[-1, :]) if not run.invariant else np.zeros_like(theta)
+            worst = float(np.max(res[idx] / max(scale, 1e-300))) if idx.size else 0.0
+            frac = run.products / max_products
+            if worst > 0 and tol < 1:
+                frac = max(frac, min(1.0, math.log(max(worst, tol)) / math.log(tol)))
+            monitor.report(stage, min(frac, 1.0),
+                           f"{run.products} products, worst relative residual {worst:.1e}")
+            if ok:
+                converged = True
+                break
+            if run.products >= max_products:
+                break
+            if run.size >= run.capacity:
+                extra = max(1, (run.capacity // 2 - wanted) // 2)
+                n = theta.size
+                keep_top = np.arange(n - 1, max(n - 1 - (k_top + extra if k_top else 0), -1), -1)
+                keep_bot = np.arange(0, min(k_bottom + extra if k_bottom else 0, n))
+                keep = np.unique(np.concatenate([keep_bot, keep_top]))
+                run.restart(keep, theta, s)
+            step = check_every if check_every is not None else max(2, run.size // 20)
+            next_check = min(run.size + step, run.capacity)
+    top, bottom = _wanted(theta, k_top, k_bottom)
+    top_vecs = bottom_vecs = None
+    if return_vectors:
+        basis = run.basis[: run.size]
+        st = torch.as_tensor(s[:, top], dtype=op.dtype, device=op.device)
+        sb = torch.as_tensor(s[:, bottom], dtype=op.dtype, device=op.device)
+        top_vecs = basis.T @ st
+        bottom_vecs = basis.T @ sb
+    return EigenResult(
+        top=theta[top].copy(),
+        top_residuals=res[top].copy(),
+        bottom=theta[bottom].copy(),
+        bottom_residuals=res[bottom].copy(),
+        top_vectors=top_vecs,
+        bottom_vectors=bottom_vecs,
+        converged=converged,
+        status="converged" if converged else "not_converged",
+        tol=tol,
+        norm_estimate=scale,
+        num_products=run.products,
+        num_restarts=run.restarts,
+        run=run,
+        ritz_values=theta.copy(),
+        ritz_vectors_t=s,
+    )
+
+
+def lanczos_quadrature(
+    op: CurvatureOperator,
+    v0: Tensor,
+    num_steps: int,
+    *,
+    seed: int = 0,
+    monitor: Monitor | None = None,
+    stage: str = "slq",
+) -> dict[str, Any]:
+    """Gauss quadrature nodes and weights of ``v0``'s spectral measure (one SLQ probe).
+
+    With ``m`` Lanczos steps from ``q_1 = v0 / ||v0||``, the eigenpairs ``(theta_j, s_j)`` of
+    ``T_m`` give ``q_1^T f(A) q_1 ~= sum_j tau_j f(theta_j)`` with ``tau_j = (e_1^T s_j)^2``,
+    exact for polynomials of degree ``< 2m`` (Golub & Meurant, "Matrices, Moments and
+    Quadrature", chapter 6; Ubaru, Chen & Saad 2017, "Fast estimation of tr(f(A)) via
+    stochastic Lanczos quadrature").
+
+    Returns:
+        ``{"nodes": ndarray, "weights": ndarray, "products": int, "first_product": Tensor,
+        "q1": Tensor}``: ``first_product`` is ``A q_1`` (for trace estimators).
+    """
+    p = int(op.shape[0])
+    steps = min(num_steps, p)
+    if steps < 1:
+        raise ValueError(f"num_steps must be >= 1, got {num_steps}.")
+    monitor = monitor or Monitor()
+    run = KrylovRun.start(op, v0, steps, seed)
+    q1 = run.basis[0].clone()
+    sync = op.device.type == "cpu"
+    while run.size < steps:
+        monitor.check()
+        run.step(op)
+        if sync:
+            run.repair_breakdown(op)
+            if run.invariant:
+                break
+        monitor.report(stage, run.size / steps, f"{run.size}/{steps} Lanczos steps")
+    if not sync:
+        run.repair_breakdown(op)
+    theta, s, _ = run.ritz()
+    if run.first_product is None:
+        raise RuntimeError("No Lanczos step was taken.")
+    return {"nodes": theta, "weights": s[0, :] ** 2, "products": run.products,
+            "first_product": run.first_product, "q1": q1}
