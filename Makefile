@@ -1,0 +1,57 @@
+# landscope: `make demo` runs the quickstart on a private local stack; `make test` runs the suite.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# A CPU build of PyTorch; a bare `torch` would download a multi-GB CUDA build.
+TORCH_PIN := torch==2.13.0
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test test-unit test-integration lint fuzz openapi bench bench-env clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH_PIN)
+	$(PY) -m pip install -q -e '.[service,dev]' $(TORCH_PIN)
+	touch $(STAMP)
+
+demo: install
+	$(PY) examples/quickstart.py --local --out out/quickstart
+
+test: install
+	$(PY) -m pytest -q -p no:cacheprovider tests
+
+test-unit: install
+	$(PY) -m pytest -q tests/unit tests/known_answer
+
+test-integration: install
+	$(PY) -m pytest -q tests/integration
+
+lint: install
+	$(VENV)/bin/ruff check client service tests benchmarks examples
+	$(VENV)/bin/mypy --strict client/landscope
+
+# Property-based fuzzing of the live API against its own OpenAPI document.
+fuzz: install
+	$(PY) -m pytest -q tests/integration/test_schemathesis.py -o addopts="" --fuzz-examples=200
+
+openapi: install
+	$(PY) -m landscope_service.api.openapi > service/landscope_service/api/openapi.json
+
+# Benchmarks never run in `make test`. The anchors live in their own venv.
+bench-env:
+	test -x .venv-bench/bin/python || $(PYTHON) -m venv .venv-bench
+	.venv-bench/bin/python -m pip install -q $(TORCH_PIN) numpy scipy safetensors matplotlib marshmallow networkx
+	.venv-bench/bin/python -m pip install -q --no-deps -e .
+	.venv-bench/bin/python -m pip install -q --no-deps -r benchmarks/anchors-requirements.txt
+
+bench: install bench-env
+	.venv-bench/bin/python benchmarks/hessian_vs_anchors.py
+	$(PY) benchmarks/manifold_scale.py
+	$(PY) benchmarks/connectivity_budget.py
+	$(PY) benchmarks/service_overhead.py
+
+clean:
+	rm -rf out var .pytest_cache

@@ -1,0 +1,420 @@
+"""Our own registry of jobs in Redis.
+
+Celery reports PENDING for any id it does not know and keeps revokes of queued tasks in
+worker memory only, so the truth about a job lives here: one Redis hash per job,
+an index per tenant for listing, idempotency keys, leases of running jobs and worker
+heartbeats. Status changes are compare-and-set Lua scripts, so a cancel and a start
+that race cannot both win.
+
+Keys:
+    ls:job:<id>                 hash: doc (immutable JSON), status, progress, result, ...
+    ls:tenant:<t>:jobs          zset of job ids scored by creation time (ms)
+    ls:idem:<t>:<key>           idempotency record (JSON), TTL 24 h
+    ls:running                  set of ids of running jobs
+    ls:lease:<id>               the running attempt's token, TTL = lease
+    ls:worker:<name>            heartbeat of a worker (JSON), TTL
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+
+__all__ = [
+    "FINISHED",
+    "IdempotencyConflict",
+    "IdempotencyInProgress",
+    "JobStore",
+    "fingerprint",
+    "iso",
+    "new_job_id",
+]
+
+FINISHED = ("succeeded", "failed", "cancelled")
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def new_job_id() -> str:
+    """``job_`` + 26 Crockford base-32 characters: 48 bits of ms time, 80 random bits."""
+    value = (int(time.time() * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
+    chars = []
+    for _ in range(26):
+        chars.append(_CROCKFORD[value & 31])
+        value >>= 5
+    return "job_" + "".join(reversed(chars))
+
+
+def iso(ts: float | None) -> str | None:
+    """RFC 3339 UTC with a Z, microseconds."""
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def fingerprint(request: dict[str, Any]) -> str:
+    """A stable hash of a request (key order does not matter)."""
+    blob = json.dumps(request, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(blob).hexdigest()
+
+
+class IdempotencyConflict(Exception):  # noqa: N818
+    """The key was used with a different request."""
+
+
+class IdempotencyInProgress(Exception):  # noqa: N818
+    """The first request with this key is still being created."""
+
+
+# status transition: KEYS[1]=job hash; ARGV[1]=JSON list of allowed current statuses,
+# ARGV[2]=new status, then field/value pairs to set. Returns the previous status or false.
+_TRANSITION = """
+local cur = redis.call('HGET', KEYS[1], 'status')
+if not cur then return false end
+local allowed = cjson.decode(ARGV[1])
+local ok = false
+for _, s in ipairs(allowed) do if s == cur then ok = true end end
+if not ok then return false end
+redis.call('HSET', KEYS[1], 'status', ARGV[2])
+for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+return cur
+"""
+
+# start an attempt: KEYS[1]=job, KEYS[2]=lease, KEYS[3]=running set; ARGV: token, lease ms,
+# now, worker, max_attempts, job id. Returns {code, attempts}: code 'started', 'busy' (another
+# live attempt holds the lease), 'finished', 'cancelled', 'exhausted', 'missing'.
+_START = """
+local st = redis.call('HGET', KEYS[1], 'status')
+if not st then return {'missing', 0} end
+if st == 'succeeded' or st == 'failed' or st == 'cancelled' then return {'finished', 0} end
+if redis.call('HGET', KEYS[1], 'cancel_requested') == '1' then return {'cancelled', 0} end
+if redis.call('EXISTS', KEYS[2]) == 1 then return {'busy', 0} end
+local attempts = tonumber(redis.call('HGET', KEYS[1], 'attempts') or '0') + 1
+if attempts > tonumber(ARGV[5]) then return {'exhausted', attempts - 1} end
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+redis.call('SADD', KEYS[3], ARGV[6])
+redis.call('HSET', KEYS[1], 'status', 'running', 'attempts', attempts, 'worker', ARGV[4],
+           'started_at', ARGV[3])
+return {'started', attempts}
+"""
+
+# renew a lease only if we still hold it. KEYS[1]=lease; ARGV: token, ms
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2]); return 1
+end
+return 0
+"""
+
+
+@dataclass
+class JobStore:
+    """Job records in Redis. All timestamps are UNIX seconds (floats)."""
+
+    client: redis.Redis
+    result_ttl_s: int = 7 * 24 * 3600
+    idempotency_ttl_s: int = 24 * 3600
+    lease_s: float = 20.0
+
+    def __post_init__(self) -> None:
+        self._transition = self.client.register_script(_TRANSITION)
+        self._start = self.client.register_script(_START)
+        self._renew = self.client.register_script(_RENEW)
+
+    # ------------------------------------------------------------------ keys
+    @staticmethod
+    def _job(job_id: str) -> str:
+        return f"ls:job:{job_id}"
+
+    @staticmethod
+    def _index(tenant: str) -> str:
+        return f"ls:tenant:{tenant}:jobs"
+
+    # ------------------------------------------------------------------ creation
+    def create(
+        self,
+        *,
+        tenant: str,
+        kind: str,
+        request: dict[str, Any],
+        metadata: dict[str, str],
+        queue: str,
+        idempotency_key: str | None = None,
+    ) -> tuple[dict[str, Any], bool]:
+        """Create a queued job; return ``(job, created)``.
+
+        With an idempotency key (Stripe's rules): the same key and the same request give
+        back the first job (``created=False``); a different request raises
+        :class:`IdempotencyConflict`; a first request still being created raises
+        :class:`IdempotencyInProgress`.
+        """
+        fp = fingerprint(request)
+        idem_key = None
+        if idempotency_key is not None:
+            idem_key = f"ls:idem:{tenant}:{hashlib.sha256(idempotency_key.encode()).hexdigest()}"
+            pending = json.dumps({"fingerprint": fp, "job_id": None})
+            if not self.client.set(idem_key, pending, nx=True, ex=self.idempotency_ttl_s):
+                raw = self.client.get(idem_key)
+                if raw is None:  # expired between the two calls: treat as in progress
+                    raise IdempotencyInProgress(idempotency_key)
+                record = json.loads(raw)
+                if record["fingerprint"] != fp:
+                    raise IdempotencyConflict(idempotency_key)
+                if record["job_id"] is None:
+                    raise IdempotencyInProgress(idempotency_key)
+                job = self.get(record["job_id"], tenant=tenant)
+                if job is None:  # expired job: the key outlived it
+                    raise IdempotencyConflict(idempotency_key)
+                return job, False
+        try:
+            job_id = new_job_id()
+            now = time.time()
+            doc = {
+                "id": job_id,
+                "tenant": tenant,
+                "kind": kind,
+                "request": request,
+                "metadata": metadata,
+                "queue": queue,
+                "created_at": now,
+            }
+            pipe = self.client.pipeline()
+            pipe.hset(
+                self._job(job_id),
+                mapping={
+                    "doc": json.dumps(doc),
+                    "status": "queued",
+                    "progress": json.dumps({"stage": "queued", "fraction": 0.0, "message": ""}),
+                    "attempts": 0,
+                    "cancel_requested": "0",
+                    "expires_at": now + self.result_ttl_s,
+                },
+            )
+            pipe.zadd(self._index(tenant), {job_id: int(now * 1000)})
+            pipe.execute()
+        except BaseException:
+            if idem_key is not None:
+                self.client.delete(idem_key)
+            raise
+        if idem_key is not None:
+            self.client.set(
+                idem_key, json.dumps({"fingerprint": fp, "job_id": job_id}),
+                ex=self.idempotency_ttl_s,
+            )
+        job = self.get(job_id)
+        if job is None:
+            raise RuntimeError(f"Job {job_id} vanished right after creation.")
+        return job, True
+
+    def set_task_id(self, job_id: str, task_id: str) -> None:
+        self.client.hset(self._job(job_id), "task_id", task_id)
+
+    # ------------------------------------------------------------------ reading
+    def raw(self, job_id: str) -> dict[str, str] | None:
+        data = self.client.hgetall(self._job(job_id))
+        if not data:
+            return None
+        return {k.decode(): v.decode() for k, v in data.items()}  # type: ignore[union-attr]
+
+    def get(self, job_id: str, *, tenant: str | None = None) -> dict[str, Any] | None:
+        """The job as the API shows it, or None (also for another tenant's job)."""
+        if not job_id.startswith("job_") or len(job_id) > 64:
+            return None
+        raw = self.raw(job_id)
+        if raw is None or "doc" not in raw:
+            return None
+        doc = json.loads(raw["doc"])
+        if tenant is not None and doc["tenant"] != tenant:
+            return None
+        return self._render(doc, raw)
+
+    @staticmethod
+    def _render(doc: dict[str, Any], raw: dict[str, str]) -> dict[str, Any]:
+        def num(name: str) -> float | None:
+            value = raw.get(name)
+            return float(value) if value else None
+
+        return {
+            "id": doc["id"],
+            "kind": doc["kind"],
+            "status": raw["status"],
+            "progress": json.loads(raw["progress"]),
+            "created_at": iso(doc["created_at"]),
+            "started_at": iso(num("started_at")),
+            "finished_at": iso(num("finished_at")),
+            "expires_at": iso(num("expires_at")),
+            "metadata": doc["metadata"],
+            "request": doc["request"],
+            "result": json.loads(raw["result"]) if raw.get("result") else None,
+            "error": json.loads(raw["error"]) if raw.get("error") else None,
+            "artifacts": json.loads(raw["artifacts"]) if raw.get("artifacts") else [],
+            "cancel_requested": raw.get("cancel_requested") == "1",
+            "attempts": int(raw.get("attempts", "0")),
+        }
+
+    def doc(self, job_id: str) -> dict[str, Any] | None:
+        raw = self.client.hget(self._job(job_id), "doc")
+        return None if raw is None else json.loads(raw)  # type: ignore[arg-type]
+
+    def status(self, job_id: str) -> str | None:
+        raw = self.client.hget(self._job(job_id), "status")
+        return None if raw is None else raw.decode()  # type: ignore[union-attr]
+
+    def list(
+        self,
+        *,
+        tenant: str,
+        status: str | None = None,
+        kind: str | None = None,
+        metadata: dict[str, str] | None = None,
+        limit: int = 50,
+        cursor: tuple[int, str] | None = None,
+    ) -> tuple[list[dict[str, Any]], tuple[int, str] | None]:
+        """Newest first. ``cursor`` is ``(score, id)`` of the last item of the previous page."""
+        index = self._index(tenant)
+        out: list[dict[str, Any]] = []
+        max_score: str = "+inf" if cursor is None else str(cursor[0])
+        last: tuple[int, str] | None = None
+        chunk = max(limit * 4, 64)
+        offset = 0
+        while len(out) < limit:
+            rows = self.client.zrevrangebyscore(
+                index, max_score, "-inf", start=offset, num=chunk, withscores=True
+            )
+            if not rows:
+                return out, None
+            offset += len(rows)
+            for member, score in rows:  # type: ignore[union-attr]
+                job_id = member.decode()
+                sc = int(score)
+                if cursor is not None and (sc, job_id) >= cursor:
+                    continue  # already on an earlier page (ties ordered by id, descending)
+                job = self.get(job_id)
+                if job is None:  # expired: drop it from the index
+                    self.client.zrem(index, job_id)
+                    offset -= 1
+                    continue
+                last = (sc, job_id)
+                if status and job["status"] != status:
+                    continue
+                if kind and job["kind"] != kind:
+                    continue
+                if metadata and any(job["metadata"].get(k) != v for k, v in metadata.items()):
+                    continue
+                out.append(job)
+                if len(out) == limit:
+                    return out, last
+        return out, last
+
+    # ------------------------------------------------------------------ transitions
+    def _cas(self, job_id: str, allowed: tuple[str, ...], new: str, **fields: Any) -> str | None:
+        args: list[Any] = [json.dumps(list(allowed)), new]
+        for k, v in fields.items():
+            args += [k, v]
+        prev = self._transition(keys=[self._job(job_id)], args=args)
+        return None if prev is None else prev.decode()  # type: ignore[union-attr]
+
+    def start(self, job_id: str, *, worker: str, max_attempts: int) -> tuple[str, int, str]:
+        """Claim a run. Returns ``(code, attempts, token)``; see ``_START``."""
+        token = secrets.token_hex(8)
+        code, attempts = self._start(
+            keys=[self._job(job_id), f"ls:lease:{job_id}", "ls:running"],
+            args=[token, int(self.lease_s * 1000), time.time(), worker, max_attempts, job_id],
+        )
+        return code.decode(), int(attempts), token
+
+    def renew(self, job_id: str, token: str) -> bool:
+        return bool(self._renew(keys=[f"ls:lease:{job_id}"],
+                                args=[token, int(self.lease_s * 1000)]))
+
+    def progress(self, job_id: str, stage: str, fraction: float, message: str = "") -> None:
+        self.client.hset(
+            self._job(job_id), "progress",
+            json.dumps({"stage": stage, "fraction": round(fraction, 6), "message": message}),
+        )
+
+    def _finish(self, job_id: str, status: str, allowed: tuple[str, ...], **fields: Any) -> bool:
+        now = time.time()
+        prev = self._cas(job_id, allowed, status, finished_at=now,
+                         expires_at=now + self.result_ttl_s, **fields)
+        if prev is None:
+            return False
+        pipe = self.client.pipeline()
+        pipe.expire(self._job(job_id), self.result_ttl_s)
+        pipe.srem("ls:running", job_id)
+        pipe.delete(f"ls:lease:{job_id}")
+        pipe.execute()
+        return True
+
+    def succeed(self, job_id: str, result: dict[str, Any], artifacts: list[dict[str, Any]]) -> bool:
+        return self._finish(
+            job_id, "succeeded", ("running",),
+            result=json.dumps(result, allow_nan=False), artifacts=json.dumps(artifacts),
+            progress=json.dumps({"stage": "done", "fraction": 1.0, "message": ""}),
+        )
+
+    def fail(self, job_id: str, code: str, message: str,
+             allowed: tuple[str, ...] = ("queued", "running")) -> bool:
+        return self._finish(job_id, "failed", allowed,
+                            error=json.dumps({"code": code, "message": message}))
+
+    def mark_cancelled(self, job_id: str, allowed: tuple[str, ...] = ("queued", "running")) -> bool:
+        return self._finish(
+            job_id, "cancelled", allowed,
+            error=json.dumps({"code": "cancelled",
+                              "message": "Cancelled at the caller's request."}),
+        )
+
+    def request_cancel(self, job_id: str) -> str | None:
+        """Cancel: a queued job becomes cancelled at once; a running one is flagged.
+
+        Returns the status after the call, or None if the job does not exist.
+        """
+        self.client.hset(self._job(job_id), "cancel_requested", "1")
+        if self.mark_cancelled(job_id, allowed=("queued",)):
+            return "cancelled"
+        return self.status(job_id)
+
+    def cancel_requested(self, job_id: str) -> bool:
+        return self.client.hget(self._job(job_id), "cancel_requested") == b"1"
+
+    def requeue(self, job_id: str) -> bool:
+        """A lost running attempt goes back to queued (the caller re-sends the task)."""
+        ok = self._cas(job_id, ("running",), "queued", worker="") is not None
+        self.client.srem("ls:running", job_id)
+        return ok
+
+    # ------------------------------------------------------------------ liveness
+    def lost_jobs(self) -> Iterator[str]:
+        """Running jobs whose lease expired: their worker died or hangs."""
+        for member in self.client.smembers("ls:running"):  # type: ignore[union-attr]
+            job_id = member.decode()
+            if self.client.exists(f"ls:lease:{job_id}"):
+                continue
+            if self.status(job_id) != "running":
+                self.client.srem("ls:running", job_id)
+                continue
+            yield job_id
+
+    def heartbeat(self, name: str, info: dict[str, Any], ttl_s: float) -> None:
+        info = {**info, "name": name, "last_seen": iso(time.time())}
+        self.client.set(f"ls:worker:{name}", json.dumps(info), px=int(ttl_s * 1000))
+
+    def drop_worker(self, name: str) -> None:
+        self.client.delete(f"ls:worker:{name}")
+
+    def workers(self) -> list[dict[str, Any]]:
+        out = []
+        for key in self.client.scan_iter(match="ls:worker:*", count=100):
+            raw = self.client.get(key)
+            if raw is not None:
+                out.append(json.loads(raw))  # type: ignore[arg-type]
+        return sorted(out, key=lambda w: w["name"])

@@ -1,0 +1,227 @@
+"""Settings from ``LANDSCOPE_*`` environment variables, validated at start-up.
+
+Every setting has a default that serves one machine. A wrong value stops the process
+with a message naming the variable (:class:`SettingsError`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Settings", "SettingsError", "load_settings"]
+
+
+class SettingsError(ValueError):
+    """A ``LANDSCOPE_*`` variable has a value that cannot work."""
+
+
+def _int(lo: int, hi: int | None = None) -> Callable[[str, str], int]:
+    def parse(name: str, raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise SettingsError(f"{name}={raw!r}: expected an integer.") from None
+        if value < lo or (hi is not None and value > hi):
+            bound = f">= {lo}" if hi is None else f"between {lo} and {hi}"
+            raise SettingsError(f"{name}={raw!r}: expected an integer {bound}.")
+        return value
+
+    return parse
+
+
+def _float(lo: float) -> Callable[[str, str], float]:
+    def parse(name: str, raw: str) -> float:
+        try:
+            value = float(raw)
+        except ValueError:
+            raise SettingsError(f"{name}={raw!r}: expected a number.") from None
+        if not value >= lo:
+            raise SettingsError(f"{name}={raw!r}: expected a number >= {lo}.")
+        return value
+
+    return parse
+
+
+def _str(name: str, raw: str) -> str:
+    return raw
+
+
+def _choice(*choices: str) -> Callable[[str, str], str]:
+    def parse(name: str, raw: str) -> str:
+        if raw not in choices:
+            raise SettingsError(f"{name}={raw!r}: expected one of {', '.join(choices)}.")
+        return raw
+
+    return parse
+
+
+def _redis_url(name: str, raw: str) -> str:
+    if not raw.startswith(("redis://", "rediss://", "unix://")):
+        raise SettingsError(f"{name}={raw!r}: expected a redis:// or rediss:// or unix:// URL.")
+    return raw
+
+
+def _keys(name: str, raw: str) -> dict[str, str]:
+    """``tenant:key,tenant2:key2`` -> {key: tenant}."""
+    out: dict[str, str] = {}
+    for item in filter(None, (p.strip() for p in raw.split(","))):
+        tenant, sep, key = item.partition(":")
+        if not sep or not tenant or not key:
+            raise SettingsError(f"{name}: entry {item!r} is not of the form tenant:key.")
+        out[key] = tenant
+    return out
+
+
+def _path(name: str, raw: str) -> Path:
+    return Path(raw).expanduser()
+
+
+def _optional_path(name: str, raw: str) -> Path | None:
+    return Path(raw).expanduser() if raw else None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All settings; the field's metadata gives the variable name and parser."""
+
+    redis_url: str = field(default="redis://127.0.0.1:6379/0",
+                           metadata={"env": "LANDSCOPE_REDIS_URL", "parse": _redis_url,
+                                     "doc": "Redis for the broker, job records and progress."})
+    data_dir: Path = field(default=Path("./var"),
+                           metadata={"env": "LANDSCOPE_DATA_DIR", "parse": _path,
+                                     "doc": "Folder of the local blob and artifact store."})
+    storage: str = field(default="local",
+                         metadata={"env": "LANDSCOPE_STORAGE", "parse": _choice("local", "redis"),
+                                   "doc": "Blob/artifact backend: local folder (one host) or "
+                                          "redis (shared by hosts, size-capped)."})
+    api_keys: dict[str, str] = field(default_factory=dict,
+                                     metadata={"env": "LANDSCOPE_API_KEYS", "parse": _keys,
+                                               "doc": "Development keys: tenant:key,..."})
+    api_keys_file: Path | None = field(default=None,
+                                       metadata={"env": "LANDSCOPE_API_KEYS_FILE",
+                                                 "parse": _optional_path,
+                                                 "doc": "File of tenant:sha256-of-key lines "
+                                                        "(production)."})
+    max_body_bytes: int = field(default=64 * 1024 * 1024,
+                                metadata={"env": "LANDSCOPE_MAX_BODY_BYTES", "parse": _int(1024),
+                                          "doc": "Largest request body; larger answers 413."})
+    max_json_bytes: int = field(default=8 * 1024 * 1024,
+                                metadata={"env": "LANDSCOPE_MAX_JSON_BYTES", "parse": _int(1024),
+                                          "doc": "Largest JSON job request; larger answers 413."})
+    result_ttl_s: int = field(default=7 * 24 * 3600,
+                              metadata={"env": "LANDSCOPE_RESULT_TTL_S", "parse": _int(60),
+                                        "doc": "How long finished jobs, results and artifacts "
+                                               "are kept."})
+    idempotency_ttl_s: int = field(default=24 * 3600,
+                                   metadata={"env": "LANDSCOPE_IDEMPOTENCY_TTL_S",
+                                             "parse": _int(1),
+                                             "doc": "How long an Idempotency-Key is remembered."})
+    max_attempts: int = field(default=3,
+                              metadata={"env": "LANDSCOPE_MAX_ATTEMPTS", "parse": _int(1, 20),
+                                        "doc": "Runs of one job before a job whose worker keeps "
+                                               "dying is failed."})
+    lease_s: float = field(default=20.0,
+                           metadata={"env": "LANDSCOPE_LEASE_S", "parse": _float(1.0),
+                                     "doc": "A running job whose worker has not renewed its "
+                                            "lease for this long is re-run or failed."})
+    soft_time_limit_s: int = field(default=6 * 3600,
+                                   metadata={"env": "LANDSCOPE_SOFT_TIME_LIMIT_S",
+                                             "parse": _int(1),
+                                             "doc": "Soft time limit of one job (fails it "
+                                                    "cleanly)."})
+    hard_time_limit_s: int = field(default=6 * 3600 + 300,
+                                   metadata={"env": "LANDSCOPE_HARD_TIME_LIMIT_S",
+                                             "parse": _int(1),
+                                             "doc": "Hard time limit (kills the worker child)."})
+    torch_threads: int = field(default=0,
+                               metadata={"env": "LANDSCOPE_TORCH_THREADS", "parse": _int(0, 1024),
+                                         "doc": "torch threads per worker child (0: cores / "
+                                                "concurrency)."})
+    exact_threshold: int = field(default=4096,
+                                 metadata={"env": "LANDSCOPE_EXACT_THRESHOLD", "parse": _int(0),
+                                           "doc": "Parameter count below which Hessians are "
+                                                  "formed densely."})
+    fanout: int = field(default=8,
+                        metadata={"env": "LANDSCOPE_FANOUT", "parse": _int(0, 1024),
+                                  "doc": "Helper subtasks a job may start for its independent "
+                                         "pieces (0: none)."})
+    gpu_memory_fraction: float = field(default=0.0,
+                                       metadata={"env": "LANDSCOPE_GPU_MEMORY_FRACTION",
+                                                 "parse": _float(0.0),
+                                                 "doc": "Per-job cap on the GPU memory a worker "
+                                                        "process may allocate (0: no cap)."})
+    log_level: str = field(default="INFO",
+                           metadata={"env": "LANDSCOPE_LOG_LEVEL",
+                                     "parse": _choice("DEBUG", "INFO", "WARNING", "ERROR"),
+                                     "doc": "Log level."})
+
+    def tenant_for(self, key: str) -> str | None:
+        """The tenant of an API key, or None."""
+        import hashlib
+        import hmac
+
+        for known, tenant in self.api_keys.items():
+            if hmac.compare_digest(known.encode(), key.encode()):
+                return tenant
+        if self.api_keys_file is not None:
+            digest = hashlib.sha256(key.encode()).hexdigest()
+            for tenant, hashed in _read_keys_file(self.api_keys_file):
+                if hmac.compare_digest(hashed, digest):
+                    return tenant
+        return None
+
+
+def _read_keys_file(path: Path) -> list[tuple[str, str]]:
+    out = []
+    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        tenant, sep, hashed = line.partition(":")
+        if not sep or len(hashed.strip()) != 64:
+            raise SettingsError(
+                f"LANDSCOPE_API_KEYS_FILE {path}:{lineno}: expected tenant:<sha256 hex of key>."
+            )
+        out.append((tenant.strip(), hashed.strip().lower()))
+    return out
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Read and validate every ``LANDSCOPE_*`` variable."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for f in fields(Settings):
+        name = f.metadata["env"]
+        if name in env:
+            values[f.name] = f.metadata["parse"](name, env[name])
+    values.update(overrides)
+    settings = Settings(**values)
+    if settings.hard_time_limit_s <= settings.soft_time_limit_s:
+        raise SettingsError(
+            "LANDSCOPE_HARD_TIME_LIMIT_S must exceed LANDSCOPE_SOFT_TIME_LIMIT_S "
+            f"({settings.hard_time_limit_s} <= {settings.soft_time_limit_s})."
+        )
+    if settings.api_keys_file is not None:
+        if not settings.api_keys_file.is_file():
+            raise SettingsError(f"LANDSCOPE_API_KEYS_FILE={settings.api_keys_file}: no such file.")
+        _read_keys_file(settings.api_keys_file)
+    return settings
+
+
+def settings_table() -> list[tuple[str, str, str]]:
+    """(variable, default, meaning) rows for the README."""
+    rows = []
+    for f in fields(Settings):
+        default = f.default if f.default_factory is dataclasses_missing() else f.default_factory()
+        rows.append((f.metadata["env"], str(default), f.metadata["doc"]))
+    return rows
+
+
+def dataclasses_missing() -> Any:
+    import dataclasses
+
+    return dataclasses.MISSING

@@ -1,0 +1,183 @@
+"""Running one job inside a worker process: claim, build, run the core, store, finish.
+
+The worker does no numerics itself: it turns the stored request into a
+:class:`~landscope_service.diagnostics.Problem` (modelspec), calls the kind's runner
+from the core, and writes progress, result and artifacts to the job record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..jobs.registry import kinds, load_runner
+from ..jobs.store import JobStore
+from ..settings import Settings
+from ..storage.blobs import BlobService, artifact_key
+from ..storage.store import ObjectStore
+
+__all__ = ["JobRuntime", "UserFacingError"]
+
+log = logging.getLogger("landscope.worker")
+
+
+class UserFacingError(Exception):
+    """A failure whose message is meant for the caller, with an error code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class _Lease:
+    """Renews the job's lease from a thread while the attempt runs."""
+
+    def __init__(self, store: JobStore, job_id: str, token: str) -> None:
+        self.store, self.job_id, self.token = store, job_id, token
+        self._stop = threading.Event()
+        self.lost = False
+        self._thread = threading.Thread(target=self._run, name=f"lease-{job_id}", daemon=True)
+
+    def _run(self) -> None:
+        period = max(0.25, self.store.lease_s / 4)
+        while not self._stop.wait(period):
+            try:
+                if not self.store.renew(self.job_id, self.token):
+                    self.lost = True
+            except Exception:  # Redis blip: try again next period
+                log.warning("lease renewal failed for %s", self.job_id, exc_info=True)
+
+    def __enter__(self) -> _Lease:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+@dataclass
+class JobRuntime:
+    settings: Settings
+    jobs: JobStore
+    blobs: BlobService
+    store: ObjectStore
+    hostname: str
+    make_executor: Callable[[str, dict[str, Any]], Any] | None = None
+
+    def execute(self, job_id: str) -> str:
+        """Run ``job_id`` once if it should run; return what happened (for logs/tests)."""
+        code, attempts, token = self.jobs.start(
+            job_id, worker=self.hostname, max_attempts=self.settings.max_attempts
+        )
+        if code in ("missing", "finished", "busy"):
+            log.info("job %s not run: %s", job_id, code)
+            return code
+        if code == "cancelled":
+            self.jobs.mark_cancelled(job_id)
+            return code
+        if code == "exhausted":
+            self.jobs.fail(
+                job_id, "worker_lost",
+                f"The job's worker died in each of its {attempts} runs "
+                f"(LANDSCOPE_MAX_ATTEMPTS={self.settings.max_attempts}); the job may exhaust "
+                "the worker's memory or crash its process.",
+            )
+            return "failed"
+        with _Lease(self.jobs, job_id, token):
+            return self._run(job_id, attempts)
+
+    # ------------------------------------------------------------------ internals
+    def _run(self, job_id: str, attempts: int) -> str:
+        from ..diagnostics import Cancelled, Monitor, RunContext
+
+        doc = self.jobs.doc(job_id)
+        if doc is None:
+            return "missing"
+        tenant, req = doc["tenant"], doc["request"]
+        self.jobs.progress(job_id, "starting", 0.0, f"attempt {attempts} on {self.hostname}")
+
+        def progress(stage: str, fraction: float, message: str) -> None:
+            self.jobs.progress(job_id, stage, fraction, message)
+
+        def should_cancel() -> bool:
+            return self.jobs.cancel_requested(job_id)
+
+        monitor = Monitor(progress=progress, should_cancel=should_cancel, min_interval=0.25)
+        try:
+            output = self._compute(job_id, tenant, req, monitor, RunContext)
+            artifacts = self._store_artifacts(job_id, output.artifacts)
+            result = json.loads(json.dumps(output.result, allow_nan=False))
+        except Cancelled:
+            self.jobs.mark_cancelled(job_id)
+            return "cancelled"
+        except UserFacingError as e:
+            self.jobs.fail(job_id, e.code, str(e))
+            return "failed"
+        except BaseException as e:
+            code, message = classify_failure(e)
+            if code is None:
+                raise
+            log.error("job %s failed: %s\n%s", job_id, message, traceback.format_exc())
+            self.jobs.fail(job_id, code, message)
+            return "failed"
+        if not self.jobs.succeed(job_id, result, artifacts):
+            # cancelled (or re-run) meanwhile: the first writer wins
+            return self.jobs.status(job_id) or "missing"
+        return "succeeded"
+
+    def _compute(self, job_id: str, tenant: str, req: dict[str, Any], monitor: Any,
+                 run_context: Any) -> Any:
+        from .problem_factory import build_for_request
+
+        problem, load_params = build_for_request(self, tenant, req)
+        spec = kinds()[req.get("kind", "")] if "kind" in req else None
+        if spec is None:
+            raise UserFacingError("unknown_kind", f"Unknown kind {req.get('kind')!r}.")
+        runner = load_runner(spec)
+        executor = None
+        if self.make_executor is not None:
+            executor = self.make_executor(job_id, req)
+        ctx = run_context(monitor=monitor, seed=int(req.get("seed", 0)), load_params=load_params)
+        if executor is not None:
+            ctx.executor = executor
+        monitor.report("running", 0.0, spec.name, force=True)
+        return runner(problem, req["options"], ctx)
+
+    def _store_artifacts(self, job_id: str, artifacts: list[Any]) -> list[dict[str, Any]]:
+        out = []
+        for art in artifacts:
+            self.store.put(artifact_key(job_id, art.name), art.data,
+                           ttl_s=self.settings.result_ttl_s)
+            out.append({"name": art.name, "media_type": art.media_type, "size": len(art.data),
+                        "sha256": hashlib.sha256(art.data).hexdigest()})
+        return out
+
+
+def classify_failure(e: BaseException) -> tuple[str | None, str]:
+    """Map an exception from a run to an error code and a message for the caller."""
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    if isinstance(e, SoftTimeLimitExceeded):
+        return "time_limit", "The job exceeded its time limit (LANDSCOPE_SOFT_TIME_LIMIT_S)."
+    name = type(e).__name__
+    if name == "OutOfMemoryError" or "out of memory" in str(e).lower():
+        return "out_of_memory", (
+            f"The device ran out of memory: {e}. Use a smaller batch_size, float32, or a "
+            "smaller model; the worker survived and took the next job."
+        )
+    if isinstance(e, FloatingPointError):
+        return "numerical_error", str(e)
+    if isinstance(e, ValueError) and "Out of range float values are not JSON" in str(e):
+        return "invalid_result", "The computation produced NaN or infinity."
+    if isinstance(e, (KeyboardInterrupt, SystemExit)):
+        return None, ""
+    if isinstance(e, Exception):
+        return "internal_error", f"{name}: {e}"
+    return None, ""
