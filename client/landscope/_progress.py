@@ -1,0 +1,170 @@
+"""Progress display for ``Jobs.wait``: a tqdm bar when tqdm is importable, else a line."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Callable
+from typing import Any, Protocol, TextIO
+
+from landscope.types import Job
+
+__all__ = ["LineProgress", "NullProgress", "ProgressReporter", "TqdmProgress", "make_reporter"]
+
+ProgressCallback = Callable[[Job], None]
+
+
+class ProgressReporter(Protocol):
+    """Receives every job state ``wait`` sees, then ``close()`` once."""
+
+    def update(self, job: Job) -> None:
+        """Show the job's latest state."""
+        ...
+
+    def close(self) -> None:
+        """Finish the display."""
+        ...
+
+
+class NullProgress:
+    """Shows nothing."""
+
+    def update(self, job: Job) -> None:
+        """Ignore the update."""
+
+    def close(self) -> None:
+        """Nothing to finish."""
+
+
+class CallbackProgress:
+    """Calls a user function with each job state.
+
+    Args:
+        callback: called with each :class:`~landscope.Job` seen.
+    """
+
+    def __init__(self, callback: ProgressCallback) -> None:
+        self._callback = callback
+
+    def update(self, job: Job) -> None:
+        """Call the callback."""
+        self._callback(job)
+
+    def close(self) -> None:
+        """Nothing to finish."""
+
+
+def _describe(job: Job) -> str:
+    text = f"{job.status}"
+    if job.progress.stage and job.progress.stage != job.status:
+        text += f" {job.progress.stage}"
+    if job.progress.message:
+        text += f": {job.progress.message}"
+    return text
+
+
+def _percent(job: Job) -> float:
+    if job.status == "succeeded":
+        return 100.0
+    return max(0.0, min(1.0, job.progress.fraction)) * 100.0
+
+
+class LineProgress:
+    """A one-line bar redrawn with a carriage return (a new line per stage off a TTY).
+
+    Args:
+        stream: where to write (standard error by default).
+        width: characters of the bar.
+    """
+
+    def __init__(self, stream: TextIO | None = None, width: int = 24) -> None:
+        self._stream = stream if stream is not None else sys.stderr
+        self._width = width
+        self._tty = bool(getattr(self._stream, "isatty", lambda: False)())
+        self._last_len = 0
+        self._last_key: tuple[str, str] | None = None
+        self._drawn = False
+
+    def update(self, job: Job) -> None:
+        """Redraw the line for this state."""
+        percent = _percent(job)
+        filled = round(self._width * percent / 100.0)
+        bar = "#" * filled + "." * (self._width - filled)
+        line = f"{job.id} [{bar}] {percent:5.1f}% {_describe(job)}"
+        if self._tty:
+            pad = " " * max(0, self._last_len - len(line))
+            self._stream.write(f"\r{line}{pad}")
+            self._last_len = len(line)
+            self._drawn = True
+        else:
+            key = (job.status, job.progress.stage)
+            if key == self._last_key:
+                return
+            self._last_key = key
+            self._stream.write(line + "\n")
+        self._stream.flush()
+
+    def close(self) -> None:
+        """End the line."""
+        if self._tty and self._drawn:
+            self._stream.write("\n")
+            self._stream.flush()
+
+
+class TqdmProgress:
+    """A tqdm bar of percent complete, with the stage and message as postfix.
+
+    Args:
+        tqdm_class: the ``tqdm.tqdm`` class.
+        stream: where to write (standard error by default).
+    """
+
+    def __init__(self, tqdm_class: Any, stream: TextIO | None = None) -> None:
+        self._tqdm_class = tqdm_class
+        self._stream = stream if stream is not None else sys.stderr
+        self._bar: Any = None
+
+    def update(self, job: Job) -> None:
+        """Move the bar to the job's fraction."""
+        if self._bar is None:
+            self._bar = self._tqdm_class(
+                total=100.0,
+                desc=job.id,
+                file=self._stream,
+                bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}{postfix}",
+                leave=True,
+            )
+        self._bar.n = round(_percent(job), 1)
+        self._bar.set_postfix_str(_describe(job), refresh=False)
+        self._bar.refresh()
+
+    def close(self) -> None:
+        """Close the bar."""
+        if self._bar is not None:
+            self._bar.close()
+
+
+def make_reporter(
+    progress: bool | ProgressCallback, stream: TextIO | None = None
+) -> ProgressReporter:
+    """Pick the progress display for ``wait(progress=...)``.
+
+    Args:
+        progress: ``False`` for none, ``True`` for a bar on standard error (tqdm if
+            installed, else a plain line), or a function called with each job state.
+        stream: where a bar is drawn (standard error by default).
+
+    Returns:
+        The reporter.
+    """
+    if progress is False:
+        return NullProgress()
+    if progress is True:
+        try:
+            tqdm_module = importlib.import_module("tqdm")
+        except ImportError:
+            return LineProgress(stream)
+        return TqdmProgress(tqdm_module.tqdm, stream)
+    if callable(progress):
+        return CallbackProgress(progress)
+    raise TypeError(f"progress must be a bool or a callable, got {type(progress).__name__}.")
