@@ -43,9 +43,20 @@ FINISHED = ("succeeded", "failed", "cancelled")
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
+_last_id = [0, 0]
+
+
 def new_job_id() -> str:
-    """``job_`` + 26 Crockford base-32 characters: 48 bits of ms time, 80 random bits."""
-    value = (int(time.time() * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
+    """``job_`` + 26 Crockford base-32 characters: 48 bits of ms time, 80 random bits.
+
+    Monotonic within a process (a ULID): ids made in the same millisecond increase.
+    """
+    ms = int(time.time() * 1000)
+    rand = int.from_bytes(os.urandom(10), "big")
+    if ms <= _last_id[0]:
+        ms, rand = _last_id[0], (_last_id[1] + 1) % (1 << 80)
+    _last_id[:] = [ms, rand]
+    value = (ms << 80) | rand
     chars = []
     for _ in range(26):
         chars.append(_CROCKFORD[value & 31])

@@ -1,0 +1,142 @@
+"""The Redis job store: transitions, idempotency rules, leases and the reaper."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from landscope_service.jobs.reaper import reap
+from landscope_service.jobs.store import (
+    IdempotencyConflict,
+    IdempotencyInProgress,
+    JobStore,
+    new_job_id,
+)
+
+
+@pytest.fixture()
+def store(redis_client) -> JobStore:  # type: ignore[no-untyped-def]
+    return JobStore(redis_client, lease_s=1.0)
+
+
+def _create(store: JobStore, key: str | None = None, request: dict | None = None,
+            tenant: str = "a") -> tuple[dict, bool]:
+    return store.create(tenant=tenant, kind="evaluate", request=request or {"x": 1},
+                        metadata={"run": "r1"}, queue="cpu", idempotency_key=key)
+
+
+def test_ids_are_unique_and_time_ordered() -> None:
+    ids = [new_job_id() for _ in range(200)]
+    assert len(set(ids)) == 200
+    assert all(len(i) == 30 and i.startswith("job_") for i in ids)
+
+
+def test_create_get_and_tenant_isolation(store: JobStore) -> None:
+    job, created = _create(store)
+    assert created and job["status"] == "queued" and job["attempts"] == 0
+    assert job["expires_at"] and job["created_at"].endswith("Z")
+    assert store.get(job["id"], tenant="a")["id"] == job["id"]
+    assert store.get(job["id"], tenant="b") is None
+    assert store.get("job_unknown", tenant="a") is None
+
+
+def test_idempotency_same_request_returns_first_job(store: JobStore) -> None:
+    first, created = _create(store, key="k1", request={"a": 1, "b": 2})
+    again, created2 = _create(store, key="k1", request={"b": 2, "a": 1})  # key order ignored
+    assert created and not created2 and again["id"] == first["id"]
+
+
+def test_idempotency_different_request_conflicts(store: JobStore) -> None:
+    _create(store, key="k1", request={"a": 1})
+    with pytest.raises(IdempotencyConflict):
+        _create(store, key="k1", request={"a": 2})
+
+
+def test_idempotency_in_progress(store: JobStore) -> None:
+    import hashlib
+    import json
+
+    from landscope_service.jobs.store import fingerprint
+
+    digest = hashlib.sha256(b"k2").hexdigest()
+    store.client.set(f"ls:idem:a:{digest}",
+                     json.dumps({"fingerprint": fingerprint({"a": 1}), "job_id": None}))
+    with pytest.raises(IdempotencyInProgress):
+        _create(store, key="k2", request={"a": 1})
+
+
+def test_idempotency_keys_are_per_tenant(store: JobStore) -> None:
+    a, _ = _create(store, key="k", tenant="a")
+    b, created = _create(store, key="k", tenant="b", request={"other": True})
+    assert created and a["id"] != b["id"]
+
+
+def test_start_succeed_and_duplicate_delivery(store: JobStore) -> None:
+    job, _ = _create(store)
+    code, attempts, token = store.start(job["id"], worker="w1", max_attempts=3)
+    assert (code, attempts) == ("started", 1)
+    assert store.start(job["id"], worker="w2", max_attempts=3)[0] == "busy"
+    assert store.succeed(job["id"], {"loss": 1.0}, [])
+    assert store.start(job["id"], worker="w2", max_attempts=3)[0] == "finished"
+    got = store.get(job["id"])
+    assert got["status"] == "succeeded" and got["result"] == {"loss": 1.0}
+    assert got["finished_at"] is not None and store.client.ttl(f"ls:job:{job['id']}") > 0
+
+
+def test_cancel_queued_job_never_starts(store: JobStore) -> None:
+    job, _ = _create(store)
+    assert store.request_cancel(job["id"]) == "cancelled"
+    assert store.start(job["id"], worker="w", max_attempts=3)[0] == "finished"
+
+
+def test_cancel_running_job_sets_flag(store: JobStore) -> None:
+    job, _ = _create(store)
+    store.start(job["id"], worker="w", max_attempts=3)
+    assert store.request_cancel(job["id"]) == "running"
+    assert store.cancel_requested(job["id"])
+    assert store.get(job["id"])["cancel_requested"] is True
+
+
+def test_lost_lease_is_requeued_then_failed_after_max_attempts(store: JobStore) -> None:
+    job, _ = _create(store)
+    sent: list[str] = []
+    for attempt in (1, 2):
+        code, n, _ = store.start(job["id"], worker="w", max_attempts=2)
+        assert (code, n) == ("started", attempt)
+        store.client.delete(f"ls:lease:{job['id']}")  # the worker died: its lease lapses
+        actions = reap(store, lambda jid, q: sent.append(jid), max_attempts=2)
+        assert actions == [(job["id"], "requeued" if attempt == 1 else "failed")]
+    final = store.get(job["id"])
+    assert final["status"] == "failed" and final["error"]["code"] == "worker_lost"
+    assert sent == [job["id"]]
+
+
+def test_live_lease_is_not_reaped(store: JobStore) -> None:
+    job, _ = _create(store)
+    _, _, token = store.start(job["id"], worker="w", max_attempts=3)
+    assert store.renew(job["id"], token)
+    assert reap(store, lambda jid, q: None, max_attempts=3) == []
+    time.sleep(1.2)  # lease_s = 1
+    assert [a for _, a in reap(store, lambda jid, q: None, max_attempts=3)] == ["requeued"]
+
+
+def test_list_filters_and_pagination(store: JobStore) -> None:
+    ids = []
+    for i in range(7):
+        job, _ = store.create(tenant="a", kind="evaluate" if i % 2 else "other",
+                              request={"i": i}, metadata={"run": f"r{i % 3}"}, queue="cpu")
+        ids.append(job["id"])
+    _create(store, tenant="b")
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page, cursor = store.list(tenant="a", limit=3, cursor=cursor)
+        seen += [j["id"] for j in page]
+        if cursor is None or len(page) < 3:
+            break
+    assert seen == list(reversed(ids))
+    evaluate, _ = store.list(tenant="a", kind="evaluate", limit=50)
+    assert [j["id"] for j in evaluate] == [ids[i] for i in (5, 3, 1)]
+    r1, _ = store.list(tenant="a", metadata={"run": "r1"}, limit=50)
+    assert [j["id"] for j in r1] == [ids[i] for i in (4, 1)]
