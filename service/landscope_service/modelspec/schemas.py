@@ -1,0 +1,517 @@
+"""marshmallow schemas of a job request's ``model`` and ``data`` (no torch).
+
+Every schema rejects unknown fields; integers are strict (``3.0`` and ``"3"`` are not
+integers); booleans accept only JSON ``true``/``false``; numbers reject NaN and
+infinity. Errors are nested like the request, e.g.
+``{"architecture": {"hidden": {1: ["Must be >= 1."]}}}``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from marshmallow import (
+    RAISE,
+    Schema,
+    ValidationError,
+    fields,
+    post_load,
+    validate,
+    validates_schema,
+)
+
+from .shapes import ACTIVATIONS, LIMITS, SpecError, analyze
+
+__all__ = [
+    "BLOB_ID_PATTERN",
+    "INLINE_MAX_NUMBERS",
+    "SYNTHETIC_MAX_SAMPLES",
+    "SYNTHETIC_NAMES",
+    "ArchitectureSchema",
+    "DataSchema",
+    "InlineDataSchema",
+    "LayerSchema",
+    "MLPSchema",
+    "ModelSchema",
+    "SequentialSchema",
+    "SyntheticSchema",
+]
+
+BLOB_ID_PATTERN = r"^sha256:[0-9a-f]{64}$"
+INLINE_MAX_NUMBERS = 100_000
+SYNTHETIC_MAX_SAMPLES = 1_000_000
+SYNTHETIC_NAMES: tuple[str, ...] = (
+    "teacher_student",
+    "gaussian_classes",
+    "linear_regression",
+    "two_moons",
+    "circles",
+)
+_MAX_SEED = 2**63 - 1
+
+
+def _range(lo: int | float | None = None, hi: int | float | None = None) -> validate.Range:
+    if lo is not None and hi is not None:
+        msg = "Must be between {min} and {max}."
+    elif lo is not None:
+        msg = "Must be >= {min}."
+    else:
+        msg = "Must be <= {max}."
+    return validate.Range(min=lo, max=hi, error=msg)
+
+
+def _int(lo: int | None = None, hi: int | None = None, **kwargs: Any) -> fields.Integer:
+    return fields.Integer(strict=True, validate=_range(lo, hi), **kwargs)
+
+
+class StrictBoolean(fields.Boolean):
+    """A boolean that accepts only JSON ``true`` and ``false`` (not 1, 0 or strings)."""
+
+    default_error_messages: ClassVar[dict[str, str]] = {  # type: ignore[misc]
+        "invalid": "Not a valid boolean: use true or false."
+    }
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value
+
+
+class StrictFloat(fields.Float):
+    """A finite JSON number; strings and booleans are rejected."""
+
+    default_error_messages: ClassVar[dict[str, str]] = {  # type: ignore[misc]
+        "invalid": "Not a valid number.",
+        "special": "Must be a finite number (not NaN or infinity).",
+    }
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(allow_nan=False, **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.make_error("invalid")
+        out = super()._deserialize(value, attr, data, **kwargs)
+        return float(out) if out is not None else math.nan
+
+
+class IntOrPair(fields.Field):
+    """A positive (or non-negative) integer, or a list of two; loads as ``[a, b]``."""
+
+    def __init__(self, *, minimum: int, maximum: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.minimum = minimum
+        self.maximum = maximum
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[int]:
+        items = value if isinstance(value, list) else [value]
+        if isinstance(value, list) and len(value) != 2:
+            raise ValidationError("Must be an integer or a list of two integers.")
+        for item in items:
+            if isinstance(item, bool) or not isinstance(item, int):
+                raise ValidationError("Must be an integer or a list of two integers.")
+            if not self.minimum <= item <= self.maximum:
+                raise ValidationError(f"Must be between {self.minimum} and {self.maximum}.")
+        return [items[0], items[-1]]
+
+
+class _StrictSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+# ---------------------------------------------------------------------------- polymorphism
+class _Polymorphic(_StrictSchema):
+    """Dispatches ``load`` on the ``"type"`` field to one schema per type.
+
+    Works on its own (``ArchitectureSchema().load(...)``) and inside
+    ``fields.Nested(ArchitectureSchema)``.
+    """
+
+    types: ClassVar[dict[str, type[Schema]]] = {}
+    what: ClassVar[str] = "object"
+
+    type = fields.String(required=True)
+
+    def load(  # type: ignore[override]
+        self,
+        data: Any,
+        *,
+        many: bool | None = None,
+        partial: Any = None,
+        unknown: Any = None,
+    ) -> Any:
+        if many or (many is None and self.many):
+            if not isinstance(data, list):
+                raise ValidationError([f"Must be a list of {self.what} objects."])
+            out, errors = [], {}
+            for i, item in enumerate(data):
+                try:
+                    out.append(self._load_one(item, partial))
+                except ValidationError as e:
+                    errors[i] = e.messages
+            if errors:
+                raise ValidationError(errors)
+            return out
+        return self._load_one(data, partial)
+
+    def _load_one(self, data: Any, partial: Any) -> Any:
+        if not isinstance(data, Mapping):
+            raise ValidationError({"_schema": [f"Must be a JSON object ({self.what})."]})
+        kind = data.get("type")
+        if kind is None:
+            raise ValidationError(
+                {"type": [f"Missing data for required field: one of {sorted(self.types)}."]}
+            )
+        schema_cls = self.types.get(kind) if isinstance(kind, str) else None
+        if schema_cls is None:
+            raise ValidationError(
+                {"type": [f"Unknown {self.what} type {kind!r}: use one of {sorted(self.types)}."]}
+            )
+        return schema_cls().load(data, partial=partial)
+
+
+class _NoOptions(_StrictSchema):
+    type = fields.String(required=True)
+
+
+class _LeakyReLUSchema(_StrictSchema):
+    type = fields.String(required=True)
+    negative_slope = StrictFloat(load_default=0.01, validate=_range(0.0, 1.0))
+
+
+class _LinearSchema(_StrictSchema):
+    type = fields.String(required=True)
+    out_features = _int(1, LIMITS["max_width"], required=True)
+    bias = StrictBoolean(load_default=True)
+
+
+class _Conv2dSchema(_StrictSchema):
+    type = fields.String(required=True)
+    out_channels = _int(1, LIMITS["max_width"], required=True)
+    kernel_size = IntOrPair(minimum=1, maximum=LIMITS["max_kernel"], required=True)
+    stride = IntOrPair(minimum=1, maximum=LIMITS["max_kernel"], load_default=[1, 1])
+    padding = IntOrPair(minimum=0, maximum=LIMITS["max_kernel"], load_default=[0, 0])
+    bias = StrictBoolean(load_default=True)
+
+
+class _PoolSchema(_StrictSchema):
+    type = fields.String(required=True)
+    kernel_size = IntOrPair(minimum=1, maximum=LIMITS["max_kernel"], required=True)
+    stride = IntOrPair(minimum=1, maximum=LIMITS["max_kernel"], load_default=None)
+    padding = IntOrPair(minimum=0, maximum=LIMITS["max_kernel"], load_default=[0, 0])
+
+    @post_load
+    def _default_stride(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        if data.get("stride") is None:
+            data["stride"] = list(data["kernel_size"])
+        return data
+
+
+class LayerSchema(_Polymorphic):
+    """One layer of a ``sequential`` architecture, by ``type``.
+
+    Types: ``linear`` {out_features, bias=true}; ``conv2d`` {out_channels, kernel_size,
+    stride=1, padding=0, bias=true}; ``maxpool2d`` / ``avgpool2d`` {kernel_size,
+    stride=kernel_size, padding=0}; ``flatten``; ``batchnorm`` (BatchNorm1d on a flat
+    input, BatchNorm2d on (C, H, W)); ``layernorm`` (over the whole sample shape);
+    ``residual`` {layers}; and the activations (``leaky_relu`` takes
+    ``negative_slope=0.01``).
+    """
+
+    what: ClassVar[str] = "layer"
+    types: ClassVar[dict[str, type[Schema]]] = {}
+
+
+class _ResidualSchema(_StrictSchema):
+    type = fields.String(required=True)
+    layers = fields.List(fields.Nested(LayerSchema), required=True, validate=validate.Length(min=1))
+
+
+LayerSchema.types = {
+    "linear": _LinearSchema,
+    "conv2d": _Conv2dSchema,
+    "maxpool2d": _PoolSchema,
+    "avgpool2d": _PoolSchema,
+    "flatten": _NoOptions,
+    "batchnorm": _NoOptions,
+    "layernorm": _NoOptions,
+    "residual": _ResidualSchema,
+    **{a: (_LeakyReLUSchema if a == "leaky_relu" else _NoOptions) for a in ACTIVATIONS},
+}
+
+
+def _check_fits(data: dict[str, Any]) -> None:
+    try:
+        analyze(data)
+    except SpecError as e:
+        raise ValidationError(e.as_messages()) from e
+
+
+class MLPSchema(_StrictSchema):
+    """``{"type": "mlp", "input_dim", "hidden", "output_dim", "activation", "bias",
+    "residual", "batchnorm"}``: Linear layers with one activation between them."""
+
+    type = fields.String(required=True, validate=validate.Equal("mlp"))
+    input_dim = _int(1, LIMITS["max_width"], required=True)
+    hidden = fields.List(
+        _int(1, LIMITS["max_width"]),
+        load_default=list,
+        validate=validate.Length(
+            max=LIMITS["max_hidden_layers"],
+            error=f"At most {LIMITS['max_hidden_layers']} hidden layers.",
+        ),
+    )
+    output_dim = _int(1, LIMITS["max_width"], required=True)
+    activation = fields.String(
+        load_default="tanh",
+        validate=validate.OneOf(ACTIVATIONS, error="Must be one of: {choices}."),
+    )
+    bias = StrictBoolean(load_default=True)
+    residual = StrictBoolean(load_default=False)
+    batchnorm = StrictBoolean(load_default=False)
+
+    @validates_schema(skip_on_field_errors=True)
+    def _fits(self, data: dict[str, Any], **kwargs: Any) -> None:
+        _check_fits(data)
+
+
+class SequentialSchema(_StrictSchema):
+    """``{"type": "sequential", "input_shape": [...], "layers": [...]}``.
+
+    ``input_shape`` is one sample's shape: ``[features]`` or ``[channels, height, width]``.
+    """
+
+    type = fields.String(required=True, validate=validate.Equal("sequential"))
+    input_shape = fields.List(
+        _int(1, LIMITS["max_width"]),
+        required=True,
+        validate=validate.Length(
+            min=1, max=3, error="Must be [features] or [channels, height, width]."
+        ),
+    )
+    layers = fields.List(
+        fields.Nested(LayerSchema),
+        required=True,
+        validate=validate.Length(min=1, max=LIMITS["max_layers"]),
+    )
+
+    @validates_schema(skip_on_field_errors=True)
+    def _fits(self, data: dict[str, Any], **kwargs: Any) -> None:
+        shape = data["input_shape"]
+        if len(shape) == 2:
+            raise ValidationError(
+                {"input_shape": ["Must be [features] or [channels, height, width]."]}
+            )
+        if math.prod(shape) > LIMITS["max_input_numel"]:
+            raise ValidationError(
+                {"input_shape": [f"At most {LIMITS['max_input_numel']} values per sample."]}
+            )
+        _check_fits(data)
+
+
+class ArchitectureSchema(_Polymorphic):
+    """An architecture, ``mlp`` or ``sequential`` by its ``type``."""
+
+    what: ClassVar[str] = "architecture"
+    types: ClassVar[dict[str, type[Schema]]] = {"mlp": MLPSchema, "sequential": SequentialSchema}
+
+
+# ---------------------------------------------------------------------------- model
+class ModelSchema(_StrictSchema):
+    """``{"architecture": ..., "weights": "sha256:..."}`` or ``{..., "init_seed": 0}``.
+
+    Neither ``weights`` nor ``init_seed`` means ``init_seed: 0``; both is an error.
+    """
+
+    architecture = fields.Nested(ArchitectureSchema, required=True)
+    weights = fields.String(
+        validate=validate.Regexp(
+            BLOB_ID_PATTERN, error="Must be a blob id 'sha256:<64 lowercase hex digits>'."
+        )
+    )
+    init_seed = _int(0, _MAX_SEED)
+
+    @validates_schema(skip_on_field_errors=True)
+    def _one_source(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if "weights" in data and "init_seed" in data:
+            msg = "Give either weights or init_seed, not both."
+            raise ValidationError({"weights": [msg], "init_seed": [msg]})
+
+    @post_load
+    def _default_seed(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        if "weights" not in data and "init_seed" not in data:
+            data["init_seed"] = 0
+        return data
+
+
+# ---------------------------------------------------------------------------- data
+def _walk_numbers(value: Any, path: list[int], count: list[int]) -> tuple[int, ...]:
+    """Shape of a rectangular nested list of finite numbers; raises with the position."""
+    if isinstance(value, list):
+        if not value:
+            where = "".join(f"[{i}]" for i in path) or "the array"
+            raise ValidationError(f"Empty list at {where}: every row needs values.")
+        first: tuple[int, ...] | None = None
+        for i, item in enumerate(value):
+            shape = _walk_numbers(item, [*path, i], count)
+            if first is None:
+                first = shape
+            elif shape != first:
+                where = "".join(f"[{j}]" for j in [*path, i])
+                raise ValidationError(
+                    f"Ragged array: {where} has shape {shape}, earlier rows have {first}."
+                )
+        return (len(value), *(first or ()))
+    where = "".join(f"[{i}]" for i in path) or "the value"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValidationError(f"Value at {where} is {value!r}, not a number.")
+    count[0] += 1
+    if count[0] > INLINE_MAX_NUMBERS:
+        raise ValidationError(
+            f"Inline data holds at most {INLINE_MAX_NUMBERS} numbers; upload larger data "
+            f"as a blob (POST /v1/blobs) and use {{'blob': ..., 'format': ...}}."
+        )
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValidationError(f"Value at {where} is {value}; all values must be finite.")
+    return ()
+
+
+class NumberArray(fields.Field):
+    """A rectangular nested JSON list of finite numbers (at least one row)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if not isinstance(value, list):
+            raise ValidationError("Must be a list of rows (a nested list of numbers).")
+        _walk_numbers(value, [], [0])
+        return value
+
+
+def _numel(value: Any) -> int:
+    n = 1
+    while isinstance(value, list):
+        n *= len(value)
+        value = value[0]
+    return n
+
+
+class InlineDataSchema(_StrictSchema):
+    """``{"x": [[...], ...], "y": [[...], ...] | [int, ...]}``, at most 100,000 numbers."""
+
+    x = NumberArray(required=True)
+    y = NumberArray(required=True)
+
+    @validates_schema(skip_on_field_errors=True)
+    def _total(self, data: dict[str, Any], **kwargs: Any) -> None:
+        total = _numel(data["x"]) + _numel(data["y"])
+        if total > INLINE_MAX_NUMBERS:
+            raise ValidationError(
+                {
+                    "_schema": [
+                        f"Inline data holds at most {INLINE_MAX_NUMBERS} numbers (x and y "
+                        f"together), got {total}; upload larger data as a blob "
+                        f"(POST /v1/blobs) and use {{'blob': ..., 'format': ...}}."
+                    ]
+                }
+            )
+
+
+_SYNTH_OPTIONS: dict[str, dict[str, Any]] = {
+    "teacher_student": {"noise": 0.0, "teacher_hidden": [32], "teacher_activation": "tanh"},
+    "gaussian_classes": {"noise": 1.0, "separation": 3.0},
+    "linear_regression": {"noise": 0.0},
+    "two_moons": {"noise": 0.1},
+    "circles": {"noise": 0.05, "factor": 0.5},
+}
+
+
+class SyntheticSchema(_StrictSchema):
+    """A named generator: ``{"name", "num_samples"=128, "seed"=0, ...options}``.
+
+    Options (defaults in brackets) by generator:
+
+    * ``teacher_student``: ``noise`` [0.0] (std of Gaussian noise on targets),
+      ``teacher_hidden`` [[32]], ``teacher_activation`` ["tanh"].
+    * ``gaussian_classes``: ``noise`` [1.0] (std of each class), ``separation`` [3.0].
+    * ``linear_regression``: ``noise`` [0.0].
+    * ``two_moons``: ``noise`` [0.1] (std on inputs).
+    * ``circles``: ``noise`` [0.05], ``factor`` [0.5] (inner radius / outer radius).
+    """
+
+    name = fields.String(
+        required=True,
+        validate=validate.OneOf(SYNTHETIC_NAMES, error="Must be one of: {choices}."),
+    )
+    num_samples = _int(1, SYNTHETIC_MAX_SAMPLES, load_default=128)
+    seed = _int(0, _MAX_SEED, load_default=0)
+    noise = StrictFloat(validate=_range(0.0, 1e6))
+    teacher_hidden = fields.List(
+        _int(1, 4096), validate=validate.Length(max=8, error="At most 8 teacher layers.")
+    )
+    teacher_activation = fields.String(
+        validate=validate.OneOf(ACTIVATIONS, error="Must be one of: {choices}.")
+    )
+    separation = StrictFloat(validate=_range(0.0, 1e6))
+    factor = StrictFloat(
+        validate=validate.Range(
+            0.0,
+            1.0,
+            min_inclusive=False,
+            max_inclusive=False,
+            error="Must be strictly between 0 and 1.",
+        )
+    )
+
+    @validates_schema(skip_on_field_errors=True)
+    def _options_apply(self, data: dict[str, Any], **kwargs: Any) -> None:
+        allowed = _SYNTH_OPTIONS[data["name"]]
+        errors = {
+            key: [f"Does not apply to {data['name']}; its options are {sorted(allowed)}."]
+            for key in data
+            if key not in ("name", "num_samples", "seed") and key not in allowed
+        }
+        if errors:
+            raise ValidationError(errors)
+
+    @post_load
+    def _defaults(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        for key, default in _SYNTH_OPTIONS[data["name"]].items():
+            data.setdefault(key, list(default) if isinstance(default, list) else default)
+        return data
+
+
+class DataSchema(_StrictSchema):
+    """Exactly one of ``inline``, ``blob`` (with ``format``) or ``synthetic``.
+
+    Blob formats: ``npz`` and ``safetensors`` hold arrays named ``x`` and ``y``; ``csv``
+    has a header row with columns ``x0, x1, ...`` and ``y0, y1, ...`` (or one ``y``
+    column of class labels); see docs/modelspec.md.
+    """
+
+    inline = fields.Nested(InlineDataSchema)
+    blob = fields.String(
+        validate=validate.Regexp(
+            BLOB_ID_PATTERN, error="Must be a blob id 'sha256:<64 lowercase hex digits>'."
+        )
+    )
+    format = fields.String(
+        validate=validate.OneOf(("npz", "safetensors", "csv"), error="Must be one of: {choices}.")
+    )
+    synthetic = fields.Nested(SyntheticSchema)
+
+    @validates_schema(skip_on_field_errors=True)
+    def _one_source(self, data: dict[str, Any], **kwargs: Any) -> None:
+        given = [k for k in ("inline", "blob", "synthetic") if k in data]
+        if not given:
+            raise ValidationError(
+                {"_schema": ["Give exactly one of inline, blob (with format) or synthetic."]}
+            )
+        if len(given) > 1:
+            msg = f"Give exactly one of inline, blob or synthetic; got {', '.join(given)}."
+            raise ValidationError({k: [msg] for k in given})
+        if "blob" in data and "format" not in data:
+            raise ValidationError({"format": ["Required with blob: one of npz, safetensors, csv."]})
+        if "format" in data and "blob" not in data:
+            raise ValidationError({"format": ["Only applies to blob data."]})

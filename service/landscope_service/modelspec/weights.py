@@ -1,0 +1,611 @@
+"""Weights files: inspection and checks without torch, loading with torch in the worker.
+
+Two formats are accepted, told apart by their first bytes:
+
+* **safetensors**: an 8-byte little-endian header length, a JSON header
+  ``{name: {"dtype", "shape", "data_offsets"}}``, then raw little-endian data. Read here
+  by parsing the header; values are checked with numpy.
+* **PyTorch** ``torch.save(model.state_dict(), f)`` (the zip format of torch >= 1.6).
+  The pickle inside (``archive/data.pkl``) is **never unpickled** at submit time: a small
+  symbolic interpreter walks its opcodes with :func:`pickletools.genops` and accepts only
+  what a state_dict contains (an ``OrderedDict`` of ``torch._utils._rebuild_tensor_v2``
+  calls on typed storages). Any other global (``os.system``, ``builtins.eval``, ...) is
+  rejected by name, and nothing is ever imported or called. The worker then reads the
+  same file with ``torch.load(..., weights_only=True)``.
+
+The legacy (pre-1.6, non-zip) ``torch.save`` format is rejected with a hint to re-save.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import pickletools
+import struct
+import zipfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["check_weights", "inspect_weights", "load_params", "load_weights"]
+
+_SAFETENSORS_DTYPES: dict[str, tuple[str, str]] = {
+    # safetensors name: (torch-style name, numpy dtype; "bits16" = bfloat16 bit pattern)
+    "F64": ("float64", "<f8"),
+    "F32": ("float32", "<f4"),
+    "F16": ("float16", "<f2"),
+    "BF16": ("bfloat16", "bits16"),
+    "I64": ("int64", "<i8"),
+    "I32": ("int32", "<i4"),
+    "I16": ("int16", "<i2"),
+    "I8": ("int8", "i1"),
+    "U8": ("uint8", "u1"),
+    "BOOL": ("bool", "?"),
+}
+_STORAGE_DTYPES: dict[str, tuple[str, str]] = {
+    "DoubleStorage": ("float64", "f8"),
+    "FloatStorage": ("float32", "f4"),
+    "HalfStorage": ("float16", "f2"),
+    "BFloat16Storage": ("bfloat16", "bits16"),
+    "LongStorage": ("int64", "i8"),
+    "IntStorage": ("int32", "i4"),
+    "ShortStorage": ("int16", "i2"),
+    "CharStorage": ("int8", "i1"),
+    "ByteStorage": ("uint8", "u1"),
+    "BoolStorage": ("bool", "?"),
+}
+_FLOAT_DTYPES = frozenset({"float64", "float32", "float16", "bfloat16"})
+_MAX_HEADER = 100_000_000
+_MAX_OPCODES = 5_000_000
+_MAX_LISTED = 8
+
+
+@dataclass(frozen=True)
+class _TensorView:
+    """Where one tensor's values lie: a flat numpy array and a strided view into it."""
+
+    shape: tuple[int, ...]
+    dtype: str
+    flat: np.ndarray  # the storage, as 1-D numpy array (bfloat16 as uint16 bits)
+    offset: int
+    strides: tuple[int, ...]
+
+    def values(self) -> np.ndarray:
+        """The tensor's elements as an array of ``shape`` (bfloat16 as uint16 bits)."""
+        if not self.shape:
+            return self.flat[self.offset : self.offset + 1].reshape(())
+        item = self.flat.itemsize
+        return np.lib.stride_tricks.as_strided(
+            self.flat[self.offset :],
+            shape=self.shape,
+            strides=tuple(s * item for s in self.strides),
+            writeable=False,
+        )
+
+    def nonfinite(self) -> int:
+        """Number of NaN or infinite values (0 for integer tensors)."""
+        if self.dtype not in _FLOAT_DTYPES or math.prod(self.shape) == 0:
+            return 0
+        v = self.values()
+        if self.dtype == "bfloat16":
+            return int(np.count_nonzero((v & 0x7F80) == 0x7F80))
+        return int(v.size - np.count_nonzero(np.isfinite(v)))
+
+
+def _fmt(shape: Iterable[int]) -> str:
+    shape = tuple(shape)
+    return f"({shape[0]},)" if len(shape) == 1 else str(shape)
+
+
+# ---------------------------------------------------------------------------- safetensors
+def _read_safetensors(data: bytes) -> dict[str, _TensorView]:
+    if len(data) < 8:
+        raise ValueError("Not a weights file: too short for safetensors or a torch zip.")
+    (n,) = struct.unpack("<Q", data[:8])
+    if n > min(len(data) - 8, _MAX_HEADER):
+        raise ValueError(
+            "Not a weights file: expected safetensors (8-byte header length + JSON header) "
+            "or a torch.save zip file."
+        )
+    try:
+        header = json.loads(data[8 : 8 + n].decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(
+            f"Not a valid safetensors file: its JSON header is unreadable ({e})."
+        ) from e
+    if not isinstance(header, dict):
+        raise ValueError("Not a valid safetensors file: the header is not a JSON object.")
+    body = memoryview(data)[8 + n :]
+    out: dict[str, _TensorView] = {}
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            st_dtype, shape, (begin, end) = entry["dtype"], entry["shape"], entry["data_offsets"]
+            shape = tuple(int(s) for s in shape)
+            begin, end = int(begin), int(end)
+        except (TypeError, KeyError, ValueError) as e:
+            raise ValueError(f"Not a valid safetensors file: bad header entry for {name!r}.") from e
+        if st_dtype not in _SAFETENSORS_DTYPES:
+            raise ValueError(
+                f"tensor {name!r} has dtype {st_dtype}, which is not supported; use float32, "
+                f"float64, float16 or bfloat16."
+            )
+        dtype, np_dtype = _SAFETENSORS_DTYPES[st_dtype]
+        np_dtype = "<u2" if np_dtype == "bits16" else np_dtype
+        item = np.dtype(np_dtype).itemsize
+        numel = math.prod(shape)
+        if (
+            any(s < 0 for s in shape)
+            or not 0 <= begin <= end <= len(body)
+            or (end - begin != numel * item)
+        ):
+            raise ValueError(
+                f"Not a valid safetensors file: tensor {name!r} has inconsistent offsets "
+                f"for shape {shape} and dtype {st_dtype}."
+            )
+        flat = np.frombuffer(body[begin:end], dtype=np_dtype)
+        out[name] = _TensorView(shape, dtype, flat, 0, _contiguous_strides(shape))
+    return out
+
+
+def _contiguous_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
+    strides: list[int] = []
+    acc = 1
+    for s in reversed(shape):
+        strides.append(acc)
+        acc *= max(s, 1)
+    return tuple(reversed(strides))
+
+
+# ---------------------------------------------------------------------------- torch zip
+@dataclass(frozen=True)
+class _Global:
+    module: str
+    name: str
+
+
+@dataclass(frozen=True)
+class _Storage:
+    dtype: str
+    np_dtype: str
+    key: str
+    numel: int
+
+
+@dataclass(frozen=True)
+class _TensorRef:
+    storage: _Storage
+    offset: int
+    shape: tuple[int, ...]
+    strides: tuple[int, ...]
+
+
+_ALLOWED_GLOBALS = {
+    ("collections", "OrderedDict"),
+    ("torch._utils", "_rebuild_tensor_v2"),
+    ("torch._utils", "_rebuild_parameter"),
+    *(("torch", name) for name in _STORAGE_DTYPES),
+}
+
+
+class _Mark:
+    pass
+
+
+_MARK = _Mark()
+
+
+def _reject_global(module: str, name: str) -> ValueError:
+    return ValueError(
+        f"The .pt file references {module}.{name}, which a state_dict of tensors never "
+        f"contains; it was not loaded. Save model.state_dict() with torch.save, or use "
+        f"safetensors."
+    )
+
+
+def _int_tuple(value: Any, what: str) -> tuple[int, ...]:
+    if not isinstance(value, tuple) or not all(
+        isinstance(v, int) and not isinstance(v, bool) for v in value
+    ):
+        raise ValueError(f"Not a valid state_dict: a tensor's {what} is not a tuple of ints.")
+    return value
+
+
+def _reduce(func: Any, args: Any) -> Any:
+    if not isinstance(func, _Global) or not isinstance(args, tuple):
+        raise ValueError("Not a valid state_dict: unexpected call in the pickle.")
+    key = (func.module, func.name)
+    if key == ("collections", "OrderedDict"):
+        if args:
+            raise ValueError("Not a valid state_dict: OrderedDict built with arguments.")
+        return {}
+    if key == ("torch._utils", "_rebuild_tensor_v2"):
+        if len(args) < 4 or not isinstance(args[0], _Storage) or not isinstance(args[1], int):
+            raise ValueError("Not a valid state_dict: malformed tensor record.")
+        return _TensorRef(
+            args[0], args[1], _int_tuple(args[2], "shape"), _int_tuple(args[3], "stride")
+        )
+    if key == ("torch._utils", "_rebuild_parameter"):
+        if not args or not isinstance(args[0], _TensorRef):
+            raise ValueError("Not a valid state_dict: malformed parameter record.")
+        return args[0]
+    raise ValueError(f"Not a valid state_dict: {func.module}.{func.name} called in the pickle.")
+
+
+def _persistent_load(pid: Any) -> _Storage:
+    if (
+        not isinstance(pid, tuple)
+        or len(pid) != 5
+        or pid[0] != "storage"
+        or not isinstance(pid[1], _Global)
+        or pid[1].module != "torch"
+        or pid[1].name not in _STORAGE_DTYPES
+        or not isinstance(pid[2], str)
+        or not isinstance(pid[4], int)
+    ):
+        raise ValueError("Not a valid state_dict: unexpected persistent record in the pickle.")
+    dtype, np_dtype = _STORAGE_DTYPES[pid[1].name]
+    return _Storage(dtype, np_dtype, pid[2], pid[4])
+
+
+def _symbolic_unpickle(pkl: bytes) -> Any:
+    """Evaluate a state_dict pickle symbolically; never imports or calls anything."""
+    stack: list[Any] = []
+    memo: dict[int, Any] = {}
+
+    def pop_mark() -> list[Any]:
+        for i in range(len(stack) - 1, -1, -1):
+            if stack[i] is _MARK:
+                items = stack[i + 1 :]
+                del stack[i:]
+                return items
+        raise ValueError("Not a valid pickle: MARK missing.")
+
+    try:
+        for count, (op, arg, _pos) in enumerate(pickletools.genops(pkl)):
+            if count > _MAX_OPCODES:
+                raise ValueError("The .pt file's pickle is too long for a state_dict.")
+            name = op.name
+            if name in ("PROTO", "FRAME"):
+                continue
+            if name == "STOP":
+                if len(stack) != 1:
+                    raise ValueError("Not a valid pickle: stack not empty at STOP.")
+                return stack[0]
+            if name in ("GLOBAL", "STACK_GLOBAL"):
+                if name == "GLOBAL":
+                    module, gname = str(arg).split(" ", 1)
+                else:
+                    gname, module = stack.pop(), stack.pop()
+                    if not isinstance(module, str) or not isinstance(gname, str):
+                        raise ValueError("Not a valid pickle: bad STACK_GLOBAL.")
+                if (module, gname) not in _ALLOWED_GLOBALS:
+                    raise _reject_global(module, gname)
+                stack.append(_Global(module, gname))
+            elif name in ("BINPUT", "LONG_BINPUT", "PUT"):
+                memo[int(arg)] = stack[-1]
+            elif name == "MEMOIZE":
+                memo[len(memo)] = stack[-1]
+            elif name in ("BINGET", "LONG_BINGET", "GET"):
+                stack.append(memo[int(arg)])
+            elif name == "MARK":
+                stack.append(_MARK)
+            elif name == "EMPTY_TUPLE":
+                stack.append(())
+            elif name == "TUPLE":
+                stack.append(tuple(pop_mark()))
+            elif name in ("TUPLE1", "TUPLE2", "TUPLE3"):
+                k = int(name[-1])
+                items = stack[-k:]
+                del stack[-k:]
+                stack.append(tuple(items))
+            elif name == "EMPTY_DICT":
+                stack.append({})
+            elif name == "DICT":
+                items = pop_mark()
+                stack.append(dict(zip(items[::2], items[1::2], strict=True)))
+            elif name == "EMPTY_LIST":
+                stack.append([])
+            elif name == "LIST":
+                stack.append(pop_mark())
+            elif name == "APPEND":
+                value = stack.pop()
+                stack[-1].append(value)
+            elif name == "APPENDS":
+                items = pop_mark()
+                stack[-1].extend(items)
+            elif name == "SETITEM":
+                value, key = stack.pop(), stack.pop()
+                _setitem(stack[-1], key, value)
+            elif name == "SETITEMS":
+                items = pop_mark()
+                for key, value in zip(items[::2], items[1::2], strict=True):
+                    _setitem(stack[-1], key, value)
+            elif name in (
+                "BININT", "BININT1", "BININT2", "INT", "LONG", "LONG1", "LONG4",
+                "BINFLOAT", "FLOAT", "BINUNICODE", "SHORT_BINUNICODE", "BINUNICODE8",
+                "UNICODE",
+            ):  # fmt: skip
+                stack.append(arg)
+            elif name == "NONE":
+                stack.append(None)
+            elif name in ("NEWTRUE", "NEWFALSE"):
+                stack.append(name == "NEWTRUE")
+            elif name == "BINPERSID":
+                stack.append(_persistent_load(stack.pop()))
+            elif name == "REDUCE":
+                args, func = stack.pop(), stack.pop()
+                stack.append(_reduce(func, args))
+            elif name == "BUILD":
+                state = stack.pop()
+                if not isinstance(stack[-1], dict) or not isinstance(state, dict):
+                    raise ValueError("Not a valid state_dict: BUILD on a non-dict object.")
+                # OrderedDict state (``_metadata``) is ignored.
+            else:
+                raise ValueError(
+                    f"The .pt file's pickle uses opcode {name}, which a state_dict never needs."
+                )
+    except (IndexError, KeyError, TypeError) as e:
+        raise ValueError(f"Not a valid state_dict pickle ({type(e).__name__}).") from e
+    raise ValueError("Not a valid pickle: no STOP opcode.")
+
+
+def _setitem(target: Any, key: Any, value: Any) -> None:
+    if not isinstance(target, dict):
+        raise ValueError("Not a valid state_dict: item set on a non-dict object.")
+    if isinstance(key, (dict, list)):
+        raise ValueError("Not a valid state_dict: unhashable key.")
+    target[key] = value
+
+
+def _read_torch_zip(data: bytes) -> dict[str, _TensorView]:
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        names = archive.namelist()
+    except (zipfile.BadZipFile, ValueError) as e:
+        raise ValueError(f"Not a valid torch.save zip file ({e}).") from e
+    pkls = [n for n in names if n.endswith("/data.pkl") and n.count("/") == 1]
+    if len(pkls) != 1:
+        raise ValueError(
+            "A zip file that is not a torch.save file (no <name>/data.pkl); save "
+            "model.state_dict() with torch.save, or use safetensors."
+        )
+    prefix = pkls[0][: -len("data.pkl")]
+    order = "little"
+    if f"{prefix}byteorder" in names:
+        order = archive.read(f"{prefix}byteorder").decode("ascii", "replace").strip()
+    root = _symbolic_unpickle(archive.read(pkls[0]))
+    if not isinstance(root, dict):
+        raise ValueError("The .pt file does not hold a dict; save model.state_dict().")
+    out: dict[str, _TensorView] = {}
+    storages: dict[str, np.ndarray] = {}
+    for name, ref in root.items():
+        if not isinstance(name, str) or not isinstance(ref, _TensorRef):
+            raise ValueError(
+                f"The .pt file holds {name!r} -> {type(ref).__name__.lstrip('_')}, not a "
+                f"tensor: it looks like a checkpoint, not a state_dict. Save "
+                f"model.state_dict() itself."
+            )
+        st = ref.storage
+        if st.key not in storages:
+            entry = f"{prefix}data/{st.key}"
+            if entry not in names:
+                raise ValueError(f"Not a valid torch.save file: storage {st.key} is missing.")
+            np_dtype = "<u2" if st.np_dtype == "bits16" else st.np_dtype
+            if np_dtype not in ("i1", "u1", "?"):
+                np_dtype = ("<" if order == "little" else ">") + np_dtype.lstrip("<")
+            raw = archive.read(entry)
+            flat = np.frombuffer(raw, dtype=np_dtype)
+            if flat.size < st.numel:
+                raise ValueError(f"Not a valid torch.save file: storage {st.key} is truncated.")
+            storages[st.key] = flat
+        flat = storages[st.key]
+        if len(ref.shape) != len(ref.strides) or any(s < 0 for s in (*ref.shape, *ref.strides)):
+            raise ValueError(f"Not a valid state_dict: tensor {name!r} has a bad shape or stride.")
+        last = ref.offset + sum(
+            (s - 1) * st_ for s, st_ in zip(ref.shape, ref.strides, strict=True)
+        )
+        if math.prod(ref.shape) > 0 and (ref.offset < 0 or last >= flat.size):
+            raise ValueError(f"Not a valid state_dict: tensor {name!r} lies outside its storage.")
+        out[name] = _TensorView(ref.shape, st.dtype, flat, ref.offset, ref.strides)
+    return out
+
+
+# ---------------------------------------------------------------------------- public API
+def _read(data: bytes) -> dict[str, _TensorView]:
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise TypeError(f"Expected the weights file as bytes, got {type(data).__name__}.")
+    data = bytes(data)
+    if data[:4] == b"PK\x03\x04":
+        return _read_torch_zip(data)
+    if data[:2] == b"\x80\x02" and data[2:3] == b"\x8a":
+        raise ValueError(
+            "This is the legacy (pre-1.6) torch.save format, which is not accepted; "
+            "re-save with a current torch.save (zip format) or use safetensors."
+        )
+    return _read_safetensors(data)
+
+
+def inspect_weights(data: bytes) -> dict[str, tuple[tuple[int, ...], str]]:
+    """Names, shapes and dtypes of the tensors in a weights file, without torch.
+
+    Args:
+        data: a safetensors file or a ``torch.save`` state_dict (zip format).
+
+    Returns:
+        ``{name: (shape, dtype)}`` in file order, dtype like ``"float32"``.
+
+    Raises:
+        ValueError: if the file is neither format, is malformed, or (``.pt``) its pickle
+            references anything but tensors; the pickle is never executed.
+        TypeError: if ``data`` is not bytes.
+    """
+    return {name: (t.shape, t.dtype) for name, t in _read(data).items()}
+
+
+def _names(names: Iterable[str]) -> str:
+    names = list(names)
+    shown = ", ".join(repr(n) for n in names[:_MAX_LISTED])
+    more = f" and {len(names) - _MAX_LISTED} more" if len(names) > _MAX_LISTED else ""
+    return shown + more
+
+
+def _problems(
+    tensors: Mapping[str, _TensorView],
+    expected: Mapping[str, tuple[int, ...]],
+    optional: Mapping[str, tuple[int, ...]],
+    *,
+    check_values: bool,
+) -> list[str]:
+    problems: list[str] = []
+    missing = [k for k in expected if k not in tensors]
+    unexpected = [k for k in tensors if k not in expected and k not in optional]
+    if missing:
+        problems.append(f"missing tensors {_names(missing)}")
+    if unexpected:
+        problems.append(f"unexpected tensors {_names(unexpected)}")
+    for name, t in tensors.items():
+        need = expected.get(name, optional.get(name))
+        if need is None:
+            continue
+        if tuple(t.shape) != tuple(need):
+            problems.append(
+                f"tensor {name!r} has shape {_fmt(t.shape)}, the architecture needs {_fmt(need)}"
+            )
+            continue
+        if name.endswith("num_batches_tracked"):
+            if t.dtype in _FLOAT_DTYPES or t.dtype == "bool":
+                problems.append(f"tensor {name!r} has dtype {t.dtype}, expected an integer")
+            continue
+        if t.dtype not in _FLOAT_DTYPES:
+            problems.append(
+                f"tensor {name!r} has dtype {t.dtype}; parameters must be floating point"
+            )
+            continue
+        if check_values:
+            bad = t.nonfinite()
+            if bad:
+                problems.append(f"tensor {name!r} has {bad} NaN or infinite values")
+    return problems
+
+
+def check_weights(
+    data: bytes,
+    expected_shapes: Mapping[str, tuple[int, ...]],
+    *,
+    buffer_shapes: Mapping[str, tuple[int, ...]] | None = None,
+) -> None:
+    """Check that a weights file matches an architecture, without torch.
+
+    Every name of ``expected_shapes`` must be present with that shape and a floating
+    dtype and finite values; names of ``buffer_shapes`` (batch-norm statistics) may be
+    present (they default to fresh statistics); any other name is an error.
+
+    Args:
+        data: the weights file (safetensors or ``torch.save`` zip).
+        expected_shapes: parameter name -> shape, from :func:`.shapes.param_shapes`.
+        buffer_shapes: optional buffer name -> shape, from :func:`.shapes.buffer_shapes`.
+
+    Raises:
+        ValueError: one message naming every missing and unexpected tensor and every
+            mismatch, e.g. ``"tensor '0.weight' has shape (8, 4), the architecture
+            needs (8, 3)"``.
+    """
+    problems = _problems(_read(data), expected_shapes, buffer_shapes or {}, check_values=True)
+    if problems:
+        msg = "; ".join(problems)
+        raise ValueError(msg[0].upper() + msg[1:] + ".")
+
+
+def load_weights(
+    data: bytes,
+    shapes: Mapping[str, tuple[int, ...]],
+    *,
+    buffer_shapes: Mapping[str, tuple[int, ...]] | None = None,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype | None = None,
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """Load parameters and batch-norm buffers from a weights file (worker side, torch).
+
+    safetensors files are read with ``safetensors.torch.load``; ``.pt`` files with
+    ``torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")`` after the
+    same symbolic check as :func:`check_weights`.
+
+    Args:
+        data: the weights file.
+        shapes: parameter name -> shape; the result follows this order.
+        buffer_shapes: buffer name -> shape; absent buffers get fresh statistics
+            (running_mean 0, running_var 1, num_batches_tracked 0).
+        device: where the tensors go.
+        dtype: floating dtype of parameters and running statistics (default float32).
+
+    Returns:
+        ``(params, buffers)``.
+
+    Raises:
+        ValueError: as :func:`check_weights`, and if a value overflows ``dtype``.
+    """
+    import torch
+
+    dtype = torch.float32 if dtype is None else dtype
+    buffer_shapes = dict(buffer_shapes or {})
+    check_weights(data, shapes, buffer_shapes=buffer_shapes)
+    raw = bytes(data)
+    if raw[:4] == b"PK\x03\x04":
+        loaded = torch.load(io.BytesIO(raw), weights_only=True, map_location="cpu")
+    else:
+        from safetensors.torch import load as st_load
+
+        loaded = st_load(raw)
+    params: dict[str, torch.Tensor] = {}
+    for name in shapes:
+        t = loaded[name].to(device=device, dtype=dtype).contiguous()
+        if not bool(torch.isfinite(t).all()):
+            raise ValueError(f"Tensor {name!r} has values that overflow {dtype}.")
+        params[name] = t
+    buffers: dict[str, torch.Tensor] = {}
+    for name, shape in buffer_shapes.items():
+        if name.endswith("num_batches_tracked"):
+            value = loaded.get(name, torch.zeros(shape, dtype=torch.long))
+            buffers[name] = value.to(device=device, dtype=torch.long)
+            continue
+        if name in loaded:
+            value = loaded[name]
+        elif name.endswith("running_var"):
+            value = torch.ones(shape)
+        else:
+            value = torch.zeros(shape)
+        buffers[name] = value.to(device=device, dtype=dtype).contiguous()
+    return params, buffers
+
+
+def load_params(
+    data: bytes,
+    shapes: Mapping[str, tuple[int, ...]],
+    *,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype | None = None,
+) -> dict[str, torch.Tensor]:
+    """Parameters of a weights file, in the order of ``shapes`` (worker side, torch).
+
+    Args:
+        data: the weights file (safetensors or ``torch.save`` zip).
+        shapes: parameter name -> shape, from :func:`.shapes.param_shapes`.
+        device: where the tensors go.
+        dtype: their floating dtype (default float32).
+
+    Returns:
+        ``{name: tensor}``; the file must hold exactly these names.
+
+    Raises:
+        ValueError: as :func:`check_weights`.
+    """
+    params, _ = load_weights(data, shapes, device=device, dtype=dtype)
+    return params
