@@ -79,6 +79,3 @@ def app(settings, redis_client):  # type: ignore[no-untyped-def]
 def http(app):  # type: ignore[no-untyped-def]
     return app.test_client()
 
-
-AUTH_A = {"Authorization": "Bearer key-a"}
-AUTH_B = {"Authorization": "Bearer key-b"}

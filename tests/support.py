@@ -1,0 +1,25 @@
+"""Helpers shared by test modules (importable as ``support``)."""
+
+from __future__ import annotations
+
+AUTH_A = {"Authorization": "Bearer key-a"}
+AUTH_B = {"Authorization": "Bearer key-b"}
+
+
+def evaluate_request(num_samples: int = 64, batch_size: int | None = None,
+                     seed: int = 0, **extra: object) -> dict[str, object]:
+    """A small evaluate job; with batch_size=1 and many samples it runs for seconds."""
+    req: dict[str, object] = {
+        "kind": "evaluate",
+        "model": {"architecture": {"type": "mlp", "input_dim": 3, "hidden": [8, 8],
+                                   "output_dim": 1, "activation": "tanh", "bias": True},
+                  "init_seed": 0},
+        "data": {"synthetic": {"name": "teacher_student", "num_samples": num_samples,
+                               "seed": seed}},
+        "loss": "mse",
+        "dtype": "float64",
+    }
+    if batch_size is not None:
+        req["batch_size"] = batch_size
+    req.update(extra)
+    return req
