@@ -1,0 +1,216 @@
+"""Which pairs to refine: cheap bounds on all pairs, then MST edges first.
+
+The connectivity answer (N_lambda at every lambda, the merge heights, the components)
+depends on the barrier matrix only through its minimum spanning tree (see
+:mod:`.mergetree`). Optimised paths are expensive, so:
+
+1. every pair gets a cheap upper bound (the linear path, and the aligned linear path
+   when alignment is on);
+2. ``strategy="mst"``: repeatedly take the MST of the current upper bounds and refine
+   (with the optimised path finders) those of its edges not refined yet; lowering a
+   bound can bring another pair into the tree, which is then refined in the next
+   round. Stop when every MST edge is refined (the tree is *stable*) or the budget is
+   spent. A pair left unrefined can change the answer only if an optimised path would
+   take it below the bottleneck of the tree path between its ends; this is the
+   heuristic's gap, and the report counts the unrefined pairs.
+3. ``strategy="all"`` refines every pair (the reference the benchmark compares with);
+   ``strategy="none"`` keeps the cheap bounds.
+
+Each round is one call of the caller's ``refine_fn`` on a list of pairs, so that the
+runner can send a round to the executor as one group of subtasks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from .mergetree import minimum_spanning_edges
+
+__all__ = ["PairOutcome", "RefineReport", "Strategy", "refine_barriers"]
+
+Strategy = Literal["mst", "all", "none"]
+Pair = tuple[int, int]
+
+
+@dataclass
+class PairOutcome:
+    """One path found for a pair.
+
+    Attributes:
+        i, j: the minima (``i < j``).
+        method: path finder (``linear``, ``bezier``, ``neb``).
+        barrier: highest loss along the path (upper bound on the minimax barrier).
+        num_loss_evals, num_grad_evals: work spent.
+        ts, losses: the profile along the path.
+    """
+
+    i: int
+    j: int
+    method: str
+    barrier: float
+    num_loss_evals: int
+    num_grad_evals: int
+    ts: list[float] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)
+
+
+PairFn = Callable[[list[Pair]], list[list[PairOutcome]]]
+"""``fn(pairs) -> outcomes``: for each pair, the list of paths found for it."""
+
+
+@dataclass
+class RefineReport:
+    """Upper bounds on the barrier of every pair and the work spent on them.
+
+    Attributes:
+        strategy: the strategy used.
+        bounds: ``(M, M)`` best upper bound per pair (diagonal: the minima's losses).
+        cheap: ``(M, M)`` the cheap (linear) bounds.
+        best: for each pair, its best outcome.
+        outcomes: every outcome per pair.
+        refined: pairs given an optimised path.
+        rounds: refinement rounds (executor calls after the cheap one).
+        mst_stable: every edge of the final MST was refined.
+        budget_exhausted: refinement stopped on the budget.
+        num_loss_evals, num_grad_evals: totals over all outcomes.
+    """
+
+    strategy: str
+    bounds: np.ndarray
+    cheap: np.ndarray
+    best: dict[Pair, PairOutcome]
+    outcomes: dict[Pair, list[PairOutcome]]
+    refined: list[Pair]
+    rounds: int
+    mst_stable: bool
+    budget_exhausted: bool
+    num_loss_evals: int
+    num_grad_evals: int
+
+    def to_json(self) -> dict[str, Any]:
+        m = self.bounds.shape[0]
+        return {
+            "strategy": self.strategy,
+            "pairs_total": m * (m - 1) // 2,
+            "pairs_refined": len(self.refined),
+            "refined_pairs": [list(p) for p in self.refined],
+            "rounds": self.rounds,
+            "mst_stable": self.mst_stable,
+            "budget_exhausted": self.budget_exhausted,
+            "num_loss_evals": self.num_loss_evals,
+            "num_grad_evals": self.num_grad_evals,
+        }
+
+
+def _pairs(m: int) -> list[Pair]:
+    return [(i, j) for i in range(m) for j in range(i + 1, m)]
+
+
+def refine_barriers(
+    losses: Sequence[float],
+    cheap_fn: PairFn,
+    refine_fn: PairFn,
+    *,
+    strategy: Strategy = "mst",
+    budget_pairs: int | None = None,
+    on_round: Callable[[int, int], None] | None = None,
+) -> RefineReport:
+    """Upper bounds on all pairwise barriers, refining the pairs that matter first.
+
+    Args:
+        losses: losses of the ``M`` minima.
+        cheap_fn: cheap paths for a list of pairs (called once, on all pairs).
+        refine_fn: optimised paths for a list of pairs (called once per round).
+        strategy: ``"mst"``, ``"all"`` or ``"none"``.
+        budget_pairs: most pairs to refine (None: no limit).
+        on_round: called with ``(pairs refined so far, pairs total)`` after each call.
+
+    Returns:
+        The :class:`RefineReport`.
+    """
+    if strategy not in ("mst", "all", "none"):
+        raise ValueError(f"strategy must be 'mst', 'all' or 'none', got {strategy!r}.")
+    if budget_pairs is not None and budget_pairs < 0:
+        raise ValueError(f"budget_pairs must be >= 0, got {budget_pairs}.")
+    L = np.asarray(losses, dtype=np.float64)
+    m = int(L.shape[0])
+    pairs = _pairs(m)
+    outcomes: dict[Pair, list[PairOutcome]] = {p: [] for p in pairs}
+    bounds = np.full((m, m), np.inf)
+    np.fill_diagonal(bounds, L)
+    best: dict[Pair, PairOutcome] = {}
+
+    def absorb(batch: list[Pair], results: list[list[PairOutcome]]) -> None:
+        if len(results) != len(batch):
+            raise RuntimeError(f"Expected {len(batch)} pair results, got {len(results)}.")
+        for p, outs in zip(batch, results, strict=True):
+            for o in outs:
+                outcomes[p].append(o)
+                if p not in best or o.barrier < best[p].barrier:
+                    best[p] = o
+            if p in best:
+                bounds[p] = bounds[p[::-1]] = min(bounds[p], best[p].barrier)
+
+    if pairs:
+        absorb(pairs, cheap_fn(pairs))
+    cheap = bounds.copy()
+    refined: list[Pair] = []
+    rounds = 0
+    budget_hit = False
+    remaining = np.inf if budget_pairs is None else budget_pairs
+    total = len(pairs)
+    if on_round is not None:
+        on_round(0, total)
+
+    if strategy == "all" and pairs:
+        todo = sorted(pairs, key=lambda p: -bounds[p])
+        if len(todo) > remaining:
+            todo = todo[: int(remaining)]
+            budget_hit = True
+        if todo:
+            absorb(todo, refine_fn(todo))
+            refined.extend(todo)
+            rounds = 1
+            if on_round is not None:
+                on_round(len(refined), total)
+    elif strategy == "mst":
+        done: set[Pair] = set()
+        while True:
+            tree = minimum_spanning_edges(L.tolist(), bounds)
+            todo = [(i, j) for w, i, j in sorted(tree, key=lambda e: -e[0]) if (i, j) not in done]
+            if not todo:
+                break
+            if remaining <= 0:
+                budget_hit = True
+                break
+            if len(todo) > remaining:
+                todo = todo[: int(remaining)]
+                budget_hit = True
+            absorb(todo, refine_fn(todo))
+            done.update(todo)
+            refined.extend(todo)
+            remaining -= len(todo)
+            rounds += 1
+            if on_round is not None:
+                on_round(len(refined), total)
+    tree = minimum_spanning_edges(L.tolist(), bounds)
+    refined_set = set(refined)
+    stable = all((i, j) in refined_set for _, i, j in tree) if strategy != "none" else False
+    all_out = [o for outs in outcomes.values() for o in outs]
+    return RefineReport(
+        strategy=strategy,
+        bounds=bounds,
+        cheap=cheap,
+        best=best,
+        outcomes=outcomes,
+        refined=refined,
+        rounds=rounds,
+        mst_stable=stable,
+        budget_exhausted=budget_hit,
+        num_loss_evals=sum(o.num_loss_evals for o in all_out),
+        num_grad_evals=sum(o.num_grad_evals for o in all_out),
+    )

@@ -1,0 +1,478 @@
+"""Runner of the ``level_set_connectivity`` job kind.
+
+Stages (progress stage names in brackets):
+
+1. [``train_minima``] minima given as weight blobs are loaded; the others are trained
+   from seeds, one subtask per minimum (``train_piece`` through ``ctx.executor``).
+   Every minimum's loss is the full-data loss.
+2. [``cheap_bounds``] the linear path of every pair (and of every aligned pair when
+   ``align`` is on): one subtask per pair (``pair_piece``).
+3. [``refine``] optimised paths (AutoNEB and/or Bezier) for the pairs that can change
+   the answer, minimum-spanning-tree edges first, within ``refine.budget_pairs``
+   (see :mod:`.refine`); one executor round per tree update.
+4. Union-find over the barrier bounds: N_lambda on the grid, merge heights, merge
+   tree, components; in parameter space and, with alignment, modulo permutation.
+
+All barriers are upper bounds on the minimax barriers (a path found is one path, the
+minimax path may be lower); the result says so.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..context import RunContext
+from ..monitor import Monitor
+from ..output import Artifact, RunOutput
+from ..problem import Problem, flatten
+from .align import align_flat, hidden_layers
+from .analysis import pair_paths, path_configs
+from .mergetree import MergeTree, build_merge_tree, default_lambda_grid
+from .minima import init_params, minimize
+from .objective import has_batchnorm, problem_objective
+from .plots import merge_tree_png, path_profiles_png
+from .refine import PairOutcome, RefineReport, refine_barriers
+from .theory import theory_block
+
+__all__ = [
+    "DEFAULT_OPTIONS",
+    "derive_seed",
+    "pair_piece",
+    "resolve_options",
+    "run_level_set_connectivity",
+    "train_piece",
+]
+
+DEFAULT_OPTIONS: dict[str, Any] = {
+    "minima": [],
+    "num_trained": 4,
+    "train": {"optimizer": "adam", "steps": 500, "lr": 0.01, "momentum": 0.9},
+    "paths": {
+        "methods": ["neb"],
+        "linear": {"num_points": 33, "refine_rounds": 3, "refine_points": 8},
+        "neb": {
+            "images": 5,
+            "cycles": 4,
+            "steps": 150,
+            "lr": 0.05,
+            "spring": 1.0,
+            "climb": True,
+            "max_pivots": 24,
+            "insert_per_cycle": 2,
+            "segment_points": 7,
+            "insert_tol": 1e-3,
+        },
+        "bezier": {"steps": 300, "lr": 0.05, "samples": 8},
+    },
+    "align": False,
+    "refine": {"strategy": "mst", "budget_pairs": None},
+    "lambda_grid": None,
+    "lambda_grid_size": 64,
+    "persistence_threshold": 1e-3,
+}
+
+BARRIER_NOTE = (
+    "Each barrier is the highest loss found along the best path found between two minima: "
+    "an upper bound on the true minimax barrier (min over paths of the max loss). Merge "
+    "heights are therefore upper bounds and N_lambda upper bounds on the number of "
+    "components of the level set that contain the minima."
+)
+
+
+def _merge(default: Any, given: Any) -> Any:
+    if isinstance(default, dict) and isinstance(given, Mapping):
+        out = dict(default)
+        for k, v in given.items():
+            out[k] = _merge(default.get(k), v) if k in default else v
+        return out
+    return given
+
+
+def resolve_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``options`` completed with :data:`DEFAULT_OPTIONS` (nested dicts merged)."""
+    unknown = set(options or {}) - set(DEFAULT_OPTIONS)
+    if unknown:
+        raise ValueError(f"Unknown option(s): {sorted(unknown)}.")
+    out: dict[str, Any] = _merge(DEFAULT_OPTIONS, dict(options or {}))
+    m = len(out["minima"]) + int(out["num_trained"])
+    if m < 2:
+        raise ValueError(f"At least 2 minima are needed (given + trained), got {m}.")
+    methods = list(out["paths"]["methods"])
+    if not methods or any(x not in ("bezier", "neb", "linear") for x in methods):
+        raise ValueError(f"paths.methods must list 'neb' and/or 'bezier', got {methods}.")
+    return out
+
+
+def derive_seed(base: int, *keys: int) -> int:
+    """A 31-bit seed from the run's base seed and integer keys (numpy SeedSequence)."""
+    ss = np.random.SeedSequence([int(base) & 0xFFFFFFFF, *[int(k) for k in keys]])
+    return int(ss.generate_state(1, dtype=np.uint32)[0] >> 1)
+
+
+# ---------------------------------------------------------------------- pieces
+def train_piece(problem: Problem, payload: dict[str, Any], monitor: Monitor) -> dict[str, Any]:
+    """Subtask: train one minimum from its seed.
+
+    Payload: ``{"index", "seed", "optimizer", "steps", "lr", "momentum"}``.
+    Result: ``{"index", "seed", "theta": flat tensor, "loss", "grad_norm",
+    "num_grad_evals"}``.
+    """
+    torch.manual_seed(int(payload["seed"]))
+    obj = problem_objective(problem)
+    p0 = init_params(problem, int(payload["seed"]))
+    theta0 = flatten({k: p0[k] for k in problem.params})
+    res = minimize(
+        obj,
+        theta0,
+        optimizer=payload["optimizer"],
+        steps=int(payload["steps"]),
+        lr=float(payload["lr"]),
+        momentum=float(payload.get("momentum", 0.9)),
+        monitor=monitor,
+    )
+    return {
+        "index": int(payload["index"]),
+        "seed": int(payload["seed"]),
+        "theta": res.theta,
+        "loss": res.loss,
+        "grad_norm": res.grad_norm,
+        "num_grad_evals": res.num_grad_evals,
+    }
+
+
+def pair_piece(problem: Problem, payload: dict[str, Any], monitor: Monitor) -> dict[str, Any]:
+    """Subtask: paths between two minima.
+
+    Payload: ``{"i", "j", "theta_a", "theta_b", "methods", "paths": {linear, bezier,
+    neb configs}, "seed"}``. Result: ``{"i", "j", "paths": [{"method", "barrier",
+    "ts", "losses", "num_loss_evals", "num_grad_evals"}]}``.
+    """
+    monitor.check()
+    obj = problem_objective(problem)
+    device, dtype = problem.device, problem.dtype
+    a = payload["theta_a"].to(device=device, dtype=dtype)
+    b = payload["theta_b"].to(device=device, dtype=dtype)
+    cfgs = path_configs(payload.get("paths"))
+    results = pair_paths(obj, a, b, list(payload["methods"]), cfgs, seed=int(payload["seed"]))
+    return {
+        "i": int(payload["i"]),
+        "j": int(payload["j"]),
+        "paths": [
+            {
+                "method": r.method,
+                "barrier": r.barrier,
+                "ts": r.ts,
+                "losses": r.losses,
+                "num_loss_evals": r.num_loss_evals,
+                "num_grad_evals": r.num_grad_evals,
+            }
+            for r in results
+        ],
+    }
+
+
+# ---------------------------------------------------------------------- helpers
+def _counting(parent: Monitor, start: float, stop: float, stage: str, noun: str) -> Monitor:
+    def progress(_stage: str, frac: float, msg: str) -> None:
+        parent.report(stage, start + (stop - start) * frac, msg.replace("pieces", noun))
+
+    return Monitor(
+        progress=progress if parent.progress is not None else None,
+        should_cancel=parent.should_cancel,
+        min_interval=parent.min_interval,
+    )
+
+
+def _fin(x: float) -> float | None:
+    return float(x) if math.isfinite(float(x)) else None
+
+
+def _matrix(b: np.ndarray) -> list[list[float | None]]:
+    return [[_fin(v) for v in row] for row in b.tolist()]
+
+
+def _space_json(tree: MergeTree, grid: list[float], report: RefineReport) -> dict[str, Any]:
+    comps = [tree.components(lam) for lam in grid]
+    return {
+        "barriers": _matrix(tree.barriers),
+        "n_lambda": [tree.n_lambda(lam) for lam in grid],
+        "n_lambda_raw": [tree.n_lambda(lam, effective=False) for lam in grid],
+        "components": comps,
+        "contains_global_min": [tree.contains_global_min(lam) for lam in grid],
+        "merge_heights": [_fin(h) for h in tree.merge_heights()],
+        "merge_tree": tree.to_json(),
+        "refinement": report.to_json(),
+        "pairs": [
+            {
+                "i": i,
+                "j": j,
+                "barrier": _fin(o.barrier),
+                "method": o.method,
+                "linear": _fin(report.cheap[i, j]),
+                "refined": (i, j) in set(report.refined),
+            }
+            for (i, j), o in sorted(report.best.items())
+        ],
+    }
+
+
+# ---------------------------------------------------------------------- runner
+def run_level_set_connectivity(
+    problem: Problem, options: dict[str, Any], ctx: RunContext
+) -> RunOutput:
+    """Minima, paths, barrier bounds, N_lambda over a grid, merge tree, theory.
+
+    Args:
+        problem: model, parameters (their names, shapes, device and dtype are used),
+            full data set and loss.
+        options: see :data:`DEFAULT_OPTIONS` and ``docs/kinds/level_set_connectivity.md``.
+        ctx: monitor, executor, base seed, parameter loader.
+
+    Returns:
+        :class:`RunOutput` with the JSON result and the artifacts ``barriers.json``,
+        ``path_profiles.json``, ``merge_tree.png`` and ``path_profiles.png``.
+    """
+    opts = resolve_options(options)
+    mon = ctx.monitor
+    like = {k: v.detach() for k, v in problem.params.items()}
+    obj = problem_objective(problem)
+    device, dtype = problem.device, problem.dtype
+
+    # ------------------------------------------------------------ minima
+    thetas: list[Tensor] = []
+    minima_info: list[dict[str, Any]] = []
+    for ref in opts["minima"]:
+        loaded = ctx.load_params(str(ref))
+        missing = set(like) - set(loaded)
+        extra = set(loaded) - set(like)
+        if missing or extra:
+            raise ValueError(
+                f"Weights {ref!r} do not match the architecture: missing {sorted(missing)}, "
+                f"unexpected {sorted(extra)}."
+            )
+        for k, v in like.items():
+            if tuple(loaded[k].shape) != tuple(v.shape):
+                raise ValueError(
+                    f"Weights {ref!r}: shape mismatch for {k}: expected {tuple(v.shape)}, "
+                    f"got {tuple(loaded[k].shape)}."
+                )
+        thetas.append(flatten({k: loaded[k].to(device=device, dtype=dtype) for k in like}))
+        minima_info.append({"source": "given", "blob": str(ref), "seed": None})
+    n_train = int(opts["num_trained"])
+    mon.report("train_minima", 0.0, f"0/{n_train} minima trained", force=True)
+    if n_train > 0:
+        tr = opts["train"]
+        payloads = [
+            {
+                "index": k,
+                "seed": derive_seed(ctx.seed, 1, k),
+                "optimizer": tr["optimizer"],
+                "steps": int(tr["steps"]),
+                "lr": float(tr["lr"]),
+                "momentum": float(tr.get("momentum", 0.9)),
+            }
+            for k in range(n_train)
+        ]
+        trained = ctx.executor.map(
+            train_piece,
+            problem,
+            payloads,
+            _counting(mon, 0.0, 0.3, "train_minima", "minima trained"),
+        )
+        for r in sorted(trained, key=lambda r: int(r["index"])):
+            thetas.append(r["theta"].to(device=device, dtype=dtype))
+            minima_info.append({"source": "trained", "blob": None, "seed": int(r["seed"])})
+    mon.report("train_minima", 0.3, f"{n_train}/{n_train} minima trained", force=True)
+    mon.check()
+    stack = torch.stack(thetas)
+    losses_t, grads_t = obj.values_and_grads(stack)
+    losses = [float(v) for v in losses_t.cpu().tolist()]
+    gnorms = [float(v) for v in grads_t.norm(dim=1).cpu().tolist()]
+    if not all(math.isfinite(v) for v in losses):
+        raise RuntimeError(f"A minimum has a non-finite loss: {losses}.")
+    for k, info in enumerate(minima_info):
+        info.update({"index": k, "loss": losses[k], "grad_norm": gnorms[k]})
+    m = len(thetas)
+
+    # ------------------------------------------------------------ alignment
+    aligned: dict[tuple[int, int], Tensor] = {}
+    align_error: str | None = None
+    if opts["align"]:
+        try:
+            hidden_layers(problem.model)
+        except TypeError as e:
+            align_error = str(e)
+        if align_error is None:
+            for i in range(m):
+                for j in range(i + 1, m):
+                    aligned[(i, j)], _ = align_flat(
+                        problem.model,
+                        like,
+                        thetas[i],
+                        thetas[j],
+                        seed=derive_seed(ctx.seed, 3, i, j),
+                    )
+
+    # ------------------------------------------------------------ pairs
+    methods = list(opts["paths"]["methods"])
+    path_opts = {k: opts["paths"][k] for k in ("linear", "bezier", "neb")}
+    path_configs(path_opts)  # validate before any subtask
+    n_pairs = m * (m - 1) // 2
+    spaces = ["parameter"] + (["permutation"] if aligned else [])
+    span = 0.6 / len(spaces)
+
+    def make_fn(space: str, meths: list[str], stage: str, lo: float, hi: float) -> Any:
+        def fn(pairs: list[tuple[int, int]]) -> list[list[PairOutcome]]:
+            payloads = [
+                {
+                    "i": i,
+                    "j": j,
+                    "theta_a": thetas[i],
+                    "theta_b": aligned[(i, j)] if space == "permutation" else thetas[j],
+                    "methods": meths,
+                    "paths": path_opts,
+                    "seed": derive_seed(ctx.seed, 2, i, j),
+                }
+                for i, j in pairs
+            ]
+            out = ctx.executor.map(
+                pair_piece, problem, payloads, _counting(mon, lo, hi, stage, "pairs")
+            )
+            return [
+                [
+                    PairOutcome(
+                        i=int(r["i"]),
+                        j=int(r["j"]),
+                        method=str(p["method"]),
+                        barrier=float(p["barrier"]),
+                        num_loss_evals=int(p["num_loss_evals"]),
+                        num_grad_evals=int(p["num_grad_evals"]),
+                        ts=list(p["ts"]),
+                        losses=list(p["losses"]),
+                    )
+                    for p in r["paths"]
+                ]
+                for r in out
+            ]
+
+        return fn
+
+    reports: dict[str, RefineReport] = {}
+    for s_idx, space in enumerate(spaces):
+        base = 0.3 + s_idx * span
+        mon.report("cheap_bounds", base, f"0/{n_pairs} pairs done ({space})", force=True)
+        cheap_fn = make_fn(space, ["linear"], "cheap_bounds", base, base + 0.15 * span)
+        refine_fn = make_fn(space, methods, "refine", base + 0.15 * span, base + span)
+        reports[space] = refine_barriers(
+            losses,
+            cheap_fn,
+            refine_fn,
+            strategy=opts["refine"]["strategy"],
+            budget_pairs=opts["refine"]["budget_pairs"],
+        )
+        mon.check()
+
+    # ------------------------------------------------------------ aggregation
+    tau = float(opts["persistence_threshold"])
+    tree = build_merge_tree(losses, reports["parameter"].bounds, threshold=tau)
+    tree_perm: MergeTree | None = None
+    if "permutation" in reports:
+        both = np.minimum(reports["parameter"].bounds, reports["permutation"].bounds)
+        tree_perm = build_merge_tree(losses, both, threshold=tau)
+    if opts["lambda_grid"] is not None:
+        grid = sorted(float(x) for x in opts["lambda_grid"])
+        if not grid or not all(math.isfinite(x) for x in grid):
+            raise ValueError("lambda_grid must be a non-empty list of finite numbers.")
+    else:
+        grid = default_lambda_grid(
+            losses, reports["parameter"].bounds, int(opts["lambda_grid_size"])
+        )
+    param_json = _space_json(tree, grid, reports["parameter"])
+    perm_json: dict[str, Any] | None = None
+    if tree_perm is not None:
+        perm_json = _space_json(tree_perm, grid, reports["permutation"])
+        perm_json["barriers_aligned"] = _matrix(
+            np.where(np.eye(m, dtype=bool), np.asarray(losses), reports["permutation"].bounds)
+        )
+    total_grads = sum(r.num_grad_evals for r in reports.values())
+    total_loss = sum(r.num_loss_evals for r in reports.values())
+    result: dict[str, Any] = {
+        "num_minima": m,
+        "minima": minima_info,
+        "barriers_are_upper_bounds": True,
+        "barrier_note": BARRIER_NOTE,
+        "loss": problem.loss,
+        "loss_convention": "PyTorch mean reduction (mse: mean over samples and outputs)",
+        "batchnorm_statistics": "recomputed at every path point on the full data set"
+        if has_batchnorm(problem.model)
+        else None,
+        "methods": methods,
+        "lambda_grid": grid,
+        "persistence_threshold": tau,
+        "parameter_space": param_json,
+        "modulo_permutation": perm_json,
+        "alignment": {
+            "requested": bool(opts["align"]),
+            "done": bool(aligned),
+            "error": align_error,
+        },
+        "work": {"num_grad_evals": total_grads, "num_loss_evals": total_loss},
+        "theory": theory_block(problem.model, problem.loss, problem.num_samples, tree, grid),
+    }
+    if tree_perm is not None:
+        result["theory"]["modulo_permutation_max_n_lambda"] = max(
+            (tree_perm.n_lambda(lam) for lam in grid), default=0
+        )
+
+    # ------------------------------------------------------------ artifacts
+    profiles: list[dict[str, Any]] = []
+    for space, rep in reports.items():
+        for (i, j), outs in sorted(rep.outcomes.items()):
+            for o in outs:
+                profiles.append(
+                    {
+                        "space": space,
+                        "i": i,
+                        "j": j,
+                        "method": o.method,
+                        "barrier": _fin(o.barrier),
+                        "ts": o.ts,
+                        "losses": [_fin(v) for v in o.losses],
+                    }
+                )
+    barriers_doc = {
+        "note": BARRIER_NOTE,
+        "losses": losses,
+        "parameter_space": _matrix(tree.barriers),
+        "parameter_space_linear": _matrix(reports["parameter"].cheap),
+        "modulo_permutation": _matrix(tree_perm.barriers) if tree_perm is not None else None,
+    }
+    mst_pairs = {tuple(mg.edge) for mg in tree.merges}
+    plot_profiles = []
+    for (i, j), o in sorted(reports["parameter"].best.items()):
+        if (i, j) in mst_pairs:
+            lin = [x for x in reports["parameter"].outcomes[(i, j)] if x.method == "linear"]
+            if lin and o.method != "linear":
+                plot_profiles.append((f"{i}-{j} linear", lin[0].ts, lin[0].losses))
+            plot_profiles.append((f"{i}-{j} {o.method}", o.ts, o.losses))
+    artifacts = [
+        Artifact("barriers.json", "application/json", json.dumps(barriers_doc).encode()),
+        Artifact(
+            "path_profiles.json", "application/json", json.dumps({"profiles": profiles}).encode()
+        ),
+        Artifact("merge_tree.png", "image/png", merge_tree_png(tree)),
+        Artifact(
+            "path_profiles.png",
+            "image/png",
+            path_profiles_png(plot_profiles, title="Loss along the merge-tree (MST) paths"),
+        ),
+    ]
+    mon.report("done", 1.0, f"{m} minima, {n_pairs} pairs", force=True)
+    return RunOutput(result=result, artifacts=artifacts)
