@@ -1,1 +1,64 @@
-"""Hessian spectrum diagnostic (filled below)."""
+"""Hessian spectrum diagnostic: extreme eigenvalues, trace, spectral density, exact mode.
+
+THEORY.md section 3. Operators (:mod:`.operators`, :mod:`.hvp`), algorithms as plain
+functions over the operator protocol (:mod:`.lanczos`, :mod:`.trace`, :mod:`.density`,
+:mod:`.exact`), layer blocks (:mod:`.blocks`) and the job runner (:mod:`.runner`).
+"""
+
+from .blocks import ParamGroup, parameter_groups
+from .density import DensityEstimate, default_sigma, negative_mass, slq_density, slq_moments
+from .exact import dense_hessian, exact_spectrum
+from .hvp import HVP_VARIANTS, HVPVariant, gradient, make_hvp, resolve_variant
+from .lanczos import EigenResult, KrylovRun, lanczos_extremes, lanczos_quadrature, rademacher
+from .operators import (
+    BlockOperator,
+    CurvatureOperator,
+    DenseOperator,
+    GGNOperator,
+    HessianOperator,
+)
+from .runner import DEFAULT_OPTIONS, probe_piece, run_hessian_spectrum
+from .trace import (
+    TraceEstimate,
+    deflated_sample,
+    exact_trace,
+    hutchinson,
+    hutchpp,
+    summarize_samples,
+)
+
+__all__ = [
+    "DEFAULT_OPTIONS",
+    "HVP_VARIANTS",
+    "BlockOperator",
+    "CurvatureOperator",
+    "DenseOperator",
+    "DensityEstimate",
+    "EigenResult",
+    "GGNOperator",
+    "HVPVariant",
+    "HessianOperator",
+    "KrylovRun",
+    "ParamGroup",
+    "TraceEstimate",
+    "default_sigma",
+    "deflated_sample",
+    "dense_hessian",
+    "exact_spectrum",
+    "exact_trace",
+    "gradient",
+    "hutchinson",
+    "hutchpp",
+    "lanczos_extremes",
+    "lanczos_quadrature",
+    "make_hvp",
+    "negative_mass",
+    "parameter_groups",
+    "probe_piece",
+    "rademacher",
+    "resolve_variant",
+    "run_hessian_spectrum",
+    "slq_density",
+    "slq_moments",
+    "summarize_samples",
+]

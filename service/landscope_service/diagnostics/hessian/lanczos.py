@@ -85,7 +85,8 @@ class KrylovRun:
         if v0.shape != (p,):
             raise ValueError(f"Shape mismatch: expected ({p},), got {tuple(v0.shape)}.")
         n_max = min(max_basis, p)
-        basis = torch.zeros((n_max + 1, p), dtype=op.dtype, device=op.device)
+        # uninitialised: pages are touched only as the basis grows
+        basis = torch.empty((n_max + 1, p), dtype=op.dtype, device=op.device)
         t = torch.zeros((n_max + 1, n_max + 1), dtype=torch.float64, device=op.device)
         v = v0.to(dtype=op.dtype, device=op.device)
         basis[0] = v / torch.linalg.vector_norm(v)
@@ -185,7 +186,6 @@ class KrylovRun:
         y = s_keep.T @ self.basis[:n]
         nxt = self.basis[n].clone()
         beta = self.t[n, n - 1].clone()
-        self.basis.zero_()
         self.basis[:k] = y
         self.basis[k] = nxt
         self.t.zero_()

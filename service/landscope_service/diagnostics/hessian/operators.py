@@ -175,7 +175,7 @@ class BlockOperator(_Counted):
 
     def __matmul__(self, vec: Tensor) -> Tensor:
         self._count_input(vec)
-        full_shape = (int(self.parent.shape[0]),) + tuple(vec.shape[1:])
+        full_shape = (int(self.parent.shape[0]), *tuple(vec.shape[1:]))
         full = torch.zeros(full_shape, dtype=vec.dtype, device=vec.device)
         full[self.start : self.stop] = vec
         out: Tensor = self.parent @ full
