@@ -132,12 +132,15 @@ def distinct_points(x: Tensor) -> tuple[int, float | None]:
     return n_unique, dmin
 
 
+def _has_bias(model: nn.Module) -> bool:
+    """Whether any module carries a ``bias`` tensor (Linear, Conv, ...)."""
+    return any(isinstance(getattr(mod, "bias", None), Tensor) for mod in model.modules())
+
+
 def _linear_function_space_dim(model: nn.Module, n_in: int, r: int) -> int:
-    """Upper bound on ``rank(J)`` for an affine network: dim of affine maps R^n0 -> R^r."""
-    has_bias = any(
-        isinstance(mod, nn.Linear) and mod.bias is not None for mod in model.modules()
-    )
-    return r * (n_in + (1 if has_bias else 0))
+    """Upper bound on ``rank(J)`` for an affine network: dim of (affine) linear maps
+    R^n0 -> R^r, ``r (n0 + 1)`` with biases, ``r n0`` without."""
+    return r * (n_in + (1 if _has_bias(model) else 0))
 
 
 def theory_block(
@@ -230,13 +233,19 @@ def theory_block(
 
     if facts.kind == "polynomial" and facts.polynomial_degree is not None:
         d = facts.polynomial_degree
-        bound = r * math.comb(n_in + d, d)
+        if _has_bias(model):
+            bound = r * math.comb(n_in + d, d)
+            space = f"a polynomial of degree <= {d} in n0 = {n_in} inputs, a space of " \
+                f"dimension C(n0 + {d}, {d})"
+        else:
+            bound = r * math.comb(n_in + d - 1, d)
+            space = f"a homogeneous polynomial of degree {d} in n0 = {n_in} inputs (no " \
+                f"biases), a space of dimension C(n0 + {d - 1}, {d})"
         hyps.append({
             "name": "expressive enough (polynomial activation)",
             "holds": m <= bound,
             "detail": (
-                f"every output is a polynomial of degree <= {d} in n0 = {n_in} inputs, a "
-                f"space of dimension C(n0 + {d}, {d}); so rank(J) <= r * C = {bound}"
+                f"every output is {space}; so rank(J) <= {bound}"
                 + ("" if m <= bound else f" < rN = {m}: J cannot have full row rank")
             ),
         })
@@ -273,9 +282,10 @@ def theory_block(
         )
     if facts.kind == "linear":
         bound = _linear_function_space_dim(model, n_in, r)
+        form = "r (n0 + 1)" if _has_bias(model) else "r n0"
         notes.append(
             "The theorem does not apply to linear networks. H(x) = W_L ... W_1 x (+ b) "
-            f"ranges over affine maps only, so rank(J) <= r (n0 + 1) = {bound} whatever N "
+            f"ranges over affine maps only, so rank(J) <= {form} = {bound} whatever N "
             "is, and the zero set is invariant under W_{l+1} -> W_{l+1} A^-1, "
             "W_l -> A W_l for every A in GL(n_l): its dimension exceeds P - rN when "
             f"rN > {bound}."
