@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import threading
 import time
 import uuid
@@ -22,6 +23,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 import requests
+from landscope import Client
 
 API_KEY = "test-key"
 KINDS = ("evaluate", "hessian_spectrum", "minimizer_manifold", "level_set_connectivity")
@@ -105,7 +107,9 @@ class FakeAPI:
         self._server.daemon_threads = True
         host, port = self._server.server_address[:2]
         self.url = f"http://{host!s}:{port}"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        ).start()
         return self
 
     def stop(self) -> None:
@@ -153,14 +157,18 @@ class FakeAPI:
 
     def handle(self, rec: Recorded) -> tuple[int, Any, dict[str, str], str]:
         """Route one request; returns status, body, headers, content type."""
+        chosen: Injection | None = None
         with self._lock:
             self.requests.append(rec)
             for inj in self.injections:
                 if inj.times > 0 and inj.method == rec.method and inj.path == rec.path:
                     inj.times -= 1
-                    if inj.delay:
-                        time.sleep(inj.delay)
-                    return inj.status, inj.body, inj.headers, inj.content_type
+                    chosen = inj
+                    break
+        if chosen is not None:
+            if chosen.delay:
+                time.sleep(chosen.delay)
+            return chosen.status, chosen.body, chosen.headers, chosen.content_type
         if rec.path == "/healthz":
             return 200, {"status": "ok"}, {}, "application/json"
         if not rec.path.startswith("/v1/"):
@@ -414,6 +422,44 @@ def fake_api() -> Iterator[FakeAPI]:
         yield server
     finally:
         server.stop()
+
+
+class FakeClock:
+    """A monotonic clock that only moves when slept on."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.sleeps: list[float] = []
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+class FixedRandom(random.Random):
+    """A random source whose ``random()`` is a constant (to see backoff ceilings)."""
+
+    def __init__(self, value: float) -> None:
+        super().__init__(0)
+        self.value = value
+
+    def random(self) -> float:
+        return self.value
+
+
+def make_client(api: FakeAPI, clock: FakeClock, **kwargs: Any) -> Client:
+    """A client of the fake with patched time; jitter 1.0 unless ``rng`` is given."""
+    kwargs.setdefault("rng", FixedRandom(1.0))
+    return Client(api.url, api_key=API_KEY, sleep=clock.sleep, clock=clock.monotonic, **kwargs)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """A fresh fake clock."""
+    return FakeClock()
 
 
 # -- the fake itself follows the contract ----------------------------------------------
