@@ -145,7 +145,7 @@ def _check_arrays(
                 row = int(frac[0])
                 raise _error(
                     y_path,
-                    f"Class labels must be integers; row {row} has {y[row]!r}.",
+                    f"Class labels must be integers; row {row} has {y[row].item()!r}.",
                 )
         out_of_range = np.nonzero((y < 0) | (y >= output_dim))[0]
         if out_of_range.size:

@@ -520,8 +520,7 @@ def check_weights(
     """
     problems = _problems(_read(data), expected_shapes, buffer_shapes or {}, check_values=True)
     if problems:
-        msg = "; ".join(problems)
-        raise ValueError(msg[0].upper() + msg[1:] + ".")
+        raise ValueError("; ".join(problems) + ".")
 
 
 def load_weights(
