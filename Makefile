@@ -35,7 +35,7 @@ lint: install
 
 # Property-based fuzzing of the live API against its own OpenAPI document.
 fuzz: install
-	$(PY) -m pytest -q tests/integration/test_schemathesis.py -o addopts="" --fuzz-examples=200
+	LANDSCOPE_FUZZ_EXAMPLES=200 $(PY) -m pytest -q tests/integration/test_schemathesis.py
 
 openapi: install
 	$(PY) -m landscope_service.api.openapi > service/landscope_service/api/openapi.json
