@@ -162,3 +162,34 @@ def test_synthetic_defaults_filled() -> None:
         "name": "teacher_student", "num_samples": 128, "seed": 0, "noise": 0.0,
         "teacher_hidden": [32], "teacher_activation": "tanh",
     }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"architecture": MLP, "weights": H},
+        {"architecture": {"type": "sequential", "input_shape": [4], "layers": [
+            {"type": "residual", "layers": [{"type": "linear", "out_features": 4},
+                                            {"type": "leaky_relu", "negative_slope": 0.1}]},
+            {"type": "linear", "out_features": 1}]}},
+    ],
+)  # fmt: skip
+def test_model_dump_round_trips(data: dict[str, Any]) -> None:
+    loaded = ModelSchema().load(data)
+    dumped = ModelSchema().dump(loaded)
+    assert dumped == loaded and ModelSchema().load(dumped) == loaded
+
+
+def test_openapi_describes_architecture_as_one_of() -> None:
+    from apispec import APISpec
+    from apispec.ext.marshmallow import MarshmallowPlugin
+    from landscope_service.modelspec.schemas import polymorphic_openapi
+
+    spec = APISpec("t", "1", "3.1.0", plugins=[MarshmallowPlugin()])
+    spec.components.schema("Model", schema=ModelSchema)
+    spec.components.schema("Data", schema=DataSchema)
+    polymorphic_openapi(spec)
+    schemas = spec.to_dict()["components"]["schemas"]
+    assert schemas["Architecture"]["discriminator"]["mapping"]["mlp"].endswith("/MLP")
+    assert "hidden" in schemas["MLP"]["properties"]
+    assert schemas["Layer"]["discriminator"]["mapping"]["residual"].endswith("/LayerResidual")

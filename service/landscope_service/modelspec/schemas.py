@@ -37,6 +37,7 @@ __all__ = [
     "ModelSchema",
     "SequentialSchema",
     "SyntheticSchema",
+    "polymorphic_openapi",
 ]
 
 BLOB_ID_PATTERN = r"^sha256:[0-9a-f]{64}$"
@@ -156,6 +157,19 @@ class _Polymorphic(_StrictSchema):
                 raise ValidationError(errors)
             return out
         return self._load_one(data, partial)
+
+    def dump(self, obj: Any, *, many: bool | None = None) -> Any:
+        """Serialise with the schema of ``obj["type"]`` (all fields, not only ``type``)."""
+        if many or (many is None and self.many):
+            return [self._dump_one(item) for item in obj]
+        return self._dump_one(obj)
+
+    def _dump_one(self, obj: Any) -> Any:
+        kind = obj.get("type") if isinstance(obj, Mapping) else getattr(obj, "type", None)
+        schema_cls = self.types.get(kind) if isinstance(kind, str) else None
+        if schema_cls is None:
+            return super().dump(obj)
+        return schema_cls().dump(obj)
 
     def _load_one(self, data: Any, partial: Any) -> Any:
         if not isinstance(data, Mapping):
@@ -515,3 +529,28 @@ class DataSchema(_StrictSchema):
             raise ValidationError({"format": ["Required with blob: one of npz, safetensors, csv."]})
         if "format" in data and "blob" not in data:
             raise ValidationError({"format": ["Only applies to blob data."]})
+
+
+def polymorphic_openapi(spec: Any) -> None:
+    """Describe the ``type``-dispatched schemas as ``oneOf`` in an apispec ``APISpec``.
+
+    The marshmallow plugin sees only the dispatchers' ``type`` field; call this after
+    the schemas that nest them are registered so that ``Architecture`` and ``Layer``
+    become ``oneOf`` the per-type schemas with a ``type`` discriminator.
+
+    Args:
+        spec: an ``apispec.APISpec`` with the ``MarshmallowPlugin``.
+    """
+    components = spec.components
+    for dispatcher, prefix in ((ArchitectureSchema, ""), (LayerSchema, "Layer")):
+        refs: dict[str, str] = {}
+        for kind, schema_cls in dispatcher.types.items():
+            name = f"{prefix}{schema_cls.__name__.lstrip('_').removesuffix('Schema')}"
+            if name not in components.schemas:
+                components.schema(name, schema=schema_cls)
+            refs[kind] = f"#/components/schemas/{name}"
+        target = "Architecture" if dispatcher is ArchitectureSchema else "Layer"
+        components.schemas[target] = {
+            "oneOf": [{"$ref": r} for r in dict.fromkeys(refs.values())],
+            "discriminator": {"propertyName": "type", "mapping": refs},
+        }
