@@ -72,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("--host", default="127.0.0.1")
     a.add_argument("--port", type=int, default=8000)
     a.add_argument("--workers", type=int, default=2)
-    a.add_argument("--threads", type=int, default=4)
+    a.add_argument("--threads", type=int, default=16,
+                   help="threads per process; long polls (wait=) hold one each")
     a.add_argument("--access-log", action="store_true")
     a.set_defaults(func=_api)
     w = sub.add_parser("worker", help="run a Celery worker")

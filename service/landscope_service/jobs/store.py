@@ -362,8 +362,34 @@ class JobStore:
         pipe.expire(self._job(job_id), self.result_ttl_s)
         pipe.srem("ls:running", job_id)
         pipe.delete(f"ls:lease:{job_id}")
+        pipe.publish(self.events_channel(job_id), status)
         pipe.execute()
         return True
+
+    @staticmethod
+    def events_channel(job_id: str) -> str:
+        return f"ls:events:{job_id}"
+
+    def wait_finished(self, job_id: str, timeout_s: float) -> str | None:
+        """Block up to ``timeout_s`` until the job is finished; return its status.
+
+        Subscribes to the job's channel first, then reads the status, so a finish that
+        lands between the two is not missed.
+        """
+        pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+        try:
+            pubsub.subscribe(self.events_channel(job_id))
+            deadline = time.monotonic() + timeout_s
+            status = self.status(job_id)
+            while status not in FINISHED and status is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                pubsub.get_message(timeout=min(remaining, 1.0))
+                status = self.status(job_id)
+            return status
+        finally:
+            pubsub.close()
 
     def succeed(self, job_id: str, result: dict[str, Any], artifacts: list[dict[str, Any]]) -> bool:
         return self._finish(

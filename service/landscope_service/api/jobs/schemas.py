@@ -141,3 +141,11 @@ class JobListQuerySchema(Schema):
     kind = fields.String(validate=validate.Length(min=1, max=64))
     limit = fields.Integer(strict=False, load_default=50, validate=validate.Range(min=1, max=200))
     cursor = fields.String(validate=validate.Length(min=1, max=200))
+
+
+class JobGetQuerySchema(_Strict):
+    wait = fields.Float(
+        load_default=0.0, validate=validate.Range(min=0.0, max=30.0),
+        metadata={"description": "Long poll: answer as soon as the job is finished, or after "
+                                 "this many seconds (at most 30) with its current state."},
+    )

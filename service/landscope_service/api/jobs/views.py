@@ -22,7 +22,13 @@ from ...storage.blobs import artifact_key
 from ..auth import require_tenant
 from ..errors import abort
 from ..extensions import Services, send_job, services
-from .schemas import JobListQuerySchema, JobListSchema, JobRequestSchema, JobSchema
+from .schemas import (
+    JobGetQuerySchema,
+    JobListQuerySchema,
+    JobListSchema,
+    JobRequestSchema,
+    JobSchema,
+)
 
 log = logging.getLogger("landscope.api")
 
@@ -163,10 +169,17 @@ def _get_or_404(job_id: str) -> dict[str, Any]:
 
 @blp.route("/<string:job_id>")
 class JobById(MethodView):
+    @blp.arguments(JobGetQuerySchema, location="query")
     @blp.response(200, JobSchema)
-    def get(self, job_id: str) -> dict[str, Any]:
-        """Get a job: status, progress, result, error, artifacts."""
+    def get(self, args: dict[str, Any], job_id: str) -> dict[str, Any]:
+        """Get a job: status, progress, result, error, artifacts.
+
+        With ``wait=S`` the answer comes as soon as the job is finished, or after S seconds.
+        """
         job = _get_or_404(job_id)
+        if args["wait"] > 0 and job["status"] not in FINISHED:
+            services().jobs.wait_finished(job_id, args["wait"])
+            job = _get_or_404(job_id)
         if job["status"] == "running":  # a dead worker's job is noticed by any reader too
             svc = services()
 
