@@ -228,3 +228,9 @@ def test_build_problem_end_to_end(with_weights: bool) -> None:
     assert torch.allclose(full, direct)
     if with_weights:
         assert torch.allclose(problem.params["0.weight"], user.state_dict()["0.weight"].double())
+
+
+def test_build_problem_raises_value_error_with_path() -> None:
+    request = _request({"inline": {"x": X, "y": [0, 1, 2, 9]}}, loss="cross_entropy", output_dim=3)
+    with pytest.raises(ValueError, match=r"^data\.inline\.y: Class label 9 at row 3"):
+        build_problem(request, {}.__getitem__, device=torch.device("cpu"), dtype=torch.float32)

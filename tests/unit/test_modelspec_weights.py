@@ -181,3 +181,12 @@ def test_safetensors_bad_offsets_rejected() -> None:
 def test_not_bytes_is_type_error() -> None:
     with pytest.raises(TypeError):
         inspect_weights("0.weight")  # type: ignore[arg-type]
+
+
+def test_load_params_ignores_batchnorm_buffers() -> None:
+    arch = ArchitectureSchema().load(
+        {"type": "mlp", "input_dim": 3, "hidden": [4], "output_dim": 1, "batchnorm": True}
+    )
+    shapes = param_shapes(arch)
+    params = load_params(_pt(build_model(arch).state_dict()), shapes)
+    assert list(params) == list(shapes)

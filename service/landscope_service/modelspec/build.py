@@ -16,10 +16,11 @@ import math
 from typing import Any
 
 import torch
+from marshmallow import ValidationError
 from torch import Tensor, nn
 
 from ..diagnostics.problem import Problem
-from .data import ReadBlob, load_data, read_blob_or_error
+from .data import ReadBlob, flatten_messages, load_data, read_blob_or_error
 from .shapes import ArchitectureInfo, analyze
 from .weights import load_weights
 
@@ -208,9 +209,23 @@ def build_problem(
         ``problem.params``), params, buffers, x, y, loss and batch_size.
 
     Raises:
-        marshmallow.ValidationError: if a blob is unknown or the data do not fit.
-        ValueError: if the weights do not fit the architecture or overflow ``dtype``.
+        ValueError: if a blob is unknown, the weights or data do not fit the
+            architecture (the message starts with the request path, e.g.
+            ``"data.inline.y: Class label 7 ..."``), or values overflow ``dtype``.
     """
+    try:
+        return _build_problem(request, read_blob, device=device, dtype=dtype)
+    except ValidationError as e:
+        raise ValueError(flatten_messages(e.messages)) from e
+
+
+def _build_problem(
+    request: dict[str, Any],
+    read_blob: ReadBlob,
+    *,
+    device: torch.device,
+    dtype: torch.dtype,
+) -> Problem:
     model_spec = request["model"]
     arch = model_spec["architecture"]
     loss = request.get("loss", "mse")

@@ -35,7 +35,7 @@ from .synthetic import generate, synthetic_problems
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["inspect_data", "load_arrays", "load_data", "read_blob_or_error"]
+__all__ = ["flatten_messages", "inspect_data", "load_arrays", "load_data", "read_blob_or_error"]
 
 ReadBlob = Callable[[str], bytes]
 _CSV_COLUMN = re.compile(r"^(x|y)(\d*)$")
@@ -46,6 +46,20 @@ def _error(path: Sequence[str], message: str) -> ValidationError:
     for key in reversed(path):
         out = {key: out}
     return ValidationError(out)
+
+
+def flatten_messages(messages: Any, prefix: str = "") -> str:
+    """One line from nested marshmallow messages: ``"data.inline.y: ...; loss: ..."``."""
+    if isinstance(messages, dict):
+        parts = [
+            flatten_messages(v, f"{prefix}.{k}" if prefix else str(k)) for k, v in messages.items()
+        ]
+        return "; ".join(p for p in parts if p)
+    if isinstance(messages, list | tuple):
+        text = " ".join(str(m) for m in messages)
+    else:
+        text = str(messages)
+    return f"{prefix}: {text}" if prefix else text
 
 
 def read_blob_or_error(read_blob: ReadBlob, blob_id: str, path: Sequence[str]) -> bytes:

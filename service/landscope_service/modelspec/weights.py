@@ -64,6 +64,7 @@ _FLOAT_DTYPES = frozenset({"float64", "float32", "float16", "bfloat16"})
 _MAX_HEADER = 100_000_000
 _MAX_OPCODES = 5_000_000
 _MAX_LISTED = 8
+_BUFFER_LEAVES = frozenset({"running_mean", "running_var", "num_batches_tracked"})
 
 
 @dataclass(frozen=True)
@@ -601,10 +602,19 @@ def load_params(
         dtype: their floating dtype (default float32).
 
     Returns:
-        ``{name: tensor}``; the file must hold exactly these names.
+        ``{name: tensor}``; the file must hold these names, and may hold batch-norm
+        buffers (``running_mean``, ``running_var``, ``num_batches_tracked``) of layers
+        that have parameters here, which are ignored.
 
     Raises:
         ValueError: as :func:`check_weights`.
     """
-    params, _ = load_weights(data, shapes, device=device, dtype=dtype)
+    present = _read(data)
+    buffers = {
+        name: t.shape
+        for name, t in present.items()
+        if name.rsplit(".", 1)[-1] in _BUFFER_LEAVES
+        and f"{name.rsplit('.', 1)[0]}.weight" in shapes
+    }
+    params, _ = load_weights(data, shapes, buffer_shapes=buffers, device=device, dtype=dtype)
     return params
