@@ -13,8 +13,6 @@ import math
 import numpy as np
 import pytest
 import torch
-from scipy.optimize import root
-
 from landscope_service.diagnostics.connectivity import (
     Objective,
     analyze_points,
@@ -23,6 +21,7 @@ from landscope_service.diagnostics.connectivity import (
     minimize,
     neb_path,
 )
+from scipy.optimize import root
 
 DT = torch.float64
 
@@ -98,7 +97,7 @@ def test_muller_brown_n_lambda(mb_minima: list[torch.Tensor], strategy: str) -> 
 
 def test_muller_brown_linear_bounds_are_loose_but_upper(mb_minima: list[torch.Tensor]) -> None:
     obj = Objective(muller_brown)
-    a, b, c = mb_minima
+    a, _, c = mb_minima
     lin = linear_path(obj, a, c)
     bez = bezier_path(obj, a, c, seed=0)
     neb = neb_path(obj, a, c, seed=0)

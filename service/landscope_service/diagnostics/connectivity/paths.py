@@ -33,7 +33,9 @@ NEB force on interior image ``k`` with unit tangent ``tau_k`` (improved tangent)
     F_k = -(grad f(x_k) - (grad f(x_k) . tau_k) tau_k)
           + kappa (|x_{k+1} - x_k| - |x_k - x_{k-1}|) tau_k,
 
-and for the climbing (highest) image ``F = -grad f + 2 (grad f . tau) tau``. Steps are
+and for the climbing (highest) image ``F = -grad f + 2 (grad f . tau) tau`` (only when
+it rises above both ends by more than ``insert_tol`` times the rise of the initial
+straight chain: on a flat valley floor there is no saddle to climb to). Steps are
 taken with Adam on ``-F`` under a cosine-decayed learning rate; the learning rate is
 relative to the per-coordinate RMS distance ``|b - a| / sqrt(P)`` and the spring
 constant ``kappa`` is relative to the mean perpendicular force per unit segment
@@ -373,6 +375,7 @@ def _relax(
     cfg: NEBConfig,
     lr0: Tensor,
     climb: bool,
+    climb_margin: Tensor,
 ) -> Tensor:
     """One NEB cycle: Adam steps of the interior images under the NEB force."""
     x = chain.clone()
@@ -397,6 +400,8 @@ def _relax(
             top = torch.argmax(vals_in)
             climb_force = -g + 2 * g_par * tau
             is_top = (torch.arange(inner.shape[0], device=inner.device) == top).unsqueeze(1)
+            # Climb only over a real barrier, never along a flat valley floor.
+            is_top = is_top & (vals_in[top] > torch.maximum(*end_vals) + climb_margin)
             force = torch.where(is_top, climb_force, force)
         step_dir = -force
         m = beta1 * m + (1 - beta1) * step_dir
@@ -433,6 +438,32 @@ def _chain_curve(chain: Tensor) -> tuple[Curve, Tensor]:
     return curve, knots
 
 
+def _spline_curve(chain: Tensor, knots: Tensor) -> Curve:
+    """C1 cubic Hermite curve through the pivots at parameters ``knots``.
+
+    Tangents by finite differences over the neighbouring knots (one-sided at the ends),
+    as in a Catmull-Rom spline with chord-length parametrisation.
+    """
+    n = chain.shape[0]
+    m = torch.empty_like(chain)
+    m[1:-1] = (chain[2:] - chain[:-2]) / (knots[2:] - knots[:-2]).unsqueeze(1)
+    m[0] = (chain[1] - chain[0]) / (knots[1] - knots[0])
+    m[-1] = (chain[-1] - chain[-2]) / (knots[-1] - knots[-2])
+
+    def curve(ts: Tensor) -> Tensor:
+        idx = (torch.searchsorted(knots, ts.contiguous(), right=True) - 1).clamp(0, n - 2)
+        t0, t1 = knots[idx], knots[idx + 1]
+        h = (t1 - t0).unsqueeze(1)
+        u = ((ts - t0) / (t1 - t0)).clamp(0, 1).unsqueeze(1)
+        h00 = 2 * u**3 - 3 * u**2 + 1
+        h10 = u**3 - 2 * u**2 + u
+        h01 = -2 * u**3 + 3 * u**2
+        h11 = u**3 - u**2
+        return h00 * chain[idx] + h10 * h * m[idx] + h01 * chain[idx + 1] + h11 * h * m[idx + 1]
+
+    return curve
+
+
 def neb_path(
     obj: Objective,
     a: Tensor,
@@ -451,7 +482,9 @@ def neb_path(
     evaluated at ``segment_points`` interior points, and up to ``insert_per_cycle`` new
     pivots are inserted at the highest interior points of the segments that rise
     highest above both their ends. The final chain is evaluated on the arc-length grid
-    of ``profile`` (pivots included) and zoomed around its peak.
+    of ``profile`` (pivots included) and zoomed around its peak, both as a polyline and
+    as a cubic Hermite curve through the pivots; the lower of the two is returned
+    (``extra["interpolation"]``).
     """
     _check_pair(a, b)
     cfg = config or NEBConfig()
@@ -462,13 +495,24 @@ def neb_path(
     chain = a.unsqueeze(0) + ts0.unsqueeze(1) * (b - a).unsqueeze(0)
     end_vals = (obj.value(a), obj.value(b))
     if bool(scale > 0):
+        # Height scale of the problem: how far the straight chain rises above its ends.
+        rise = (obj.values(chain).max() - torch.minimum(*end_vals)).clamp_min(0)
+        climb_margin = cfg.insert_tol * rise
         gen = torch.Generator(device="cpu").manual_seed(int(seed))
         noise = torch.randn(cfg.images, a.shape[0], generator=gen, dtype=a.dtype).to(a.device)
         chain[1:-1] += 1e-3 * scale * noise
         inserted_total = 0
         for cycle in range(cfg.cycles):
             lr0 = cfg.lr * scale * (0.5**cycle)
-            chain = _relax(obj, chain, end_vals, cfg, lr0, climb=cfg.climb and cycle > 0)
+            chain = _relax(
+                obj,
+                chain,
+                end_vals,
+                cfg,
+                lr0,
+                climb=cfg.climb and cycle > 0,
+                climb_margin=climb_margin,
+            )
             if cycle == cfg.cycles - 1 or chain.shape[0] >= cfg.max_pivots:
                 continue
             # AutoNEB: look for the highest residual on the straight segments.
@@ -494,6 +538,14 @@ def neb_path(
         inserted_total = 0
     curve, knots = _chain_curve(chain)
     ts, vals = profile_curve(obj, curve, prof, like=a, extra_ts=knots)
+    interpolation = "polyline"
+    if chain.shape[0] > 2:
+        # The cubic Hermite curve through the same pivots is another continuous path;
+        # on a curved valley floor it stays much closer to it than the chords do.
+        s_curve = _spline_curve(chain, knots)
+        ts_s, vals_s = profile_curve(obj, s_curve, prof, like=a, extra_ts=knots)
+        if bool(vals_s.max() < vals.max()):
+            ts, vals, interpolation = ts_s, vals_s, "cubic"
     return _result(
         "neb",
         ts,
@@ -501,6 +553,7 @@ def neb_path(
         obj.num_loss_evals - e0,
         obj.num_grad_evals - g0,
         chain,
+        interpolation=interpolation,
         pivots=int(chain.shape[0]),
         inserted=inserted_total,
     )
