@@ -48,12 +48,12 @@ def test_gram_and_dense_agree(case: str, chunk: int | None, device: str) -> None
     fn = ResidualFunction(prob, chunk_size=chunk)
     theta = fn.initial_point()
     dense = Linearization(fn, theta, "dense")
-    gram = Linearization(fn, theta, "gram", gram_inner_chunk=3)
+    gram = Linearization(fn, theta, "gram", gram_outer_chunk=3)
     assert dense.rank == gram.rank == expected_rank
     # Gram matrix equals J J^T (or J^T J when m > P) of the dense J
     J = fn.jacobian(theta)
     side = fn.gram_side()
-    K = fn.gram(theta, side, inner_chunk=3)
+    K = fn.gram(theta, side, outer_chunk=3)
     ref = J @ J.T if side == "rows" else J.T @ J
     assert torch.allclose(K, ref, rtol=1e-12, atol=1e-12 * float(ref.abs().max()))
     k = expected_rank

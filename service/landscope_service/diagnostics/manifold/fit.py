@@ -84,7 +84,7 @@ def levenberg_marquardt(
     max_steps: int,
     rtol: float | None = None,
     monitor: Monitor | None = None,
-    gram_inner_chunk: int | None = None,
+    gram_outer_chunk: int | None = None,
 ) -> FitResult:
     """Drive ``L(theta) = ||R(theta)||^2 / m`` to at most ``tol`` by Levenberg-Marquardt.
 
@@ -97,7 +97,7 @@ def levenberg_marquardt(
         max_steps: maximum number of Jacobian evaluations (>= 0).
         rtol: rank tolerance passed to the linearisations.
         monitor: progress (``loss`` in the message) and cancellation.
-        gram_inner_chunk: streamed block size of the Gram route.
+        gram_outer_chunk: outer block size of the Gram route.
 
     Returns:
         A :class:`FitResult`.
@@ -130,7 +130,7 @@ def levenberg_marquardt(
     log_goal = math.log10(tol)
     while steps < max_steps:
         mon.check()
-        lin = Linearization(fn, theta, route, rtol=rtol, gram_inner_chunk=gram_inner_chunk)
+        lin = Linearization(fn, theta, route, rtol=rtol, gram_outer_chunk=gram_outer_chunk)
         steps += 1
         smax2 = float(lin.rank_result.singular_values[0]) ** 2
         if smax2 == 0.0:

@@ -44,7 +44,8 @@ GramSide = Literal["rows", "cols"]
 _BYTES_F64 = 8
 _JAC_OVERHEAD = 3.0
 """Peak bytes of a per-sample ``vmap(jacrev)`` block, in units of the block's own size
-(the per-parameter gradients and their concatenation coexist; measured on tanh MLPs)."""
+(the per-parameter gradients and the block they are copied into coexist, plus the
+backward's temporaries; measured on tanh MLPs, see benchmarks/manifold_scale.py)."""
 
 
 def rows_per_block(num_params: int, num_outputs: int, budget_bytes: float) -> int:
@@ -79,9 +80,11 @@ class ResidualFunction:
     Args:
         problem: a ``Problem`` with ``loss == "mse"`` and floating targets ``(N, r)``
             (or ``(N,)``, read as ``r = 1``).
-        chunk_size: samples per chunk for ``jvp``/``vjp``/Jacobian blocks; ``None`` sizes
-            blocks from ``block_bytes``.
-        block_bytes: memory allowed for one dense Jacobian block (default 256 MiB).
+        chunk_size: samples per chunk for ``jvp``/``vjp`` and per Jacobian sub-block;
+            ``None`` sizes it so a sub-block's peak takes a quarter of ``memory_bytes``.
+        memory_bytes: working-memory budget (default 1 GiB): a quarter for one Jacobian
+            sub-block while it is built, half for the Gram route's outer block (see
+            :meth:`gram`).
 
     Raises:
         ValueError: for a loss other than mse, or targets whose shape does not match.
@@ -93,7 +96,7 @@ class ResidualFunction:
         problem: Problem,
         *,
         chunk_size: int | None = None,
-        block_bytes: float = 256 * 2**20,
+        memory_bytes: float = 2**30,
     ) -> None:
         if problem.loss != "mse":
             raise ValueError(
@@ -105,8 +108,8 @@ class ResidualFunction:
             raise TypeError(f"Expected floating inputs, got {problem.x.dtype}.")
         if chunk_size is not None and chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1, got {chunk_size}.")
-        if block_bytes <= 0:
-            raise ValueError(f"block_bytes must be > 0, got {block_bytes}.")
+        if not memory_bytes > 0:
+            raise ValueError(f"memory_bytes must be > 0, got {memory_bytes}.")
         dev = problem.device
         f64 = torch.float64
         self.model = copy.deepcopy(problem.model).to(device=dev, dtype=f64)
@@ -134,8 +137,10 @@ class ResidualFunction:
                 f"the targets have {self.num_outputs}."
             )
         if chunk_size is None:
-            chunk_size = rows_per_block(self.num_params, self.num_outputs, block_bytes)
+            chunk_size = rows_per_block(self.num_params, self.num_outputs, memory_bytes / 4)
         self.chunk_size = int(min(chunk_size, max(self.num_samples, 1)))
+        outer = int(0.5 * memory_bytes // (_BYTES_F64 * self.num_outputs * self.num_params))
+        self.outer_size = int(min(max(outer, self.chunk_size), max(self.num_samples, 1)))
 
     # ------------------------------------------------------------------ basics
     def initial_point(self) -> Tensor:
@@ -198,34 +203,53 @@ class ResidualFunction:
         return total
 
     # ------------------------------------------------------------------ blocks
-    def jacobian_block(self, theta: Tensor, start: int, stop: int) -> Tensor:
+    def jacobian_block(
+        self, theta: Tensor, start: int, stop: int, *, out: Tensor | None = None
+    ) -> Tensor:
         """Rows of ``J`` for samples ``start..stop-1``: shape ``((stop-start) r, P)``.
 
-        Per-sample Jacobians ``dH(x_mu)/dtheta`` by ``vmap(jacrev)``.
+        Per-sample Jacobians ``dH(x_mu)/dtheta`` by ``vmap(jacrev)`` with respect to the
+        parameter dict (no scatter into a flat gradient per row), copied into ``out``
+        (allocated when None) in the flat order.
         """
         self._check_theta(theta)
         if not 0 <= start < stop <= self.num_samples:
             raise ValueError(
                 f"Expected 0 <= start < stop <= {self.num_samples}, got {start}, {stop}."
             )
+        rows = (stop - start) * self.num_outputs
+        if out is None:
+            out = torch.empty(rows, self.num_params, device=self.device, dtype=self.dtype)
+        elif out.shape != (rows, self.num_params):
+            raise ValueError(
+                f"Shape mismatch: expected out of shape ({rows}, {self.num_params}), "
+                f"got {tuple(out.shape)}."
+            )
 
-        def single(th: Tensor, x1: Tensor) -> Tensor:
-            return self._forward(th, x1.unsqueeze(0)).reshape(-1)
+        def single(p: Params, x1: Tensor) -> Tensor:
+            y1 = functional_call(self.model, (p, self.buffers), (x1.unsqueeze(0),))
+            return y1.reshape(-1)  # type: ignore[no-any-return]
 
-        jac = vmap(jacrev(single), in_dims=(None, 0))(theta, self.x[start:stop])
-        return jac.reshape(-1, self.num_params)  # type: ignore[no-any-return]
+        jac = vmap(jacrev(single), in_dims=(None, 0))(self.params(theta), self.x[start:stop])
+        offset = 0
+        for name, like in self.like.items():
+            n = int(like.numel())
+            out[:, offset : offset + n] = jac[name].reshape(rows, n)
+            offset += n
+        return out
 
     def jacobian(self, theta: Tensor, monitor: Monitor | None = None) -> Tensor:
-        """The dense ``m x P`` Jacobian, built in sample chunks."""
-        blocks = []
-        n = self.num_samples
+        """The dense ``m x P`` Jacobian, filled in sample chunks (no concatenation copy)."""
+        n, r = self.num_samples, self.num_outputs
+        J = torch.empty(self.num_equations, self.num_params, device=self.device,
+                        dtype=self.dtype)
         for a, b in self._chunks():
             if monitor is not None:
                 monitor.check()
-            blocks.append(self.jacobian_block(theta, a, b))
+            self.jacobian_block(theta, a, b, out=J[a * r : b * r])
             if monitor is not None:
                 monitor.report("jacobian", b / n, f"Jacobian rows for {b}/{n} samples")
-        return torch.cat(blocks)
+        return J
 
     def gram_side(self) -> GramSide:
         """``"rows"`` (``J J^T``, m x m) when ``m <= P``, else ``"cols"`` (``J^T J``)."""
@@ -237,29 +261,29 @@ class ResidualFunction:
         side: GramSide | None = None,
         *,
         monitor: Monitor | None = None,
-        inner_chunk: int | None = None,
+        outer_chunk: int | None = None,
     ) -> Tensor:
         """The Gram matrix of ``J`` without forming ``J``.
 
         ``side="rows"``: ``K = J J^T`` (m x m), accumulated block by block as
-        ``K[B, C] = J_B J_C^T`` over sample blocks ``B <= C``: for each outer block ``B``
-        (``chunk_size`` samples) the inner blocks ``C`` after it are recomputed and
-        streamed, so at most two blocks of ``J`` are alive; total rows recomputed
-        ``~ m^2 / (2 * rows(B))``. ``side="cols"``: ``K = J^T J = sum_B J_B^T J_B``
-        (P x P), one pass.
+        ``K[B, C] = J_B J_C^T``. The rows of an outer block ``B`` (``outer_size``
+        samples, half the memory budget) are built in sub-blocks into one buffer; the
+        sub-blocks ``C`` after ``B`` are then computed and streamed (``chunk_size``
+        samples each). Memory: ``8 rN^2`` for ``K``, ``8 r P outer_size`` for ``J_B``
+        and one sub-block's peak; rows computed ``~ m + m^2 / (2 r outer_size)``.
+        ``side="cols"``: ``K = J^T J = sum_B J_B^T J_B`` (P x P), one pass.
 
         Args:
             theta: the point.
             side: which Gram matrix; default :meth:`gram_side`.
-            monitor: progress and cancellation (checked per block).
-            inner_chunk: samples per streamed inner block (default ``chunk_size``).
+            monitor: progress and cancellation (checked per sub-block).
+            outer_chunk: samples per outer block (default ``outer_size``).
 
         Returns:
             The symmetric Gram matrix (float64).
         """
         side = self.gram_side() if side is None else side
         n, r, c = self.num_samples, self.num_outputs, self.chunk_size
-        inner = c if inner_chunk is None else max(1, int(inner_chunk))
         if side == "cols":
             K = torch.zeros(
                 self.num_params, self.num_params, device=self.device, dtype=self.dtype
@@ -274,29 +298,38 @@ class ResidualFunction:
             return K
         if side != "rows":
             raise ValueError(f"side must be 'rows' or 'cols', got {side!r}.")
-        m = self.num_equations
+        outer = self.outer_size if outer_chunk is None else max(1, int(outer_chunk))
+        m, P = self.num_equations, self.num_params
         K = torch.zeros(m, m, device=self.device, dtype=self.dtype)
-        # work units: pairs of samples (outer, inner with inner >= outer block start)
-        total_work = sum((n - a) * (b - a) for a, b in self._chunks())
+        buf = torch.empty(min(outer, n) * r, P, device=self.device, dtype=self.dtype)
+        spans = [(a, min(a + outer, n)) for a in range(0, n, outer)]
+        # work: samples whose rows are computed (outer blocks, then the streamed rest)
+        total_work = sum(b - a + (n - b) for a, b in spans)
         done = 0
-        for a, b in self._chunks():
-            if monitor is not None:
-                monitor.check()
-            JB = self.jacobian_block(theta, a, b)
-            K[a * r : b * r, a * r : b * r] = JB @ JB.T
-            for a2 in range(b, n, inner):
+        for a, b in spans:
+            JB = buf[: (b - a) * r]
+            for a1 in range(a, b, c):
                 if monitor is not None:
                     monitor.check()
-                b2 = min(a2 + inner, n)
+                b1 = min(a1 + c, b)
+                self.jacobian_block(theta, a1, b1, out=JB[(a1 - a) * r : (b1 - a) * r])
+            K[a * r : b * r, a * r : b * r] = JB @ JB.T
+            done += b - a
+            for a2 in range(b, n, c):
+                if monitor is not None:
+                    monitor.check()
+                b2 = min(a2 + c, n)
                 JC = self.jacobian_block(theta, a2, b2)
                 blk = JB @ JC.T
                 K[a * r : b * r, a2 * r : b2 * r] = blk
                 K[a2 * r : b2 * r, a * r : b * r] = blk.T
                 del JC
-            done += (n - a) * (b - a)
-            if monitor is not None:
-                monitor.report("gram", done / max(total_work, 1), f"J J^T rows {b * r}/{m}")
-            del JB
+                done += b2 - a2
+                if monitor is not None:
+                    monitor.report(
+                        "gram", done / max(total_work, 1), f"J J^T block rows {b * r}/{m}"
+                    )
+        del buf
         return K
 
     # ------------------------------------------------------------------ Hessian

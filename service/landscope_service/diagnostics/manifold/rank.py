@@ -180,7 +180,7 @@ class Linearization:
         route: ``"dense"`` or ``"gram"``.
         rtol: rank tolerance override (see :func:`numerical_rank`).
         monitor: progress and cancellation while ``J`` or ``K`` is built.
-        gram_inner_chunk: samples per streamed inner block of the Gram route.
+        gram_outer_chunk: samples per outer block of the Gram route (default: from memory).
     """
 
     def __init__(
@@ -191,7 +191,7 @@ class Linearization:
         *,
         rtol: float | None = None,
         monitor: Monitor | None = None,
-        gram_inner_chunk: int | None = None,
+        gram_outer_chunk: int | None = None,
     ) -> None:
         if route not in ("dense", "gram"):
             raise ValueError(f"route must be 'dense' or 'gram', got {route!r}.")
@@ -208,7 +208,7 @@ class Linearization:
             self._J, self._U, self._s, self._V = J, U, s, Vh.T
             svals = s
         else:
-            K = fn.gram(theta, self.side, monitor=monitor, inner_chunk=gram_inner_chunk)
+            K = fn.gram(theta, self.side, monitor=monitor, outer_chunk=gram_outer_chunk)
             lam, Q = torch.linalg.eigh(K)
             lam, Q = lam.flip(0), Q.flip(1)  # descending
             self._lam, self._Q = lam, Q

@@ -151,7 +151,7 @@ def run_minimizer_manifold(problem: Problem, options: dict[str, Any], ctx: RunCo
     opts = _options(options)
     mon = ctx.monitor
     memory_bytes = float(opts["memory_mb"]) * 2**20
-    fn = ResidualFunction(problem, chunk_size=opts["chunk_size"], block_bytes=memory_bytes / 3)
+    fn = ResidualFunction(problem, chunk_size=opts["chunk_size"], memory_bytes=memory_bytes)
     P, N, r, m = fn.num_params, fn.num_samples, fn.num_outputs, fn.num_equations
     route: Route = (
         choose_route(m, P, memory_bytes) if opts["route"] == "auto" else opts["route"]
