@@ -70,7 +70,7 @@ def _int(lo: int | None = None, hi: int | None = None, **kwargs: Any) -> fields.
 class StrictBoolean(fields.Boolean):
     """A boolean that accepts only JSON ``true`` and ``false`` (not 1, 0 or strings)."""
 
-    default_error_messages: ClassVar[dict[str, str]] = {  # type: ignore[misc]
+    default_error_messages: ClassVar[dict[str, str]] = {  # type: ignore[assignment,misc]
         "invalid": "Not a valid boolean: use true or false."
     }
 
@@ -83,7 +83,7 @@ class StrictBoolean(fields.Boolean):
 class StrictFloat(fields.Float):
     """A finite JSON number; strings and booleans are rejected."""
 
-    default_error_messages: ClassVar[dict[str, str]] = {  # type: ignore[misc]
+    default_error_messages: ClassVar[dict[str, str]] = {  # type: ignore[assignment,misc]
         "invalid": "Not a valid number.",
         "special": "Must be a finite number (not NaN or infinity).",
     }

@@ -276,12 +276,12 @@ class _Walker:
         if kind in ("conv2d", "maxpool2d", "avgpool2d"):
             return self._spatial(layer, shape, name, path)
         if kind == "residual":
-            out = self.walk(layer["layers"], shape, f"{name}.", (*path, "layers"), depth + 1)
-            if out != shape:
+            inner = self.walk(layer["layers"], shape, f"{name}.", (*path, "layers"), depth + 1)
+            if inner != shape:
                 raise SpecError(
                     (*path, "layers"),
                     f"A residual block must keep the shape of its input: input {shape}, "
-                    f"output {out}.",
+                    f"output {inner}.",
                 )
             return shape
         raise SpecError((*path, "type"), f"Unknown layer type {kind!r}.")

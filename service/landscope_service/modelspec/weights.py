@@ -291,11 +291,11 @@ def _symbolic_unpickle(pkl: bytes) -> Any:
                     raise _reject_global(module, gname)
                 stack.append(_Global(module, gname))
             elif name in ("BINPUT", "LONG_BINPUT", "PUT"):
-                memo[int(arg)] = stack[-1]
+                memo[int(arg or 0)] = stack[-1]
             elif name == "MEMOIZE":
                 memo[len(memo)] = stack[-1]
             elif name in ("BINGET", "LONG_BINGET", "GET"):
-                stack.append(memo[int(arg)])
+                stack.append(memo[int(arg or 0)])
             elif name == "MARK":
                 stack.append(_MARK)
             elif name == "EMPTY_TUPLE":
