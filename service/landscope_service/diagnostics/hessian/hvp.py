@@ -143,6 +143,29 @@ def _check_block(vec: Tensor, num_params: int) -> tuple[Tensor, bool]:
     raise ValueError(f"Shape mismatch: expected (P,) or (P, k), got {tuple(vec.shape)}.")
 
 
+def _jvp_grad(problem: Problem, params: Params, v: Params, xb: Tensor, yb: Tensor) -> Params:
+    """``jvp(grad(L_b), (params,), (v,))``.
+
+    A floating-point target gets an explicit (materialised) zero tangent: in torch 2.13
+    forward-over-reverse through ``F.mse_loss`` with a tangent-free target fails with
+    "ZeroTensors are immutable" (an in-place op on the implicit zero tangent of ``y``).
+    """
+    if yb.is_floating_point():
+
+        def loss_py(p: Params, y: Tensor) -> Tensor:
+            return problem.loss_fn(p, xb, y)
+
+        def grad_py(p: Params, y: Tensor) -> Params:
+            return grad(loss_py)(p, y)  # type: ignore[no-any-return]
+
+        return jvp(grad_py, (params, yb), (v, torch.zeros_like(yb)))[1]  # type: ignore[no-any-return]
+
+    def loss_p(p: Params) -> Tensor:
+        return problem.loss_fn(p, xb, yb)
+
+    return jvp(grad(loss_p), (params,), (v,))[1]  # type: ignore[no-any-return]
+
+
 def _fn_hvp_one(problem: Problem, params: Params, v: Params, mode: str) -> Params:
     """One product ``H v`` of the full-data loss with ``torch.func``."""
     total: Params | None = None
@@ -152,7 +175,7 @@ def _fn_hvp_one(problem: Problem, params: Params, v: Params, mode: str) -> Param
             return problem.loss_fn(p, xb, yb)
 
         if mode == "forward_over_reverse":
-            hv = jvp(grad(loss_b), (params,), (v,))[1]
+            hv = _jvp_grad(problem, params, v, xb, yb)
         else:
             hv = vjp(grad(loss_b), params)[1](v)[0]
         if total is None:

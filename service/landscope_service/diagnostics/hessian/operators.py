@@ -131,11 +131,16 @@ class GGNOperator(_Counted):
             def f(p: Params, xb: Tensor = xb) -> Tensor:
                 return problem.forward(p, xb)
 
-            def out_loss(o: Tensor, yb: Tensor = yb) -> Tensor:
-                return _loss_value(problem.loss, o, yb)
+            def out_loss(o: Tensor, y: Tensor) -> Tensor:
+                return _loss_value(problem.loss, o, y)
 
             out, jv = jvp(f, (self._params,), (v,))
-            hu = jvp(grad(out_loss), (out,), (jv,))[1]
+            if yb.is_floating_point():
+                # explicit zero tangent for the target (see hvp._jvp_grad)
+                hu = jvp(lambda o, y: grad(out_loss)(o, y), (out, yb),
+                         (jv, torch.zeros_like(yb)))[1]
+            else:
+                hu = jvp(lambda o: grad(out_loss)(o, yb), (out,), (jv,))[1]
             _, pull = vjp(f, self._params)
             gv = pull(hu)[0]
             if total is None:
