@@ -91,7 +91,8 @@ class APIError(LandscopeError):
         if self.code:
             head += f" {self.code}"
         text = f"{head}: {self.detail}" if self.detail else head
-        fields = "; ".join(f"{path}: {msg}" for path, msg in flatten_field_errors(self.errors))
+        pairs = (f"{path}: {msg}" for path, msg in flatten_field_errors(self.errors))
+        fields = "; ".join(pair for pair in pairs if pair not in self.detail)
         if fields:
             text += f" ({fields})"
         return text

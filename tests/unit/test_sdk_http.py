@@ -148,6 +148,17 @@ def test_validation_error_shows_detail_and_field_errors_and_is_not_retried(
     assert isinstance(pickle.loads(pickle.dumps(err)), UnprocessableEntityError)
 
 
+def test_field_errors_already_in_the_detail_are_not_repeated() -> None:
+    errors = {"model": {"hidden": {"0": ["Must be positive."]}}, "seed": ["Not an integer."]}
+    err = UnprocessableEntityError(
+        422, "validation_error", "Invalid: model.hidden.0: Must be positive.", errors
+    )
+    assert str(err) == (
+        "HTTP 422 validation_error: Invalid: model.hidden.0: Must be positive. "
+        "(seed: Not an integer.)"
+    )
+
+
 def test_non_json_error_body_still_gives_a_readable_error(fake_api: Any, clock: FakeClock) -> None:
     fake_api.inject(
         "GET", "/v1/jobs/job_A", 502, b"<html>Bad gateway</html>", content_type="text/html"

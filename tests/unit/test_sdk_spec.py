@@ -122,6 +122,13 @@ def test_request_submits_through_the_client(fake_api: Any, clock: Any) -> None:
     assert fake_api.jobs[job.id]["request"] == request.to_json()
 
 
+def test_evaluate_options() -> None:
+    assert EvaluateOptions().to_json() == {}
+    assert EvaluateOptions(stationary_tol=1e-8).to_json() == {"stationary_tol": 1e-8}
+    with pytest.raises(ValueError, match="stationary_tol"):
+        EvaluateOptions(stationary_tol=0.0)
+
+
 def test_evaluate_result_from_json() -> None:
     result = EvaluateResult.from_json(fk.EVALUATE_RESULT)
     assert result.grad_norm == 1.5
