@@ -11,8 +11,6 @@ import math
 import numpy as np
 import pytest
 import torch
-from torch import Tensor, nn
-
 from landscope_service.diagnostics import Problem, RunContext, flatten, unflatten
 from landscope_service.diagnostics.hessian import (
     GGNOperator,
@@ -22,6 +20,7 @@ from landscope_service.diagnostics.hessian import (
     rademacher,
     run_hessian_spectrum,
 )
+from torch import Tensor, nn
 
 DT = torch.float64
 
@@ -83,7 +82,6 @@ def test_runner_iterative_against_dense(act: str, bias: bool, loss: str) -> None
     pr = _mlp_problem(act, bias, loss, seed=1)
     h = _dense(pr)
     ev = torch.linalg.eigvalsh(h).numpy()
-    p = ev.size
     out = run_hessian_spectrum(pr, {"mode": "iterative", "top_k": 2, "bottom_k": 2,
                                     "tol": 1e-10, "density_probes": 12, "density_steps": 20},
                                RunContext(seed=4))

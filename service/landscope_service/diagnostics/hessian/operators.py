@@ -140,7 +140,7 @@ class GGNOperator(_Counted):
                 hu = jvp(lambda o, y: grad(out_loss)(o, y), (out, yb),
                          (jv, torch.zeros_like(yb)))[1]
             else:
-                hu = jvp(lambda o: grad(out_loss)(o, yb), (out,), (jv,))[1]
+                hu = jvp(lambda o, yb=yb: grad(out_loss)(o, yb), (out,), (jv,))[1]
             _, pull = vjp(f, self._params)
             gv = pull(hu)[0]
             if total is None:
