@@ -402,7 +402,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             client = Client(args.url, api_key=args.api_key)
         except LandscopeError as e:
-            raise UsageError(str(e)) from e
+            raise UsageError(f"{e} On the command line: --url URL, --api-key KEY.") from e
         with client:
             func: Command = args.func
             return func(client, args, out)
