@@ -9,10 +9,16 @@ depends on the barrier matrix only through its minimum spanning tree (see
 2. ``strategy="mst"``: repeatedly take the MST of the current upper bounds and refine
    (with the optimised path finders) those of its edges not refined yet; lowering a
    bound can bring another pair into the tree, which is then refined in the next
-   round. Stop when every MST edge is refined (the tree is *stable*) or the budget is
-   spent. A pair left unrefined can change the answer only if an optimised path would
-   take it below the bottleneck of the tree path between its ends; this is the
-   heuristic's gap, and the report counts the unrefined pairs.
+   round. Once every MST edge is refined (the tree is *stable*), a pair left unrefined
+   can still change the answer only if an optimised path would take it below the
+   bottleneck ``D_ij`` of the tree path between its ends (minus the noise level
+   ``tol``). Its optimised barrier is predicted optimistically as
+   ``max(L_i, L_j) + r (linear_ij - max(L_i, L_j))`` with ``r`` the smallest ratio
+   of optimised to linear excess seen on the pairs refined so far; pairs predicted below
+   ``D_ij - tol`` are refined next (largest predicted gain first), and the loop
+   continues until no pair qualifies or the budget is spent. The prediction is a
+   heuristic, not a bound: a pair whose optimised path would beat it could still
+   change the answer, so the result is exact only relative to it.
 3. ``strategy="all"`` refines every pair (the reference the benchmark compares with);
    ``strategy="none"`` keeps the cheap bounds.
 
@@ -28,7 +34,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .mergetree import minimum_spanning_edges
+from .mergetree import bottleneck_matrix, minimum_spanning_edges
 
 __all__ = ["PairOutcome", "RefineReport", "Strategy", "refine_barriers"]
 
@@ -110,6 +116,34 @@ def _pairs(m: int) -> list[Pair]:
     return [(i, j) for i in range(m) for j in range(i + 1, m)]
 
 
+def _candidates(
+    L: np.ndarray, bounds: np.ndarray, cheap: np.ndarray, done: set[Pair], tol: float
+) -> list[Pair]:
+    """Unrefined pairs whose optimistic refined barrier is below their bottleneck."""
+    if not done:
+        return []
+    floor = np.maximum.outer(L, L)
+    ratios = []
+    for i, j in done:
+        ex = cheap[i, j] - floor[i, j]
+        if np.isfinite(ex) and ex > 0:
+            ratios.append(max(0.0, (bounds[i, j] - floor[i, j]) / ex))
+    r = min(ratios, default=0.0)
+    D = bottleneck_matrix(L.tolist(), bounds)
+    m = L.shape[0]
+    out: list[tuple[float, Pair]] = []
+    for i in range(m):
+        for j in range(i + 1, m):
+            if (i, j) in done:
+                continue
+            ex = cheap[i, j] - floor[i, j]
+            pred = floor[i, j] + r * ex if np.isfinite(ex) else floor[i, j]
+            gain = D[i, j] - pred
+            if gain > tol:
+                out.append((gain, (i, j)))
+    return [p for _, p in sorted(out, reverse=True)]
+
+
 def refine_barriers(
     losses: Sequence[float],
     cheap_fn: PairFn,
@@ -118,6 +152,8 @@ def refine_barriers(
     strategy: Strategy = "mst",
     budget_pairs: int | None = None,
     on_round: Callable[[int, int], None] | None = None,
+    beyond_mst: bool = True,
+    rel_tol: float = 0.0,
 ) -> RefineReport:
     """Upper bounds on all pairwise barriers, refining the pairs that matter first.
 
@@ -128,6 +164,11 @@ def refine_barriers(
         strategy: ``"mst"``, ``"all"`` or ``"none"``.
         budget_pairs: most pairs to refine (None: no limit).
         on_round: called with ``(pairs refined so far, pairs total)`` after each call.
+        beyond_mst: once the tree is stable, also refine the non-tree pairs that could
+            still lower a merge height under the optimistic prediction (see module doc).
+        rel_tol: height changes up to ``tol = rel_tol * spread`` (the noise level;
+            spread = largest finite cheap bound minus lowest loss, as in
+            :func:`.mergetree.build_merge_tree`) do not count as changes.
 
     Returns:
         The :class:`RefineReport`.
@@ -158,6 +199,8 @@ def refine_barriers(
     if pairs:
         absorb(pairs, cheap_fn(pairs))
     cheap = bounds.copy()
+    finite = cheap[np.isfinite(cheap)]
+    tol = rel_tol * float(finite.max() - L.min()) if finite.size else 0.0
     refined: list[Pair] = []
     rounds = 0
     budget_hit = False
@@ -182,6 +225,8 @@ def refine_barriers(
         while True:
             tree = minimum_spanning_edges(L.tolist(), bounds)
             todo = [(i, j) for w, i, j in sorted(tree, key=lambda e: -e[0]) if (i, j) not in done]
+            if not todo and beyond_mst:
+                todo = _candidates(L, bounds, cheap, done, tol)
             if not todo:
                 break
             if remaining <= 0:

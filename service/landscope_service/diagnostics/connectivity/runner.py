@@ -72,7 +72,7 @@ DEFAULT_OPTIONS: dict[str, Any] = {
         "bezier": {"steps": 300, "lr": 0.05, "samples": 8},
     },
     "align": False,
-    "refine": {"strategy": "mst", "budget_pairs": None},
+    "refine": {"strategy": "mst", "budget_pairs": None, "beyond_mst": True},
     "lambda_grid": None,
     "lambda_grid_size": 64,
     "persistence_threshold": 1e-3,
@@ -376,6 +376,8 @@ def run_level_set_connectivity(
             refine_fn,
             strategy=opts["refine"]["strategy"],
             budget_pairs=opts["refine"]["budget_pairs"],
+            beyond_mst=bool(opts["refine"]["beyond_mst"]),
+            rel_tol=float(opts["persistence_threshold"]),
         )
         mon.check()
 
