@@ -100,7 +100,15 @@ class Jobs:
         Raises:
             NotFoundError: no such job for this tenant.
         """
-        return Job.from_json(self._transport.get_json(f"/v1/jobs/{path_segment(_job_id(job))}"))
+        return self._get(_job_id(job))
+
+    def _get(self, job_id: str, *, wait: float = 0.0) -> Job:
+        params: dict[str, str | int] | None = None
+        if wait > 0:
+            params = {"wait": f"{min(wait, 30.0):.3f}"}
+        return Job.from_json(
+            self._transport.get_json(f"/v1/jobs/{path_segment(job_id)}", params=params)
+        )
 
     def list_page(
         self,
@@ -197,12 +205,17 @@ class Jobs:
         poll_interval: float = 0.5,
         max_poll_interval: float = 5.0,
         progress: bool | ProgressCallback = False,
+        long_poll: bool = True,
     ) -> Job:
-        """Poll until the job reaches a final status.
+        """Wait until the job reaches a final status.
 
-        The interval between polls starts at ``poll_interval`` and grows by half each
-        time up to ``max_poll_interval``. A failed or cancelled job is returned, not
-        raised (see :meth:`result` for that).
+        Each poll is a long poll (``GET /v1/jobs/{id}?wait=S``): the server answers as
+        soon as the job finishes, or after S seconds, so a result arrives within
+        milliseconds of the worker writing it. S starts at ``poll_interval`` and grows by
+        half each time up to ``max_poll_interval`` (1 s at most while the progress
+        bar is on). Against a server that answers at once, the client sleeps out the rest of
+        the interval instead. A failed or cancelled job is returned, not raised (see
+        :meth:`result` for that).
 
         Args:
             job: the job or its id; a job already final is returned as it is.
@@ -211,6 +224,7 @@ class Jobs:
             max_poll_interval: cap of the interval, in seconds.
             progress: ``True`` draws a progress bar on standard error (tqdm when it is
                 installed, else a plain line); a callable gets every job state seen.
+            long_poll: ask the server to hold each poll (``False``: plain polling).
 
         Returns:
             The job, with status ``succeeded``, ``failed`` or ``cancelled``.
@@ -228,10 +242,18 @@ class Jobs:
         job_id = _job_id(job)
         deadline = None if timeout is None else self._clock() + timeout
         interval = poll_interval
+        cap = min(max_poll_interval, 1.0) if progress is True else max_poll_interval
         reporter = make_reporter(progress)
+        held = 0.0  # how long the server held the last poll
         try:
             while True:
-                current = self.get(job_id)
+                started = self._clock()
+                if long_poll and deadline is not None:
+                    hold = max(0.0, min(interval, deadline - started))
+                else:
+                    hold = interval
+                current = self._get(job_id, wait=hold if long_poll else 0.0)
+                held = self._clock() - started
                 reporter.update(current)
                 match current.status:
                     case "succeeded" | "failed" | "cancelled":
@@ -246,8 +268,10 @@ class Jobs:
                     if remaining <= 0:
                         raise WaitTimeout(current, timeout)
                     delay = min(delay, remaining)
-                self._sleep(delay)
-                interval = min(interval * 1.5, max_poll_interval)
+                delay -= held  # a server that held the poll already waited
+                if delay > 0:
+                    self._sleep(delay)
+                interval = min(interval * 1.5, cap)
         finally:
             reporter.close()
 

@@ -59,6 +59,15 @@ def _choice(*choices: str) -> Callable[[str, str], str]:
     return parse
 
 
+def _bool(name: str, raw: str) -> bool:
+    low = raw.strip().lower()
+    if low in ("1", "true", "yes", "on"):
+        return True
+    if low in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name}={raw!r}: expected true or false.")
+
+
 def _redis_url(name: str, raw: str) -> str:
     if not raw.startswith(("redis://", "rediss://", "unix://")):
         raise SettingsError(f"{name}={raw!r}: expected a redis:// or rediss:// or unix:// URL.")
@@ -154,6 +163,13 @@ class Settings:
                                                  "parse": _float(0.0),
                                                  "doc": "Per-job cap on the GPU memory a worker "
                                                         "process may allocate (0: no cap)."})
+    require_gpu_worker: bool = field(default=True,
+                                     metadata={"env": "LANDSCOPE_REQUIRE_GPU_WORKER",
+                                               "parse": _bool,
+                                               "doc": "Refuse device=cuda jobs (422 "
+                                                      "no_gpu_worker) while no GPU worker has "
+                                                      "a heartbeat; false when GPU workers "
+                                                      "scale from zero."})
     log_level: str = field(default="INFO",
                            metadata={"env": "LANDSCOPE_LOG_LEVEL",
                                      "parse": _choice("DEBUG", "INFO", "WARNING", "ERROR"),

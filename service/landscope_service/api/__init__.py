@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import logging
+import time
 from typing import Any
 
 import redis
-from flask import Flask, request
+from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
 from .. import __version__
 from ..jobs.store import JobStore
+from ..logs import configure_logging
+from ..metrics import RedisMetrics
 from ..settings import Settings, load_settings
 from ..storage.blobs import BlobService
 from ..storage.store import make_store
@@ -44,14 +46,16 @@ def create_app(config: dict[str, Any] | None = None, *, settings: Settings | Non
     )
     if config:
         app.config.update(config)
-    logging.basicConfig(level=s.log_level)
+    configure_logging(s.log_level)
     client = redis.Redis.from_url(s.redis_url)
+    metrics = RedisMetrics(client)
     store = make_store(s.storage, data_dir=s.data_dir, client=client)
     app.extensions["landscope"] = Services(
         settings=s,
         redis=client,
         jobs=JobStore(client, result_ttl_s=s.result_ttl_s,
-                      idempotency_ttl_s=s.idempotency_ttl_s, lease_s=s.lease_s),
+                      idempotency_ttl_s=s.idempotency_ttl_s, lease_s=s.lease_s,
+                      metrics=metrics),
         blobs=BlobService(client, store),
         store=store,
         celery=make_celery(s),
@@ -62,6 +66,22 @@ def create_app(config: dict[str, Any] | None = None, *, settings: Settings | Non
         api.register_blueprint(blp)
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(Exception, handle_unexpected)
+
+    @app.before_request
+    def _start_clock() -> None:
+        g.t0 = time.perf_counter()
+
+    @app.after_request
+    def _observe(resp: Response) -> Response:
+        t0 = g.get("t0")
+        if t0 is not None and request.path != "/metrics":
+            endpoint = request.url_rule.rule if request.url_rule is not None else "unmatched"
+            try:
+                metrics.http_request(request.method, endpoint, resp.status_code,
+                                     time.perf_counter() - t0)
+            except Exception:  # metrics must never break a request
+                pass
+        return resp
 
     @app.before_request
     def _limit_json() -> None:

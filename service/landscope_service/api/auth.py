@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import g, request
 
+from ..logs import tenant_var
 from .errors import abort
 from .extensions import services
 
@@ -19,3 +20,4 @@ def require_tenant() -> None:
     if tenant is None:
         abort(401, "Invalid API key.", headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
     g.tenant = tenant
+    tenant_var.set(tenant)

@@ -29,6 +29,8 @@ from typing import Any
 
 import redis
 
+from ..metrics import RedisMetrics
+
 __all__ = [
     "FINISHED",
     "IdempotencyConflict",
@@ -75,6 +77,16 @@ def fingerprint(request: dict[str, Any]) -> str:
     """A stable hash of a request (key order does not matter)."""
     blob = json.dumps(request, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(blob).hexdigest()
+
+
+def _products_of(result: dict[str, Any]) -> int | None:
+    """Curvature products a result reports (``products`` at its top or in ``cost``)."""
+    for holder in (result, result.get("cost") or {}, result.get("budget") or {}):
+        if isinstance(holder, dict):
+            value = holder.get("products")
+            if isinstance(value, int) and not isinstance(value, bool):
+                return value
+    return None
 
 
 class IdempotencyConflict(Exception):  # noqa: N818
@@ -134,8 +146,11 @@ class JobStore:
     result_ttl_s: int = 7 * 24 * 3600
     idempotency_ttl_s: int = 24 * 3600
     lease_s: float = 20.0
+    metrics: RedisMetrics | None = None
 
     def __post_init__(self) -> None:
+        if self.metrics is None:
+            self.metrics = RedisMetrics(self.client)
         self._transition = self.client.register_script(_TRANSITION)
         self._start = self.client.register_script(_START)
         self._renew = self.client.register_script(_RENEW)
@@ -223,6 +238,8 @@ class JobStore:
         job = self.get(job_id)
         if job is None:
             raise RuntimeError(f"Job {job_id} vanished right after creation.")
+        if self.metrics is not None:
+            self.metrics.job_submitted(kind)
         return job, True
 
     def set_task_id(self, job_id: str, task_id: str) -> None:
@@ -364,7 +381,19 @@ class JobStore:
         pipe.delete(f"ls:lease:{job_id}")
         pipe.publish(self.events_channel(job_id), status)
         pipe.execute()
+        self._record_finish(job_id, status, now, fields.get("result"))
         return True
+
+    def _record_finish(self, job_id: str, status: str, now: float, result: str | None) -> None:
+        if self.metrics is None:
+            return
+        doc = self.doc(job_id) or {}
+        started = self.client.hget(self._job(job_id), "started_at")
+        seconds = now - float(started) if started else None
+        products = None
+        if result:
+            products = _products_of(json.loads(result))
+        self.metrics.job_finished(str(doc.get("kind", "unknown")), status, seconds, products)
 
     @staticmethod
     def events_channel(job_id: str) -> str:

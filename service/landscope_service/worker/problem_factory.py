@@ -10,7 +10,16 @@ if TYPE_CHECKING:
     from .runtime import JobRuntime
 
 
-def resolve_device(requested: str) -> Any:
+_capped: list[bool] = []
+
+
+def resolve_device(requested: str, memory_fraction: float = 0.0) -> Any:
+    """cpu, or the worker's GPU (``CUDA_VISIBLE_DEVICES`` pins one per process).
+
+    With ``memory_fraction`` > 0 the process may allocate at most that fraction of the
+    GPU's memory (``LANDSCOPE_GPU_MEMORY_FRACTION``); beyond it, allocations raise
+    CUDA out-of-memory, which fails the job and leaves the worker running.
+    """
     import torch
 
     from .runtime import UserFacingError
@@ -18,6 +27,9 @@ def resolve_device(requested: str) -> Any:
     if requested == "cpu":
         return torch.device("cpu")
     if torch.cuda.is_available():
+        if memory_fraction > 0 and not _capped:
+            torch.cuda.set_per_process_memory_fraction(min(memory_fraction, 1.0))
+            _capped.append(True)
         return torch.device("cuda")
     if requested == "cuda":
         raise UserFacingError(
@@ -36,7 +48,7 @@ def build_for_request(
     from ..modelspec.weights import load_params
     from .runtime import UserFacingError
 
-    device = resolve_device(req.get("device", "auto"))
+    device = resolve_device(req.get("device", "auto"), rt.settings.gpu_memory_fraction)
     dtype = {"float32": torch.float32, "float64": torch.float64}[req.get("dtype", "float32")]
 
     def read_blob(blob_id: str) -> bytes:

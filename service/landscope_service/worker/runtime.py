@@ -18,6 +18,7 @@ from typing import Any
 
 from ..jobs.registry import kinds, load_runner
 from ..jobs.store import JobStore
+from ..logs import job_id_var, tenant_var
 from ..settings import Settings
 from ..storage.blobs import BlobService, artifact_key
 from ..storage.store import ObjectStore
@@ -73,6 +74,13 @@ class JobRuntime:
 
     def execute(self, job_id: str) -> str:
         """Run ``job_id`` once if it should run; return what happened (for logs/tests)."""
+        token_job = job_id_var.set(job_id)
+        try:
+            return self._execute(job_id)
+        finally:
+            job_id_var.reset(token_job)
+
+    def _execute(self, job_id: str) -> str:
         code, attempts, token = self.jobs.start(
             job_id, worker=self.hostname, max_attempts=self.settings.max_attempts
         )
@@ -101,6 +109,8 @@ class JobRuntime:
         if doc is None:
             return "missing"
         tenant, req = doc["tenant"], doc["request"]
+        tenant_var.set(tenant)
+        log.info("job started", extra={"attempt": attempts, "kind": doc["kind"]})
         self.jobs.progress(job_id, "starting", 0.0, f"attempt {attempts} on {self.hostname}")
 
         def progress(stage: str, fraction: float, message: str) -> None:
@@ -126,10 +136,13 @@ class JobRuntime:
                 raise
             log.error("job %s failed: %s\n%s", job_id, message, traceback.format_exc())
             self.jobs.fail(job_id, code, message)
+            if code == "out_of_memory":
+                _release_gpu_memory()
             return "failed"
         if not self.jobs.succeed(job_id, result, artifacts):
             # cancelled (or re-run) meanwhile: the first writer wins
             return self.jobs.status(job_id) or "missing"
+        log.info("job succeeded")
         return "succeeded"
 
     def _compute(self, job_id: str, tenant: str, req: dict[str, Any], monitor: Any,
@@ -158,6 +171,20 @@ class JobRuntime:
             out.append({"name": art.name, "media_type": art.media_type, "size": len(art.data),
                         "sha256": hashlib.sha256(art.data).hexdigest()})
         return out
+
+
+def _release_gpu_memory() -> None:
+    """After a CUDA out-of-memory error, hand cached blocks back so the next job fits."""
+    import gc
+
+    gc.collect()
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except Exception:
+        log.warning("could not empty the CUDA cache", exc_info=True)
 
 
 def classify_failure(e: BaseException) -> tuple[str | None, str]:

@@ -38,6 +38,7 @@ def _runtime(hostname: str) -> JobRuntime:
         store = make_store(settings.storage, data_dir=settings.data_dir, client=client)
         jobs = JobStore(client, result_ttl_s=settings.result_ttl_s,
                         idempotency_ttl_s=settings.idempotency_ttl_s, lease_s=settings.lease_s)
+
         from .fanout import make_executor_factory
 
         rt = JobRuntime(settings=settings, jobs=jobs, blobs=BlobService(client, store),
@@ -63,6 +64,13 @@ def run_pieces(self: Any, job_id: str, fanout_id: str) -> int:
 
 
 # ---------------------------------------------------------------- process set-up
+@signals.setup_logging.connect
+def _json_logs(**_: Any) -> None:
+    from ..logs import configure_logging
+
+    configure_logging(settings.log_level)
+
+
 @signals.worker_init.connect
 def _import_torch_in_parent(**_: Any) -> None:
     # Import torch once in the parent, before the pool forks; never touch CUDA here.

@@ -67,6 +67,13 @@ def _split_check_errors(messages: Any) -> dict[str, Any]:
 def validate_request(svc: Services, tenant: str, req: dict[str, Any]) -> KindSpec:
     """Everything the API can check before a job exists; aborts with 422 otherwise."""
     spec = kinds()[req["kind"]]
+    if req["device"] == "cuda" and svc.settings.require_gpu_worker and not any(
+        "gpu" in w.get("queues", []) for w in svc.jobs.workers()
+    ):
+        abort(422, "No GPU worker is running, so a device 'cuda' job would wait for ever. "
+                   "Submit with device 'auto' or 'cpu', or start a worker on the gpu queue.",
+              code="no_gpu_worker",
+              errors={"device": ["No worker serves the gpu queue; use 'auto' or 'cpu'."]})
     try:
         req["options"] = spec.options_schema().load(req["options"])
     except ValidationError as e:

@@ -62,6 +62,20 @@ class Ready(MethodView):
         return body, 200 if ok and workers else 503
 
 
+@blp.route("/metrics")
+class Metrics(MethodView):
+    @blp.response(200, description="Prometheus text exposition format.",
+                  content_type="text/plain")
+    def get(self) -> Response:
+        """Prometheus metrics of the whole deployment (kept in Redis)."""
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        from ...metrics import RedisMetrics, registry_for
+
+        body = generate_latest(registry_for(RedisMetrics(services().redis)))
+        return Response(body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
 @blp.route("/docs")
 class Docs(MethodView):
     @blp.doc(summary="HTML reference of the API (offline, generated from the OpenAPI spec).")
