@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 import torch
-
 from landscope_service.jobs.store import JobStore
 from landscope_service.storage.blobs import BlobService
 from landscope_service.storage.store import LocalStore
