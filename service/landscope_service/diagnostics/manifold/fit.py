@@ -111,6 +111,8 @@ def levenberg_marquardt(
     if max_steps < 0:
         raise ValueError(f"max_steps must be >= 0, got {max_steps}.")
     mon = monitor if monitor is not None else Monitor()
+    # cancellation inside Jacobian / Gram builds, without their progress messages
+    quiet = Monitor(should_cancel=mon.should_cancel, min_interval=mon.min_interval)
     theta = theta0.detach().clone()
     res = fn.residual(theta)
     m = fn.num_equations
@@ -130,7 +132,8 @@ def levenberg_marquardt(
     log_goal = math.log10(tol)
     while steps < max_steps:
         mon.check()
-        lin = Linearization(fn, theta, route, rtol=rtol, gram_outer_chunk=gram_outer_chunk)
+        lin = Linearization(fn, theta, route, rtol=rtol, monitor=quiet,
+                            gram_outer_chunk=gram_outer_chunk)
         steps += 1
         smax2 = float(lin.rank_result.singular_values[0]) ** 2
         if smax2 == 0.0:

@@ -78,7 +78,9 @@ def retract(
     if max_steps < 1:
         raise ValueError(f"max_steps must be >= 1, got {max_steps}.")
     th = theta.detach().clone()
-    lin = Linearization(fn, th, route, rtol=rtol)
+    quiet = None if monitor is None else Monitor(should_cancel=monitor.should_cancel,
+                                                 min_interval=monitor.min_interval)
+    lin = Linearization(fn, th, route, rtol=rtol, monitor=quiet)
     m = fn.num_equations
     loss = float(lin.residual @ lin.residual) / m
     steps = 0
@@ -87,7 +89,7 @@ def retract(
             monitor.check()
         th = th + lin.gauss_newton_step()
         steps += 1
-        lin = Linearization(fn, th, route, rtol=rtol)
+        lin = Linearization(fn, th, route, rtol=rtol, monitor=quiet)
         loss = float(lin.residual @ lin.residual) / m
         if not math.isfinite(loss):
             break
