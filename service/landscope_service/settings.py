@@ -150,10 +150,6 @@ class Settings:
                                metadata={"env": "LANDSCOPE_TORCH_THREADS", "parse": _int(0, 1024),
                                          "doc": "torch threads per worker child (0: cores / "
                                                 "concurrency)."})
-    exact_threshold: int = field(default=4096,
-                                 metadata={"env": "LANDSCOPE_EXACT_THRESHOLD", "parse": _int(0),
-                                           "doc": "Parameter count below which Hessians are "
-                                                  "formed densely."})
     fanout: int = field(default=8,
                         metadata={"env": "LANDSCOPE_FANOUT", "parse": _int(0, 1024),
                                   "doc": "Helper subtasks a job may start for its independent "

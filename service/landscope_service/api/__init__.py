@@ -13,6 +13,7 @@ from .. import __version__
 from ..jobs.store import JobStore
 from ..logs import configure_logging
 from ..metrics import RedisMetrics
+from ..modelspec.schemas import polymorphic_openapi
 from ..settings import Settings, load_settings
 from ..storage.blobs import BlobService
 from ..storage.store import make_store
@@ -64,6 +65,7 @@ def create_app(config: dict[str, Any] | None = None, *, settings: Settings | Non
     app.extensions["landscope_api"] = api
     for blp in BLUEPRINTS:
         api.register_blueprint(blp)
+    polymorphic_openapi(api.spec)  # Architecture and Layer as oneOf, keyed on "type"
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(Exception, handle_unexpected)
 

@@ -10,7 +10,12 @@ from .kinds.base import KindSpec
 
 __all__ = ["KIND_MODULES", "kinds", "load_runner"]
 
-KIND_MODULES = ("evaluate",)
+KIND_MODULES = (
+    "evaluate",
+    "hessian_spectrum",
+    "minimizer_manifold",
+    "level_set_connectivity",
+)
 
 
 @cache
