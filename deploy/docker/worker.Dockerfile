@@ -2,7 +2,9 @@
 # landscope worker image: Celery + torch. torch is the PyPI wheel of the pinned release,
 # a CUDA build (its nvidia-* runtime libraries are pinned exactly by torch's own
 # metadata); it runs on CPU as well, so the same image serves the cpu and gpu queues.
-# The GPU driver comes from the host through the NVIDIA Container Toolkit.
+# The GPU driver comes from the host through the NVIDIA Container Toolkit. The image does
+# not set NVIDIA_VISIBLE_DEVICES: the GPUs a container sees are those its compose device
+# reservation or Kubernetes nvidia.com/gpu limit gives it, and a CPU worker sees none.
 # Build from the repository root:
 #
 #   docker build -f deploy/docker/worker.Dockerfile -t landscope-worker:0.1.0 .
@@ -49,7 +51,6 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     LANDSCOPE_DATA_DIR=/data \
     MPLCONFIGDIR=/tmp/matplotlib \
-    NVIDIA_VISIBLE_DEVICES=all \
     NVIDIA_DRIVER_CAPABILITIES=compute,utility
 WORKDIR /home/landscope
 USER 10001:10001
