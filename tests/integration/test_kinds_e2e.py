@@ -10,8 +10,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import landscope
 import pytest
+
+import landscope
 from landscope_service.local import LocalStack
 
 pytestmark = pytest.mark.integration

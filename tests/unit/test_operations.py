@@ -12,11 +12,13 @@ from typing import Any
 
 import pytest
 import torch
+
 from landscope_service.jobs.store import JobStore
 from landscope_service.storage.blobs import BlobService
 from landscope_service.storage.store import LocalStore
 from landscope_service.worker import runtime as runtime_mod
 from landscope_service.worker.runtime import JobRuntime
+
 from support import AUTH_A, evaluate_request
 
 
