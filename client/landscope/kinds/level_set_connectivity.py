@@ -271,7 +271,7 @@ class LevelSetConnectivityOptions:
     refine: RefineOptions = field(default_factory=RefineOptions)
     lambda_grid: tuple[float, ...] | None = None
     lambda_grid_size: int = 64
-    persistence_threshold: float = 1e-3
+    persistence_threshold: float = 1e-2
 
     def to_json(self) -> dict[str, Any]:
         """The ``options`` object of the job request."""
@@ -524,8 +524,8 @@ class ConnectivitySpace:
 
         for m in self.merge_tree.merges:
             h = m.effective_height if effective else m.height
-            if h <= lam:
-                parent[find(m.edge[0])] = find(m.edge[1])
+            if h <= lam:  # the lowest minima of the merging components
+                parent[find(m.survivor)] = find(m.absorbed)
         alive = [i for i, loss in enumerate(self._losses()) if loss <= lam]
         return {i: find(i) for i in alive}, alive
 

@@ -14,6 +14,7 @@ from .mergetree import (
     UnionFind,
     bottleneck_matrix,
     build_merge_tree,
+    cheap_spread,
     default_lambda_grid,
     minimum_spanning_edges,
 )
@@ -54,6 +55,7 @@ __all__ = [
     "bezier_path",
     "bottleneck_matrix",
     "build_merge_tree",
+    "cheap_spread",
     "default_lambda_grid",
     "flat_params",
     "has_batchnorm",

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from torch import Tensor
 
-from .mergetree import MergeTree, build_merge_tree
+from .mergetree import MergeTree, build_merge_tree, cheap_spread
 from .objective import Objective
 from .paths import (
     BezierConfig,
@@ -111,7 +111,7 @@ def analyze_points(
     configs: PathConfigs | None = None,
     strategy: Strategy = "mst",
     budget_pairs: int | None = None,
-    threshold: float = 1e-3,
+    threshold: float = 1e-2,
     seed: int = 0,
 ) -> tuple[RefineReport, MergeTree, np.ndarray]:
     """Barrier bounds and merge tree of ``points`` (minima of ``obj``).
@@ -144,7 +144,13 @@ def analyze_points(
         ]
 
     report = refine_barriers(
-        losses.tolist(), cheap, refine, strategy=strategy, budget_pairs=budget_pairs
+        losses.tolist(),
+        cheap,
+        refine,
+        strategy=strategy,
+        budget_pairs=budget_pairs,
+        rel_tol=threshold,
     )
-    tree = build_merge_tree(losses.tolist(), report.bounds, threshold=threshold)
+    scale = cheap_spread(losses.tolist(), report.cheap)
+    tree = build_merge_tree(losses.tolist(), report.bounds, threshold=threshold, scale=scale)
     return report, tree, losses

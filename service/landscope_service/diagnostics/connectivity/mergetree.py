@@ -21,7 +21,8 @@ the one with the higher minimum (birth ``b_young``) dies, giving the bar
 ``[b_young, h)`` of persistence ``h - b_young``; the global lowest minimum never dies.
 
 Relative persistence threshold ``tau``: a merge with persistence ``< tau * scale``
-(``scale`` = the spread of heights, largest finite barrier minus lowest minimum) is
+(``scale`` = the spread of heights; the runner uses :func:`cheap_spread`, the largest
+finite linear-path bound minus the lowest minimum, the same for every refinement) is
 treated as numerical noise: its effective height is lowered to ``b_young``, i.e. the
 younger minimum is counted as part of the older component from its birth. With
 ``tau = 0`` the raw counts are reported. The MST is built with Kruskal's algorithm on a
@@ -44,6 +45,7 @@ __all__ = [
     "UnionFind",
     "bottleneck_matrix",
     "build_merge_tree",
+    "cheap_spread",
     "default_lambda_grid",
     "minimum_spanning_edges",
 ]
@@ -196,11 +198,14 @@ class MergeTree:
         return out
 
     def _uf_at(self, lam: float, effective: bool) -> tuple[UnionFind, list[int]]:
+        # Union the lowest minima of the two merging components (not the edge's ends):
+        # both are alive from the effective height on, also for noise merges lowered
+        # to the younger birth, so each merge joins two alive vertices.
         uf = UnionFind(self.num_minima)
         for mg in self.merges:
             h = mg.effective_height if effective else mg.height
             if h <= lam:
-                uf.union(*mg.edge)
+                uf.union(mg.survivor, mg.absorbed)
         alive = [i for i in range(self.num_minima) if self.losses[i] <= lam]
         return uf, alive
 
@@ -268,7 +273,7 @@ def build_merge_tree(
     losses: Sequence[float],
     barriers: Any,
     *,
-    threshold: float = 1e-3,
+    threshold: float = 1e-2,
     scale: float | None = None,
 ) -> MergeTree:
     """Merge tree of the minima from their barrier matrix.
@@ -339,6 +344,19 @@ def build_merge_tree(
         scale=float(scale),
         _deaths=deaths,
     )
+
+
+def cheap_spread(losses: Sequence[float], cheap: Any) -> float:
+    """Spread of heights for the noise threshold: largest finite cheap bound minus the
+    lowest loss (1 if that is 0).
+
+    Taken from the cheap (linear) bounds, which every refinement strategy computes
+    alike, so that the noise level does not depend on which pairs were refined.
+    """
+    L, B = _as_matrix(losses, cheap)
+    fin = B[np.isfinite(B)]
+    spread = float(fin.max() - L.min()) if fin.size else 0.0
+    return spread if spread > 0 else 1.0
 
 
 def default_lambda_grid(losses: Sequence[float], barriers: Any, num: int = 64) -> list[float]:

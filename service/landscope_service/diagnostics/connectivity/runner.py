@@ -34,7 +34,7 @@ from ..output import Artifact, RunOutput
 from ..problem import Problem, flatten
 from .align import align_flat, hidden_layers
 from .analysis import pair_paths, path_configs
-from .mergetree import MergeTree, build_merge_tree, default_lambda_grid
+from .mergetree import MergeTree, build_merge_tree, cheap_spread, default_lambda_grid
 from .minima import init_params, minimize
 from .objective import has_batchnorm, problem_objective
 from .plots import merge_tree_png, path_profiles_png
@@ -75,7 +75,7 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "refine": {"strategy": "mst", "budget_pairs": None, "beyond_mst": True},
     "lambda_grid": None,
     "lambda_grid_size": 64,
-    "persistence_threshold": 1e-3,
+    "persistence_threshold": 1e-2,
 }
 
 BARRIER_NOTE = (
@@ -383,11 +383,13 @@ def run_level_set_connectivity(
 
     # ------------------------------------------------------------ aggregation
     tau = float(opts["persistence_threshold"])
-    tree = build_merge_tree(losses, reports["parameter"].bounds, threshold=tau)
+    # One noise scale for every strategy and space: the spread of the cheap bounds.
+    scale = cheap_spread(losses, reports["parameter"].cheap)
+    tree = build_merge_tree(losses, reports["parameter"].bounds, threshold=tau, scale=scale)
     tree_perm: MergeTree | None = None
     if "permutation" in reports:
         both = np.minimum(reports["parameter"].bounds, reports["permutation"].bounds)
-        tree_perm = build_merge_tree(losses, both, threshold=tau)
+        tree_perm = build_merge_tree(losses, both, threshold=tau, scale=scale)
     if opts["lambda_grid"] is not None:
         grid = sorted(float(x) for x in opts["lambda_grid"])
         if not grid or not all(math.isfinite(x) for x in grid):

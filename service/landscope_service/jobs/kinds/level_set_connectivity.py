@@ -180,7 +180,7 @@ class LevelSetConnectivityOptionsSchema(OptionsSchema):
     )
     lambda_grid_size = _int(64, 2, 10_000, "Levels of the automatic grid.")
     persistence_threshold = fields.Float(
-        load_default=1e-3,
+        load_default=1e-2,
         validate=validate.Range(min=0, max=1),
         metadata={
             "description": "Relative persistence below which a merge counts as "
