@@ -8,6 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from torch import nn
+
 from landscope_service.diagnostics import Problem, RunContext
 from landscope_service.diagnostics.hessian import (
     GGNOperator,
@@ -16,7 +18,6 @@ from landscope_service.diagnostics.hessian import (
     lanczos_extremes,
     run_hessian_spectrum,
 )
-from torch import nn
 
 DT = torch.float64
 

@@ -11,6 +11,8 @@ import math
 import numpy as np
 import pytest
 import torch
+from torch import Tensor, nn
+
 from landscope_service.diagnostics import Problem, RunContext, flatten, unflatten
 from landscope_service.diagnostics.hessian import (
     GGNOperator,
@@ -20,7 +22,6 @@ from landscope_service.diagnostics.hessian import (
     rademacher,
     run_hessian_spectrum,
 )
-from torch import Tensor, nn
 
 DT = torch.float64
 

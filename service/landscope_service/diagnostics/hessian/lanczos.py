@@ -41,12 +41,19 @@ from ..monitor import Monitor
 from .operators import CurvatureOperator
 
 __all__ = [
+    "TOL_FLOOR_ULPS",
     "EigenResult",
     "KrylovRun",
     "lanczos_extremes",
     "lanczos_quadrature",
     "rademacher",
 ]
+
+
+TOL_FLOOR_ULPS = 30
+"""The residual tolerance is raised to ``30 eps(dtype)`` at least (3.6e-6 in float32): a
+product computed in float32 carries rounding errors of order ``eps ||A||`` times a modest
+factor, so smaller residuals cannot be certified and the run would only stall."""
 
 
 def rademacher(size: int, seed: int, *, dtype: torch.dtype, device: torch.device) -> Tensor:
@@ -269,7 +276,8 @@ def lanczos_extremes(
         k_top: how many of the largest (algebraic) eigenvalues.
         k_bottom: how many of the smallest (algebraic) eigenvalues, i.e. the most negative
             curvature.
-        tol: residual tolerance relative to ``||A||_est``.
+        tol: residual tolerance relative to ``||A||_est``; raised to at least
+            ``TOL_FLOOR_ULPS * eps(dtype)`` (the result's ``tol`` is the one used).
         max_products: budget of products.
         max_basis: largest basis before a thick restart (memory: ``max_basis * P`` numbers).
         seed: seed of the Rademacher start vector (used when ``v0`` is None).
@@ -301,6 +309,8 @@ def lanczos_extremes(
         raise ValueError(f"max_basis must be >= k_top + k_bottom + 2 = {wanted + 2}, "
                          f"got {max_basis}.")
     monitor = monitor or Monitor()
+    # residuals below ~30 ulps of ||A|| are rounding noise of the products themselves
+    tol = max(tol, TOL_FLOOR_ULPS * torch.finfo(op.dtype).eps)
     if v0 is None:
         v0 = rademacher(p, seed, dtype=op.dtype, device=op.device)
     run = KrylovRun.start(op, v0, max_basis, seed)
@@ -382,6 +392,7 @@ def lanczos_quadrature(
     num_steps: int,
     *,
     seed: int = 0,
+    reorthogonalize: bool = False,
     monitor: Monitor | None = None,
     stage: str = "slq",
 ) -> dict[str, Any]:
@@ -393,6 +404,14 @@ def lanczos_quadrature(
     Quadrature", chapter 6; Ubaru, Chen & Saad 2017, "Fast estimation of tr(f(A)) via
     stochastic Lanczos quadrature").
 
+    By default only the three-term recurrence (with a local second orthogonalisation against
+    the two previous vectors) is used: the quadrature of finite-precision Lanczos stays
+    accurate although the basis loses orthogonality -- lost orthogonality shows up as
+    repeated ("ghost") nodes whose weights add up (Greenbaum 1989, "Behavior of slightly
+    perturbed Lanczos and conjugate-gradient recurrences"; Knizhnerman 1996) -- so a probe
+    costs its products and O(P) memory, not a full reorthogonalisation against the basis.
+    ``reorthogonalize=True`` keeps the basis orthonormal (O(m P) memory and work per step).
+
     Returns:
         ``{"nodes": ndarray, "weights": ndarray, "products": int, "first_product": Tensor,
         "q1": Tensor}``: ``first_product`` is ``A q_1`` (for trace estimators).
@@ -402,21 +421,70 @@ def lanczos_quadrature(
     if steps < 1:
         raise ValueError(f"num_steps must be >= 1, got {num_steps}.")
     monitor = monitor or Monitor()
-    run = KrylovRun.start(op, v0, steps, seed)
-    q1 = run.basis[0].clone()
     sync = op.device.type == "cpu"
-    while run.size < steps:
-        monitor.check()
-        run.step(op)
-        if sync:
+    if reorthogonalize:
+        run = KrylovRun.start(op, v0, steps, seed)
+        q1 = run.basis[0].clone()
+        while run.size < steps:
+            monitor.check()
+            run.step(op)
+            if sync:
+                run.repair_breakdown(op)
+                if run.invariant:
+                    break
+            monitor.report(stage, run.size / steps, f"{run.size}/{steps} Lanczos steps")
+        if not sync:
             run.repair_breakdown(op)
-            if run.invariant:
-                break
-        monitor.report(stage, run.size / steps, f"{run.size}/{steps} Lanczos steps")
-    if not sync:
-        run.repair_breakdown(op)
-    theta, s, _ = run.ritz()
-    if run.first_product is None:
+        theta, s, _ = run.ritz()
+        if run.first_product is None:
+            raise RuntimeError("No Lanczos step was taken.")
+        return {"nodes": theta, "weights": s[0, :] ** 2, "products": run.products,
+                "first_product": run.first_product, "q1": q1}
+    v = v0.to(dtype=op.dtype, device=op.device)
+    q = v / torch.linalg.vector_norm(v)
+    q1 = q.clone()
+    q_prev = torch.zeros_like(q)
+    beta_prev = torch.zeros((), dtype=op.dtype, device=op.device)
+    alphas: list[Tensor] = []
+    betas: list[Tensor] = []
+    first: Tensor | None = None
+    tiny = torch.finfo(op.dtype).tiny
+    for j in range(steps):
+        monitor.check()
+        w = op @ q
+        if first is None:
+            first = w.clone()
+        w = w - beta_prev * q_prev
+        alpha = q @ w
+        w = w - alpha * q
+        # local second pass against the last two vectors
+        c1 = q @ w
+        c0 = q_prev @ w
+        w = w - c1 * q - c0 * q_prev
+        alpha = alpha + c1
+        beta = torch.linalg.vector_norm(w)
+        alphas.append(alpha)
+        betas.append(beta)
+        monitor.report(stage, (j + 1) / steps, f"{j + 1}/{steps} Lanczos steps")
+        if j + 1 == steps:
+            break
+        if sync and float(beta) <= 50 * torch.finfo(op.dtype).eps * float(
+                torch.stack(alphas).abs().max()):
+            break  # invariant subspace: the quadrature is exact
+        q_prev, q = q, w / torch.clamp(beta, min=tiny)
+        beta_prev = beta
+    a = torch.stack(alphas).to(torch.float64).cpu().numpy()
+    b = torch.stack(betas).to(torch.float64).cpu().numpy()
+    m = a.size
+    if not sync:  # truncate at a breakdown, examined once at the end on accelerators
+        thr = 50 * torch.finfo(op.dtype).eps * max(float(np.abs(a).max()), 1e-300)
+        bad = np.nonzero(b[: m - 1] <= thr)[0]
+        if bad.size:
+            m = int(bad[0]) + 1
+            a = a[:m]
+    t = np.diag(a[:m]) + np.diag(b[: m - 1], 1) + np.diag(b[: m - 1], -1)
+    theta, s = np.linalg.eigh(t)
+    if first is None:
         raise RuntimeError("No Lanczos step was taken.")
-    return {"nodes": theta, "weights": s[0, :] ** 2, "products": run.products,
-            "first_product": run.first_product, "q1": q1}
+    return {"nodes": theta, "weights": s[0, :] ** 2, "products": len(alphas),
+            "first_product": first, "q1": q1}

@@ -387,6 +387,7 @@ def _run_exact(problem: Problem, opts: dict[str, Any], ctx: RunContext, k_top: i
         "grad_norm": _f(grad_norm),
         "hvp_variant": None,
         "tol": _f(float(opts["tol"])),
+        "tol_requested": _f(float(opts["tol"])),
         "norm_estimate": _f(norm),
         "sharpness": _f(lam_max),
         "lambda_min": _f(lam_min),
@@ -438,6 +439,9 @@ def _run_iterative(problem: Problem, opts: dict[str, Any], ctx: RunContext, k_to
                 "values (inner bounds), not converged eigenvalues; raise max_products or tol."
             )
     norm = eig.norm_estimate if eig is not None else 0.0
+    tol_requested = tol
+    if eig is not None:
+        tol = eig.tol
     # ---- deflation subspace: Ritz vectors of the extremes run already accurate
     defl_vecs: Tensor | None = None
     defl_vals: Tensor | None = None
@@ -597,6 +601,7 @@ def _run_iterative(problem: Problem, opts: dict[str, Any], ctx: RunContext, k_to
         "grad_norm": _f(grad_norm),
         "hvp_variant": variant,
         "tol": _f(tol),
+        "tol_requested": _f(tol_requested),
         "norm_estimate": _f(norm),
         "sharpness": _f(lam_max),
         "lambda_min": _f(lam_min),

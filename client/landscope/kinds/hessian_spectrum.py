@@ -1,0 +1,480 @@
+"""The ``hessian_spectrum`` kind: extreme eigenvalues, trace, density, negative curvature.
+
+``HessianSpectrumOptions`` builds the ``options`` object; ``HessianSpectrumResult.from_json``
+reads ``job.result``. Field meanings: docs/kinds/hessian_spectrum.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, cast
+
+from landscope._exceptions import InvalidResponseError
+
+__all__ = [
+    "Density",
+    "EigenPairs",
+    "GGNPart",
+    "GGNSplit",
+    "HessianSpectrumOptions",
+    "HessianSpectrumResult",
+    "LayerBlock",
+    "NegativeCurvature",
+    "Products",
+    "RitzBounds",
+    "Theory",
+    "Trace",
+    "TraceEstimate",
+]
+
+Mode = Literal["auto", "exact", "iterative"]
+HVP = Literal["auto", "double_backward", "forward_over_reverse", "reverse_over_reverse",
+              "vmap_forward_over_reverse"]
+Status = Literal["converged", "not_converged"]
+Verdict = Literal["minimum", "saddle", "inconclusive"]
+
+
+# --------------------------------------------------------------------------- parsing
+def _obj(data: Any, what: str) -> Mapping[str, Any]:
+    if not isinstance(data, Mapping):
+        raise InvalidResponseError(f"{what} should be an object, got {data!r}.")
+    return data
+
+
+def _num(data: Mapping[str, Any], key: str, what: str) -> float:
+    v = data.get(key)
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise InvalidResponseError(f"{what}.{key} should be a number, got {v!r}.")
+    return float(v)
+
+
+def _opt_num(data: Mapping[str, Any], key: str, what: str) -> float | None:
+    return None if data.get(key) is None else _num(data, key, what)
+
+
+def _int(data: Mapping[str, Any], key: str, what: str) -> int:
+    v = data.get(key)
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise InvalidResponseError(f"{what}.{key} should be an integer, got {v!r}.")
+    return v
+
+
+def _opt_int(data: Mapping[str, Any], key: str, what: str) -> int | None:
+    return None if data.get(key) is None else _int(data, key, what)
+
+
+def _bool(data: Mapping[str, Any], key: str, what: str) -> bool:
+    v = data.get(key)
+    if not isinstance(v, bool):
+        raise InvalidResponseError(f"{what}.{key} should be a boolean, got {v!r}.")
+    return v
+
+
+def _str(data: Mapping[str, Any], key: str, what: str) -> str:
+    v = data.get(key)
+    if not isinstance(v, str):
+        raise InvalidResponseError(f"{what}.{key} should be a string, got {v!r}.")
+    return v
+
+
+def _list(data: Mapping[str, Any], key: str, what: str) -> Sequence[Any]:
+    v = data.get(key)
+    if not isinstance(v, list | tuple):
+        raise InvalidResponseError(f"{what}.{key} should be a list, got {v!r}.")
+    return cast(Sequence[Any], v)
+
+
+def _nums(data: Mapping[str, Any], key: str, what: str) -> tuple[float | None, ...]:
+    out: list[float | None] = []
+    for i, v in enumerate(_list(data, key, what)):
+        if v is None:
+            out.append(None)
+        elif isinstance(v, bool) or not isinstance(v, int | float):
+            raise InvalidResponseError(f"{what}.{key}[{i}] should be a number, got {v!r}.")
+        else:
+            out.append(float(v))
+    return tuple(out)
+
+
+def _strs(data: Mapping[str, Any], key: str, what: str) -> tuple[str, ...]:
+    items = _list(data, key, what)
+    if not all(isinstance(s, str) for s in items):
+        raise InvalidResponseError(f"{what}.{key} should be a list of strings, got {items!r}.")
+    return tuple(cast(Sequence[str], items))
+
+
+# --------------------------------------------------------------------------- options
+@dataclass(frozen=True)
+class HessianSpectrumOptions:
+    """Options of ``hessian_spectrum`` (defaults equal the server's).
+
+    Attributes:
+        mode: ``"exact"`` (dense Hessian, eigh), ``"iterative"`` (Lanczos and stochastic
+            Lanczos quadrature) or ``"auto"`` (exact when P <= ``exact_threshold``).
+        exact_threshold: largest P computed exactly in ``"auto"`` mode.
+        top_k: number of largest eigenvalues.
+        bottom_k: number of smallest (most negative) eigenvalues.
+        tol: residual tolerance ``||H y - theta y|| <= tol * ||H||``.
+        max_products: product budget of the extreme-eigenvalue run.
+        max_basis: Lanczos basis size before a thick restart.
+        trace: estimate the trace.
+        density: estimate the spectral density (stochastic Lanczos quadrature).
+        density_probes: independent probes (also the trace's samples).
+        density_steps: Lanczos steps per probe.
+        density_grid_points: points of the density grid.
+        density_sigma: Gaussian broadening; ``None``: sqrt(1e-5 * max(1, width)).
+        negative_tol: eigenvalues below ``-negative_tol * ||H||`` count as negative.
+        ggn_split: split the extreme eigenvalues into Gauss-Newton and residual parts.
+        blocks: per-layer diagonal blocks (top eigenvalue and trace).
+        block_max_products: product budget per block.
+        hvp: Hessian-vector product implementation (``"auto"``: fastest).
+        return_eigenvectors: write ``eigenvectors.safetensors``.
+    """
+
+    mode: Mode = "auto"
+    exact_threshold: int = 2048
+    top_k: int = 5
+    bottom_k: int = 1
+    tol: float = 1e-6
+    max_products: int = 2000
+    max_basis: int = 400
+    trace: bool = True
+    density: bool = True
+    density_probes: int = 8
+    density_steps: int = 80
+    density_grid_points: int = 512
+    density_sigma: float | None = None
+    negative_tol: float = 1e-5
+    ggn_split: bool = True
+    blocks: bool = False
+    block_max_products: int = 300
+    hvp: HVP = "auto"
+    return_eigenvectors: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("top_k", "bottom_k", "exact_threshold"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}.")
+        for name in ("max_products", "density_probes", "block_max_products"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}.")
+        if self.density_steps < 2 or self.density_grid_points < 2:
+            raise ValueError("density_steps and density_grid_points must be >= 2, got "
+                             f"{self.density_steps} and {self.density_grid_points}.")
+        if not 0 < self.tol < 1:
+            raise ValueError(f"tol must be in (0, 1), got {self.tol}.")
+        if self.density_sigma is not None and not self.density_sigma > 0:
+            raise ValueError(f"density_sigma must be > 0, got {self.density_sigma}.")
+        if self.max_basis < self.top_k + self.bottom_k + 2:
+            raise ValueError(f"max_basis={self.max_basis} must be >= top_k + bottom_k + 2.")
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``options`` object of the job request (every field)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
+# --------------------------------------------------------------------------- result parts
+@dataclass(frozen=True)
+class EigenPairs:
+    """Extreme eigenvalues (top: descending; bottom: ascending) with residual norms."""
+
+    eigenvalues: tuple[float | None, ...]
+    residuals: tuple[float | None, ...]
+    converged: tuple[bool, ...]
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], what: str = "top") -> EigenPairs:
+        d = _obj(data, what)
+        conv = _list(d, "converged", what)
+        if not all(isinstance(c, bool) for c in conv):
+            raise InvalidResponseError(f"{what}.converged should be booleans, got {conv!r}.")
+        return cls(_nums(d, "eigenvalues", what), _nums(d, "residuals", what),
+                   tuple(cast(Sequence[bool], conv)))
+
+
+@dataclass(frozen=True)
+class TraceEstimate:
+    """One trace estimator's output with its standard error and 95% interval."""
+
+    estimate: float | None
+    std_error: float | None
+    ci95: tuple[float | None, float | None]
+    num_probes: int
+    num_products: int
+    method: str
+    deflation_rank: int
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], what: str = "trace") -> TraceEstimate:
+        d = _obj(data, what)
+        ci = _nums(d, "ci95", what)
+        if len(ci) != 2:
+            raise InvalidResponseError(f"{what}.ci95 should have 2 numbers, got {ci!r}.")
+        return cls(_opt_num(d, "estimate", what), _opt_num(d, "std_error", what), (ci[0], ci[1]),
+                   _int(d, "num_probes", what), _int(d, "num_products", what),
+                   _str(d, "method", what), _int(d, "deflation_rank", what))
+
+
+@dataclass(frozen=True)
+class Trace:
+    """The trace: best estimate, and each estimator (``exact`` set in exact mode)."""
+
+    estimate: float | None
+    std_error: float | None
+    ci95: tuple[float | None, float | None]
+    method: str
+    exact: float | None
+    hutchinson: TraceEstimate | None
+    hutchpp: TraceEstimate | None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Trace:
+        d = _obj(data, "trace")
+        ci = _nums(d, "ci95", "trace")
+        if len(ci) != 2:
+            raise InvalidResponseError(f"trace.ci95 should have 2 numbers, got {ci!r}.")
+        h, hpp = d.get("hutchinson"), d.get("hutchpp")
+        return cls(
+            _opt_num(d, "estimate", "trace"), _opt_num(d, "std_error", "trace"), (ci[0], ci[1]),
+            _str(d, "method", "trace"), _opt_num(d, "exact", "trace"),
+            None if h is None else TraceEstimate.from_json(h, "trace.hutchinson"),
+            None if hpp is None else TraceEstimate.from_json(hpp, "trace.hutchpp"),
+        )
+
+
+@dataclass(frozen=True)
+class Density:
+    """Gaussian-broadened spectral density on a grid, raw Ritz nodes and weights."""
+
+    grid: tuple[float | None, ...]
+    values: tuple[float | None, ...]
+    sigma: float | None
+    nodes: tuple[tuple[float | None, ...], ...]
+    weights: tuple[tuple[float | None, ...], ...]
+    num_probes: int
+    steps: int
+    num_products: int
+    moments: tuple[float | None, ...]
+    moments_std_error: tuple[float | None, ...]
+    negative_mass: float | None
+    negative_mass_std_error: float | None
+    negative_count_estimate: float | None
+    exact: bool
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Density:
+        w = "density"
+        d = _obj(data, w)
+        nodes = tuple(_nums({"n": n}, "n", f"{w}.nodes") for n in _list(d, "nodes", w))
+        weights = tuple(_nums({"n": n}, "n", f"{w}.weights") for n in _list(d, "weights", w))
+        return cls(
+            _nums(d, "grid", w), _nums(d, "values", w), _opt_num(d, "sigma", w), nodes, weights,
+            _int(d, "num_probes", w), _int(d, "steps", w), _int(d, "num_products", w),
+            _nums(d, "moments", w), _nums(d, "moments_std_error", w),
+            _opt_num(d, "negative_mass", w), _opt_num(d, "negative_mass_std_error", w),
+            _opt_num(d, "negative_count_estimate", w), _bool(d, "exact", w),
+        )
+
+
+@dataclass(frozen=True)
+class NegativeCurvature:
+    """Negative eigenvalues: exact count (exact mode) or estimate ``P * negative mass``."""
+
+    count: int | None
+    count_estimate: float | None
+    mass: float | None
+    threshold: float | None
+    exact: bool
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> NegativeCurvature:
+        w = "negative"
+        d = _obj(data, w)
+        return cls(_opt_int(d, "count", w), _opt_num(d, "count_estimate", w),
+                   _opt_num(d, "mass", w), _opt_num(d, "threshold", w), _bool(d, "exact", w))
+
+
+@dataclass(frozen=True)
+class GGNPart:
+    """``eigenvalue = ggn + residual`` on one eigenvector (Rayleigh quotients)."""
+
+    eigenvalue: float | None
+    ggn: float | None
+    residual: float | None
+
+    @classmethod
+    def from_json(cls, data: Any) -> GGNPart:
+        d = _obj(data, "ggn_split[]")
+        return cls(_opt_num(d, "eigenvalue", "ggn_split"), _opt_num(d, "ggn", "ggn_split"),
+                   _opt_num(d, "residual", "ggn_split"))
+
+
+@dataclass(frozen=True)
+class GGNSplit:
+    """Gauss-Newton / residual split of the top and bottom eigenvectors."""
+
+    top: tuple[GGNPart, ...]
+    bottom: tuple[GGNPart, ...]
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> GGNSplit:
+        d = _obj(data, "ggn_split")
+        return cls(tuple(GGNPart.from_json(x) for x in _list(d, "top", "ggn_split")),
+                   tuple(GGNPart.from_json(x) for x in _list(d, "bottom", "ggn_split")))
+
+
+@dataclass(frozen=True)
+class LayerBlock:
+    """One layer's diagonal Hessian block: top eigenvalue and trace."""
+
+    name: str
+    params: tuple[str, ...]
+    size: int
+    top_eigenvalue: float | None
+    residual: float | None
+    converged: bool
+    trace: float | None
+    trace_std_error: float | None
+
+    @classmethod
+    def from_json(cls, data: Any) -> LayerBlock:
+        w = "blocks[]"
+        d = _obj(data, w)
+        return cls(_str(d, "name", w), _strs(d, "params", w), _int(d, "size", w),
+                   _opt_num(d, "top_eigenvalue", w), _opt_num(d, "residual", w),
+                   _bool(d, "converged", w), _opt_num(d, "trace", w),
+                   _opt_num(d, "trace_std_error", w))
+
+
+@dataclass(frozen=True)
+class Products:
+    """Hessian-vector (and GGN-vector) products spent, by part of the job."""
+
+    total: int
+    extremes: int
+    probes: int
+    ggn: int
+    blocks: int
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Products:
+        w = "products"
+        d = _obj(data, w)
+        return cls(_int(d, "total", w), _int(d, "extremes", w), _int(d, "probes", w),
+                   _int(d, "ggn", w), _int(d, "blocks", w))
+
+
+@dataclass(frozen=True)
+class RitzBounds:
+    """Largest and smallest Ritz value over all probes (inner bounds of the spectrum)."""
+
+    max_node: float | None
+    min_node: float | None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> RitzBounds:
+        d = _obj(data, "ritz_bounds")
+        return cls(_opt_num(d, "max_node", "ritz_bounds"), _opt_num(d, "min_node", "ritz_bounds"))
+
+
+@dataclass(frozen=True)
+class Theory:
+    """THEORY.md section 3 statements, predictions beside measurements, and the verdict."""
+
+    applies: tuple[str, ...]
+    predictions: tuple[Mapping[str, Any], ...]
+    measured: Mapping[str, Any]
+    verdict: Verdict
+    notes: tuple[str, ...]
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Theory:
+        w = "theory"
+        d = _obj(data, w)
+        verdict = _str(d, "verdict", w)
+        if verdict not in ("minimum", "saddle", "inconclusive"):
+            raise InvalidResponseError(f"theory.verdict is unknown: {verdict!r}.")
+        preds = tuple(_obj(p, "theory.predictions[]") for p in _list(d, "predictions", w))
+        return cls(_strs(d, "applies", w), preds, _obj(d.get("measured"), "theory.measured"),
+                   cast(Verdict, verdict), _strs(d, "notes", w))
+
+
+@dataclass(frozen=True)
+class HessianSpectrumResult:
+    """Result of ``hessian_spectrum`` (see docs/kinds/hessian_spectrum.md).
+
+    ``status`` is ``"not_converged"`` when a wanted eigenvalue missed the residual
+    tolerance; ``warnings`` then says so in words. ``exact`` is True in exact mode.
+    """
+
+    status: Status
+    exact: bool
+    num_params: int
+    num_samples: int
+    loss: str
+    loss_value: float | None
+    grad_norm: float | None
+    hvp_variant: str | None
+    tol: float | None
+    norm_estimate: float | None
+    sharpness: float | None
+    lambda_min: float | None
+    condition_number: float | None
+    top: EigenPairs
+    bottom: EigenPairs
+    trace: Trace | None
+    density: Density | None
+    negative: NegativeCurvature
+    ggn_split: GGNSplit | None
+    blocks: tuple[LayerBlock, ...] | None
+    products: Products
+    ritz_bounds: RitzBounds | None
+    warnings: tuple[str, ...]
+    theory: Theory
+
+    @property
+    def converged(self) -> bool:
+        return self.status == "converged"
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> HessianSpectrumResult:
+        """Build from ``job.result``; raises ``InvalidResponseError`` on a malformed one."""
+        w = "result"
+        d = _obj(data, w)
+        status = _str(d, "status", w)
+        if status not in ("converged", "not_converged"):
+            raise InvalidResponseError(f"result.status is unknown: {status!r}.")
+        hv = d.get("hvp_variant")
+        if hv is not None and not isinstance(hv, str):
+            raise InvalidResponseError(f"result.hvp_variant should be a string, got {hv!r}.")
+        blocks = d.get("blocks")
+        return cls(
+            status=cast(Status, status),
+            exact=_bool(d, "exact", w),
+            num_params=_int(d, "num_params", w),
+            num_samples=_int(d, "num_samples", w),
+            loss=_str(d, "loss", w),
+            loss_value=_opt_num(d, "loss_value", w),
+            grad_norm=_opt_num(d, "grad_norm", w),
+            hvp_variant=hv,
+            tol=_opt_num(d, "tol", w),
+            norm_estimate=_opt_num(d, "norm_estimate", w),
+            sharpness=_opt_num(d, "sharpness", w),
+            lambda_min=_opt_num(d, "lambda_min", w),
+            condition_number=_opt_num(d, "condition_number", w),
+            top=EigenPairs.from_json(_obj(d.get("top"), "result.top"), "top"),
+            bottom=EigenPairs.from_json(_obj(d.get("bottom"), "result.bottom"), "bottom"),
+            trace=None if d.get("trace") is None else Trace.from_json(d["trace"]),
+            density=None if d.get("density") is None else Density.from_json(d["density"]),
+            negative=NegativeCurvature.from_json(_obj(d.get("negative"), "result.negative")),
+            ggn_split=None if d.get("ggn_split") is None else GGNSplit.from_json(d["ggn_split"]),
+            blocks=None if blocks is None else tuple(
+                LayerBlock.from_json(b) for b in _list(d, "blocks", w)),
+            products=Products.from_json(_obj(d.get("products"), "result.products")),
+            ritz_bounds=None if d.get("ritz_bounds") is None else RitzBounds.from_json(
+                d["ritz_bounds"]),
+            warnings=_strs(d, "warnings", w),
+            theory=Theory.from_json(_obj(d.get("theory"), "result.theory")),
+        )
