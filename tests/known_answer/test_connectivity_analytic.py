@@ -13,6 +13,8 @@ import math
 import numpy as np
 import pytest
 import torch
+from scipy.optimize import root
+
 from landscope_service.diagnostics.connectivity import (
     Objective,
     analyze_points,
@@ -21,7 +23,6 @@ from landscope_service.diagnostics.connectivity import (
     minimize,
     neb_path,
 )
-from scipy.optimize import root
 
 DT = torch.float64
 

@@ -12,6 +12,8 @@ import itertools
 
 import pytest
 import torch
+from torch import nn
+
 from landscope_service.diagnostics import Problem, RunContext
 from landscope_service.diagnostics.connectivity import (
     align_flat,
@@ -19,7 +21,6 @@ from landscope_service.diagnostics.connectivity import (
     hidden_layers,
     run_level_set_connectivity,
 )
-from torch import nn
 
 DT = torch.float64
 FAST_NEB = {"images": 5, "cycles": 3, "steps": 120}

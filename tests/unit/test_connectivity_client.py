@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch import nn
+
 from landscope._exceptions import InvalidResponseError
 from landscope.kinds.level_set_connectivity import (
     LevelSetConnectivityOptions,
@@ -15,7 +17,6 @@ from landscope.kinds.level_set_connectivity import (
 from landscope_service.diagnostics import Problem, RunContext
 from landscope_service.diagnostics.connectivity import run_level_set_connectivity
 from landscope_service.jobs.kinds.level_set_connectivity import LevelSetConnectivityOptionsSchema
-from torch import nn
 
 DT = torch.float64
 

@@ -9,6 +9,9 @@ from typing import Any
 
 import pytest
 import torch
+from marshmallow import ValidationError
+from torch import nn
+
 from landscope_service.diagnostics import Cancelled, LocalExecutor, Monitor, Problem, RunContext
 from landscope_service.diagnostics.connectivity import (
     DEFAULT_OPTIONS,
@@ -23,8 +26,6 @@ from landscope_service.jobs.kinds.level_set_connectivity import (
     KIND,
     LevelSetConnectivityOptionsSchema,
 )
-from marshmallow import ValidationError
-from torch import nn
 
 DT = torch.float64
 SMALL = {

@@ -297,8 +297,8 @@ def run_level_set_connectivity(
     gnorms = [float(v) for v in grads_t.norm(dim=1).cpu().tolist()]
     if not all(math.isfinite(v) for v in losses):
         raise RuntimeError(f"A minimum has a non-finite loss: {losses}.")
-    for k, info in enumerate(minima_info):
-        info.update({"index": k, "loss": losses[k], "grad_norm": gnorms[k]})
+    for idx, info in enumerate(minima_info):
+        info.update({"index": idx, "loss": losses[idx], "grad_norm": gnorms[idx]})
     m = len(thetas)
 
     # ------------------------------------------------------------ alignment
