@@ -18,6 +18,12 @@ Run it in the anchors' venv (never the service venv; see anchors-requirements.tx
 
 from __future__ import annotations
 
+# ruff: noqa: E402  (thread limits must be set before numpy/torch are imported)
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = "1"  # one thread for torch, numpy and scipy alike
+
 import argparse
 import copy
 import json
@@ -35,8 +41,8 @@ from torch import nn
 
 torch.set_num_threads(1)
 
-from landscope_service.diagnostics import Problem, RunContext  # noqa: E402
-from landscope_service.diagnostics.hessian import (  # noqa: E402
+from landscope_service.diagnostics import Problem, RunContext
+from landscope_service.diagnostics.hessian import (
     HessianOperator,
     gradient,
     hutchinson,
@@ -397,7 +403,8 @@ def run_ours(ref: dict[str, Any], log: Callable[[str], None]) -> list[dict[str, 
         if kb:
             errs.append(rel(float(res.bottom[0]), bot_ref))
         add(label, res.num_products, w, {"top": res.top.tolist(), "bottom": res.bottom.tolist()},
-            max(errs), f"thick-restart Lanczos, residual tol 1e-6 ||H||, status {res.status}")
+            max(errs), f"thick-restart Lanczos, tol=1e-6 asked (float32 floor {res.tol:.1e} used), "
+            f"status {res.status}")
     op = HessianOperator(pr)
     tr, w = timed(lambda: hutchinson(op, 99, seed=0))
     add("trace hutchinson 99", op.num_products, w, tr.estimate,

@@ -177,9 +177,10 @@ class KrylovRun:
     def ritz(self) -> tuple[np.ndarray, np.ndarray, float]:
         """Ritz values (ascending), their eigenvectors of ``T_n`` and ``beta_n``."""
         n = self.size
-        tn = self.t[:n, :n].cpu().numpy()
-        tn = 0.5 * (tn + tn.T)
-        theta, s = np.linalg.eigh(tn)
+        tn = self.t[:n, :n].cpu()
+        # torch's eigh honours torch.set_num_threads (numpy's BLAS may oversubscribe)
+        theta_t, s_t = torch.linalg.eigh(0.5 * (tn + tn.T))
+        theta, s = theta_t.numpy(), s_t.numpy()
         beta = float(self.t[n, n - 1].cpu()) if n < self.t.shape[0] else 0.0
         if self.invariant:
             beta = 0.0
@@ -483,7 +484,8 @@ def lanczos_quadrature(
             m = int(bad[0]) + 1
             a = a[:m]
     t = np.diag(a[:m]) + np.diag(b[: m - 1], 1) + np.diag(b[: m - 1], -1)
-    theta, s = np.linalg.eigh(t)
+    theta_t, s_t = torch.linalg.eigh(torch.from_numpy(t))
+    theta, s = theta_t.numpy(), s_t.numpy()
     if first is None:
         raise RuntimeError("No Lanczos step was taken.")
     return {"nodes": theta, "weights": s[0, :] ** 2, "products": len(alphas),

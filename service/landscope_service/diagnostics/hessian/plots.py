@@ -10,7 +10,7 @@ __all__ = ["density_png"]
 
 
 def density_png(grid: np.ndarray, values: np.ndarray, *, top: list[float], bottom: list[float],
-                title: str) -> bytes:
+                title: str, label: str = "SLQ density") -> bytes:
     """A PNG of the spectral density (log scale), with the extreme eigenvalues marked."""
     import matplotlib
 
@@ -20,7 +20,7 @@ def density_png(grid: np.ndarray, values: np.ndarray, *, top: list[float], botto
     fig = Figure(figsize=(6.4, 4.0), dpi=100)
     ax = fig.add_subplot(1, 1, 1)
     floor = max(float(np.max(values)) * 1e-8, 1e-300) if values.size else 1e-300
-    ax.semilogy(grid, np.maximum(values, floor), color="C0", lw=1.2, label="SLQ density")
+    ax.semilogy(grid, np.maximum(values, floor), color="C0", lw=1.2, label=label)
     for i, v in enumerate(top):
         ax.axvline(v, color="C3", lw=0.8, ls="--", label="top-k" if i == 0 else None)
     for i, v in enumerate(bottom):

@@ -641,7 +641,8 @@ def _artifacts(density: dict[str, Any] | None, result: dict[str, Any], opts: dic
                  f"Hessian spectral density (SLQ, {density['num_probes']} probes)")
         top = [x for x in result["top"]["eigenvalues"] if x is not None]
         bottom = [x for x in result["bottom"]["eigenvalues"] if x is not None]
-        png = density_png(grid, vals, top=top, bottom=bottom, title=title)
+        label = "exact eigenvalues, Gaussian-broadened" if result["exact"] else "SLQ density"
+        png = density_png(grid, vals, top=top, bottom=bottom, title=title, label=label)
         arts.append(Artifact("density.png", "image/png", png))
     if opts["return_eigenvectors"]:
         from safetensors.torch import save
