@@ -195,6 +195,8 @@ class Job:
         artifacts: the files it produced.
         cancel_requested: a cancel was asked for while it ran.
         attempts: how many times a worker started it.
+        execution: where it ran: ``{"worker": name, "pieces": {worker: count}}`` (the
+            pieces of a job fanned out over several workers), once succeeded.
     """
 
     id: str
@@ -212,6 +214,7 @@ class Job:
     artifacts: tuple[ArtifactInfo, ...] = ()
     cancel_requested: bool = False
     attempts: int = 0
+    execution: Mapping[str, Any] | None = None
 
     @classmethod
     def from_json(cls, data: Any) -> Job:
@@ -256,6 +259,10 @@ class Job:
             artifacts=tuple(ArtifactInfo.from_json(a) for a in artifacts),
             cancel_requested=bool(obj.get("cancel_requested", False)),
             attempts=int(obj.get("attempts") or 0),
+            execution=(
+                dict(_mapping(obj["execution"], "execution"))
+                if obj.get("execution") is not None else None
+            ),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -276,6 +283,7 @@ class Job:
             "artifacts": [a.to_json() for a in self.artifacts],
             "cancel_requested": self.cancel_requested,
             "attempts": self.attempts,
+            "execution": dict(self.execution) if self.execution is not None else None,
         }
 
     @property

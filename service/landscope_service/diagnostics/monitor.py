@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 __all__ = ["Cancelled", "Monitor", "ProgressFn"]
 
@@ -35,6 +35,8 @@ class Monitor:
     progress: ProgressFn | None = None
     should_cancel: Callable[[], bool] | None = None
     min_interval: float = 0.2
+    parent: Monitor | None = field(default=None, repr=False)
+    """Set by :meth:`sub`: cancellation is checked (and remembered) at the root."""
 
     def __post_init__(self) -> None:
         self._last_report = 0.0
@@ -55,6 +57,9 @@ class Monitor:
 
     def check(self) -> None:
         """Raise :class:`Cancelled` if cancellation was requested."""
+        if self.parent is not None:  # a sub-monitor shares its root's poll and flag
+            self.parent.check()
+            return
         if self._cancelled:
             raise Cancelled("cancelled")
         if self.should_cancel is None:
@@ -78,6 +83,7 @@ class Monitor:
             progress=progress if self.progress is not None else None,
             should_cancel=self.should_cancel,
             min_interval=self.min_interval,
+            parent=self,
         )
         return child
 

@@ -286,6 +286,7 @@ class JobStore:
             "artifacts": json.loads(raw["artifacts"]) if raw.get("artifacts") else [],
             "cancel_requested": raw.get("cancel_requested") == "1",
             "attempts": int(raw.get("attempts", "0")),
+            "execution": json.loads(raw["execution"]) if raw.get("execution") else None,
         }
 
     def doc(self, job_id: str) -> dict[str, Any] | None:
@@ -420,11 +421,13 @@ class JobStore:
         finally:
             pubsub.close()
 
-    def succeed(self, job_id: str, result: dict[str, Any], artifacts: list[dict[str, Any]]) -> bool:
+    def succeed(self, job_id: str, result: dict[str, Any], artifacts: list[dict[str, Any]],
+                execution: dict[str, Any] | None = None) -> bool:
         return self._finish(
             job_id, "succeeded", ("running",),
             result=json.dumps(result, allow_nan=False), artifacts=json.dumps(artifacts),
             progress=json.dumps({"stage": "done", "fraction": 1.0, "message": ""}),
+            execution=json.dumps(execution or {}),
         )
 
     def fail(self, job_id: str, code: str, message: str,

@@ -120,8 +120,9 @@ class JobRuntime:
             return self.jobs.cancel_requested(job_id)
 
         monitor = Monitor(progress=progress, should_cancel=should_cancel, min_interval=0.25)
+        execution: dict[str, Any] = {"worker": self.hostname, "pieces": {}}
         try:
-            output = self._compute(job_id, tenant, req, monitor, RunContext)
+            output = self._compute(job_id, tenant, req, monitor, RunContext, execution)
             artifacts = self._store_artifacts(job_id, output.artifacts)
             result = json.loads(json.dumps(output.result, allow_nan=False))
         except Cancelled:
@@ -139,14 +140,14 @@ class JobRuntime:
             if code == "out_of_memory":
                 _release_gpu_memory()
             return "failed"
-        if not self.jobs.succeed(job_id, result, artifacts):
+        if not self.jobs.succeed(job_id, result, artifacts, execution):
             # cancelled (or re-run) meanwhile: the first writer wins
             return self.jobs.status(job_id) or "missing"
         log.info("job succeeded")
         return "succeeded"
 
     def _compute(self, job_id: str, tenant: str, req: dict[str, Any], monitor: Any,
-                 run_context: Any) -> Any:
+                 run_context: Any, execution: dict[str, Any]) -> Any:
         from .problem_factory import build_for_request
 
         problem, load_params = build_for_request(self, tenant, req)
@@ -161,7 +162,11 @@ class JobRuntime:
         if executor is not None:
             ctx.executor = executor
         monitor.report("running", 0.0, spec.name, force=True)
-        return runner(problem, req["options"], ctx)
+        out = runner(problem, req["options"], ctx)
+        pieces = getattr(executor, "pieces_by_worker", None)
+        if pieces:
+            execution["pieces"] = dict(pieces)
+        return out
 
     def _store_artifacts(self, job_id: str, artifacts: list[Any]) -> list[dict[str, Any]]:
         out = []

@@ -124,6 +124,11 @@ class JobSchema(Schema):
     artifacts = fields.List(fields.Nested(ArtifactSchema))
     cancel_requested = fields.Boolean()
     attempts = fields.Integer()
+    execution = fields.Dict(
+        allow_none=True,
+        metadata={"description": "Where the job ran: the worker of its task, and how many of "
+                                 "its independent pieces each worker computed."},
+    )
 
 
 class JobListSchema(Schema):

@@ -60,7 +60,8 @@ class KindSpec:
             ``runner(problem, options, ctx: RunContext) -> RunOutput`` in the core.
         check: optional submit-time check of options against the request facts. Raises
             ``marshmallow.ValidationError({"field": ["message"]})`` with field names
-            relative to ``options``.
+            relative to ``options``; a key starting with ``^`` names a top-level field of
+            the request instead (``{"^loss": [...]}`` is reported at ``loss``).
         summary: one line for the docs.
     """
 
