@@ -14,9 +14,10 @@ import json
 
 import pytest
 import torch
+from torch import nn
+
 from landscope_service.diagnostics import Monitor, Problem, RunContext
 from landscope_service.diagnostics.manifold import run_minimizer_manifold
-from torch import nn
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 

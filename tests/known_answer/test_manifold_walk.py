@@ -11,6 +11,8 @@ import math
 
 import pytest
 import torch
+from torch import nn
+
 from landscope_service.diagnostics import Monitor, Problem, RunContext
 from landscope_service.diagnostics.manifold import (
     Linearization,
@@ -19,7 +21,6 @@ from landscope_service.diagnostics.manifold import (
     run_minimizer_manifold,
     walk_manifold,
 )
-from torch import nn
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 TOL = 1e-20

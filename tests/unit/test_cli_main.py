@@ -11,6 +11,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+
 from landscope.cli import EXIT_ERROR, EXIT_JOB_FAILED, EXIT_OK, EXIT_USAGE, main
 
 

@@ -6,6 +6,8 @@ import subprocess
 import sys
 
 import pytest
+from marshmallow import ValidationError
+
 from landscope.kinds.minimizer_manifold import MinimizerManifoldOptions
 from landscope_service.diagnostics.manifold import DEFAULT_OPTIONS
 from landscope_service.jobs.kinds.base import SubmitContext
@@ -14,7 +16,6 @@ from landscope_service.jobs.kinds.minimizer_manifold import (
     MinimizerManifoldOptionsSchema,
     check,
 )
-from marshmallow import ValidationError
 
 
 def _ctx(P: int = 41, N: int | None = 10, r: int = 1, loss: str = "mse") -> SubmitContext:

@@ -6,6 +6,8 @@ import math
 
 import pytest
 import torch
+from torch import nn
+
 from landscope_service.diagnostics import Problem
 from landscope_service.diagnostics.manifold import (
     EPS64,
@@ -15,7 +17,6 @@ from landscope_service.diagnostics.manifold import (
     hessian_nullity,
     numerical_rank,
 )
-from torch import nn
 
 
 def test_default_rtol_rules() -> None:

@@ -6,10 +6,11 @@ import json
 
 import pytest
 import torch
+from torch import nn
+
 from landscope.kinds.minimizer_manifold import MinimizerManifoldResult
 from landscope_service.diagnostics import Cancelled, Monitor, Problem, RunContext
 from landscope_service.diagnostics.manifold import activation_facts, run_minimizer_manifold
-from torch import nn
 
 
 def _problem(loss: str = "mse") -> Problem:

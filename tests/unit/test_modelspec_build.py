@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 import torch
+from torch import nn
+
 from landscope_service.modelspec import (
     ACTIVATIONS,
     ArchitectureSchema,
@@ -19,7 +21,6 @@ from landscope_service.modelspec import (
     param_shapes,
 )
 from landscope_service.modelspec.build import Quadratic, Residual, build_model, init_params
-from torch import nn
 
 
 def _mlp(**kw: Any) -> dict[str, Any]:

@@ -8,6 +8,10 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from marshmallow import ValidationError
+from safetensors.numpy import save as np_st_save
+from safetensors.torch import save as st_save
+
 from landscope_service.modelspec import (
     DataSchema,
     ModelSchema,
@@ -17,9 +21,6 @@ from landscope_service.modelspec import (
 )
 from landscope_service.modelspec.build import build_model, build_problem
 from landscope_service.modelspec.data import load_data
-from marshmallow import ValidationError
-from safetensors.numpy import save as np_st_save
-from safetensors.torch import save as st_save
 
 X = [[0.1, 0.2, 0.3], [1.0, 2.0, 3.0], [-1.0, 0.0, 1.0], [0.5, 0.5, 0.5]]
 WID = "sha256:" + "1" * 64

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from landscope_service.modelspec import ArchitectureSchema, DataSchema, ModelSchema
 from marshmallow import ValidationError
+
+from landscope_service.modelspec import ArchitectureSchema, DataSchema, ModelSchema
 
 H = "sha256:" + "a" * 64
 MLP = {"type": "mlp", "input_dim": 3, "hidden": [8, 8], "output_dim": 1}
@@ -183,6 +184,7 @@ def test_model_dump_round_trips(data: dict[str, Any]) -> None:
 def test_openapi_describes_architecture_as_one_of() -> None:
     from apispec import APISpec
     from apispec.ext.marshmallow import MarshmallowPlugin
+
     from landscope_service.modelspec.schemas import polymorphic_openapi
 
     spec = APISpec("t", "1", "3.1.0", plugins=[MarshmallowPlugin()])

@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import save as st_save
+from torch import nn
+
 from landscope_service.modelspec import (
     ArchitectureSchema,
     buffer_shapes,
@@ -21,8 +24,6 @@ from landscope_service.modelspec import (
 )
 from landscope_service.modelspec.build import build_model
 from landscope_service.modelspec.weights import load_params, load_weights
-from safetensors.torch import save as st_save
-from torch import nn
 
 ARCH = ArchitectureSchema().load({"type": "mlp", "input_dim": 3, "hidden": [8], "output_dim": 1})
 SHAPES = param_shapes(ARCH)

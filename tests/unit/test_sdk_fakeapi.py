@@ -23,6 +23,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 import requests
+
 from landscope import Client
 
 API_KEY = "test-key"

@@ -13,9 +13,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import landscope
 import pytest
 import requests
+
+import landscope
 from landscope import (
     APIConnectionError,
     APIError,

@@ -11,8 +11,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import landscope
 import pytest
+
+import landscope
 from landscope import (
     EvaluateResult,
     Job,

@@ -9,8 +9,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import landscope
 import pytest
+
+import landscope
 from landscope import (
     Blob,
     EvaluateOptions,

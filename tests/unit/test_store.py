@@ -74,7 +74,7 @@ def test_idempotency_keys_are_per_tenant(store: JobStore) -> None:
 
 def test_start_succeed_and_duplicate_delivery(store: JobStore) -> None:
     job, _ = _create(store)
-    code, attempts, token = store.start(job["id"], worker="w1", max_attempts=3)
+    code, attempts, _ = store.start(job["id"], worker="w1", max_attempts=3)
     assert (code, attempts) == ("started", 1)
     assert store.start(job["id"], worker="w2", max_attempts=3)[0] == "busy"
     assert store.succeed(job["id"], {"loss": 1.0}, [])

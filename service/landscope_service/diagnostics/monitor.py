@@ -44,7 +44,9 @@ class Monitor:
         self._last_poll = 0.0
         self._cancelled = False
 
-    def report(self, stage: str, fraction: float, message: str = "", *, force: bool = False) -> None:
+    def report(
+        self, stage: str, fraction: float, message: str = "", *, force: bool = False
+    ) -> None:
         """Report progress; ``fraction`` is clipped to [0, 1]."""
         if self.progress is None:
             return
