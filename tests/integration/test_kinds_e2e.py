@@ -85,3 +85,58 @@ def test_cli_submit_wait_and_artifacts(stack: LocalStack, tmp_path: Path) -> Non
     assert (tmp_path / "arts" / "singular_values.png").exists()
     missing = run("status", "job_00000000000000000000000000")
     assert missing.returncode == 3 and "404" in missing.stderr + missing.stdout
+
+
+def test_level_set_connectivity_given_and_trained_minima(client_a: landscope.Client) -> None:
+    """Given minima are evaluated where they are; N_lambda is 0 below the lowest minimum
+    and 1 above the highest barrier; the theory block checks Freeman-Bruna's width."""
+    import io
+
+    import numpy as np
+    import torch
+    from safetensors.numpy import save
+
+    from landscope_service.diagnostics.evaluate import evaluate
+    from landscope_service.modelspec.build import build_problem
+
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(16, 2)), rng.normal(size=(16, 2))
+    buf = io.BytesIO()
+    np.savez(buf, x=x, y=y)
+    data = client_a.blobs.upload(buf.getvalue())
+    arch = {"type": "mlp", "input_dim": 2, "hidden": [3], "output_dim": 2,
+            "activation": "identity", "bias": False}
+    given = []
+    for _ in range(2):
+        w = {"0.weight": rng.normal(size=(3, 2)), "2.weight": rng.normal(size=(2, 3))}
+        given.append((w, client_a.blobs.upload(save(w)).id))
+    req = {
+        "kind": "level_set_connectivity",
+        "model": {"architecture": arch, "init_seed": 0},
+        "data": {"blob": data.id, "format": "npz"},
+        "loss": "mse", "dtype": "float64",
+        "options": {"minima": [b for _, b in given], "num_trained": 1,
+                    "train": {"steps": 200, "lr": 0.05},
+                    "paths": {"methods": ["neb"], "neb": {"images": 3, "cycles": 1,
+                                                          "steps": 30}},
+                    "lambda_grid_size": 8},
+    }
+    job = client_a.jobs.submit(req)
+    res = client_a.jobs.result(job, timeout=300)
+    assert res.num_minima == 3
+    space = res.parameter_space
+    losses = [m.loss for m in res.minima]
+    for (w, _), m in zip(given, res.minima[:2], strict=True):
+        prob = build_problem({**req, "model": {"architecture": arch, "init_seed": 0}},
+                             lambda b: buf.getvalue(), device=torch.device("cpu"),
+                             dtype=torch.float64)
+        prob.params = {k: torch.as_tensor(v) for k, v in w.items()}
+        assert m.loss == pytest.approx(evaluate(prob)["loss"], rel=1e-9)
+    top = max(b for row in space.barriers for b in row if b is not None)
+    assert space.n_lambda_at(min(losses) - 1e-6) == 0
+    assert space.n_lambda_at(top + 1e-6) == 1
+    assert res.barriers_are_upper_bounds
+    fb = res.theory.freeman_bruna_linear  # widths 2-3-2: 3 > min(2, 2), so it applies
+    assert fb.applies and fb.predictions
+    assert {a.name for a in client_a.jobs.get(job.id).artifacts} >= {
+        "merge_tree.png", "path_profiles.png", "barriers.json"}
