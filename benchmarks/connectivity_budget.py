@@ -9,9 +9,8 @@ compare the two refinement strategies of the runner:
 
 Target (issue 5): equal N_lambda from at most 40% of the all-pairs gradient evaluations.
 
-The speed-up with 2 Celery workers against 1 is measured later through the service:
-:func:`executor_speedup` below takes any ``Executor`` and times the same job with it;
-only the in-process (LocalExecutor) part is measured here.
+The speed-up with 2 Celery workers against 1 is measured through the service by
+``benchmarks/connectivity_workers.py``; only the in-process part is measured here.
 
 Run: ``.venv/bin/python benchmarks/connectivity_budget.py --out \
     benchmarks/results/connectivity_budget.md``
@@ -127,29 +126,6 @@ def compare(problem: Problem, blobs: dict[str, dict[str, torch.Tensor]]) -> dict
     }
 
 
-# ----------------------------------------------------------------------------------
-# Distributed speed-up (measured later through the service with 1 and 2 Celery workers)
-# ----------------------------------------------------------------------------------
-def executor_speedup(
-    executor: Executor, baseline: Executor | None = None, *, strategy: str = "all"
-) -> dict[str, float]:
-    """Wall time of the same connectivity job with ``baseline`` and with ``executor``.
-
-    Pass the service's Celery executor backed by 2 workers as ``executor`` and the
-    same backed by 1 worker (or :class:`LocalExecutor`) as ``baseline``. Both runs
-    train their minima through the executor (round 1) and connect pairs through it
-    (later rounds), exactly as a submitted job does.
-    """
-    problem = make_problem()
-    options = {"num_trained": M, "train": TRAIN, "refine": {"strategy": strategy}}
-    times = []
-    for ex in (baseline or LocalExecutor(), executor):
-        t0 = time.perf_counter()
-        run_level_set_connectivity(problem, options, RunContext(executor=ex, seed=SEED))
-        times.append(time.perf_counter() - t0)
-    return {"baseline_s": times[0], "executor_s": times[1], "speedup": times[0] / times[1]}
-
-
 def report(c: dict[str, Any], t_train: float) -> str:
     ok = c["agree"] and c["ratio"] <= 0.40
     lines = [
@@ -197,9 +173,8 @@ def report(c: dict[str, Any], t_train: float) -> str:
             "",
         ]
     lines += [
-        "The speed-up with 2 Celery workers against 1 is not measured here: "
-        "`executor_speedup(executor, baseline)` in the script runs the same job through "
-        "any two executors, for the service's Celery executor.",
+        "The speed-up with 2 Celery workers against 1 is measured through the service by "
+        "`benchmarks/connectivity_workers.py` (results/connectivity_workers.md).",
     ]
     return "\n".join(lines) + "\n"
 
