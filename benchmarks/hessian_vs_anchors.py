@@ -365,8 +365,8 @@ def run_anchors(ref: dict[str, Any], log: Callable[[str], None]) -> list[dict[st
         vals = np.sort(np.asarray(vals, dtype=np.float64))[::-1]
         add("PyHessian", "top-5 default", c.n, w + w0, vals.tolist(),
             float(np.max(np.abs(vals - top_ref) / np.abs(top_ref))),
-            "power iteration + deflation, maxIter=100, tol=1e-3 (finds the largest-"
-            "magnitude eigenvalues, which here include negative ones)")
+            "power iteration + deflation, maxIter=100, tol=1e-3 (largest-magnitude "
+            "eigenvalues; here they are the largest)")
         c.n = 0
         tr, w = timed(lambda: hc.trace(maxIter=99, tol=0.0))
         trv = float(np.mean(tr))

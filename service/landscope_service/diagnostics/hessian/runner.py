@@ -346,7 +346,9 @@ def _run_exact(problem: Problem, opts: dict[str, Any], ctx: RunContext, k_top: i
     thr = float(opts["negative_tol"]) * max(norm, 1e-300)
     neg_count = int(np.sum(evals < -thr))
     nonzero = int(np.sum(np.abs(evals) > thr))
-    ggn_top, ggn_bot, ggn_products = [], [], 0
+    ggn_top: list[dict[str, float | None]] = []
+    ggn_bot: list[dict[str, float | None]] = []
+    ggn_products = 0
     if opts["ggn_split"]:
         vt = evecs[:, top_idx.tolist()].to(problem.dtype)
         vb = evecs[:, bot_idx.tolist()].to(problem.dtype)
@@ -369,8 +371,9 @@ def _run_exact(problem: Problem, opts: dict[str, Any], ctx: RunContext, k_top: i
             sub = h64[g.start : g.stop, g.start : g.stop]
             ev = torch.linalg.eigvalsh(sub)
             blocks.append({"name": g.name, "params": list(g.params), "size": g.size,
-                           "top_eigenvalue": _f(ev[-1]), "residual": 0.0, "converged": True,
-                           "trace": _f(torch.trace(sub)), "trace_std_error": 0.0})
+                           "top_eigenvalue": _f(float(ev[-1])), "residual": 0.0,
+                           "converged": True, "trace": _f(float(torch.trace(sub))),
+                           "trace_std_error": 0.0})
     theory = _theory(problem, opts, lam_min=float(evals[0]), lam_max=float(evals[-1]),
                      bottom_converged=True, min_ritz=float(evals[0]),
                      negative_count=float(neg_count), index_exact=True,
@@ -465,13 +468,14 @@ def _run_iterative(problem: Problem, opts: dict[str, Any], ctx: RunContext, k_to
     block_samples: list[list[float]] = []
     probe_products = 0
     steps = int(opts["density_steps"]) if opts["density"] else 1
-    if eig is not None and eig.num_restarts == 0 and eig.run.first_product is not None:
+    first = eig.run.first_product if eig is not None else None
+    if eig is not None and eig.num_restarts == 0 and first is not None:
         # the extremes run's start vector is a Rademacher probe: reuse it
         run = eig.run
         nodes.append(eig.ritz_values.copy())
         weights.append(eig.ritz_vectors_t[0, :] ** 2)
         q1 = run.basis[0].to(torch.float64)
-        hq1 = run.first_product.to(torch.float64)
+        hq1 = first.to(torch.float64)
         plain.append(float(p * (q1 @ hq1)))
         block_samples.append([float(p * (q1[g.start:g.stop] @ hq1[g.start:g.stop]))
                               for g in groups])
@@ -505,7 +509,7 @@ def _run_iterative(problem: Problem, opts: dict[str, Any], ctx: RunContext, k_to
             warnings.append(f"A probe's Ritz value {min_node:.6g} is below the reported bottom "
                             f"eigenvalue {float(eig.bottom[0]):.6g}: the bottom is wrong.")
     # ---- trace
-    trace = None
+    trace: dict[str, Any] | None = None
     if opts["trace"] and plain:
         hutch = summarize_samples(np.asarray(plain), 0.0, method="hutchinson",
                                   num_products=0)
