@@ -57,11 +57,10 @@ def test_idempotency_in_progress(store: JobStore) -> None:
     import hashlib
     import json
 
-    from landscope_service.jobs.store import fingerprint
-
     digest = hashlib.sha256(b"k2").hexdigest()
     store.client.set(f"ls:idem:a:{digest}",
-                     json.dumps({"fingerprint": fingerprint({"a": 1}), "job_id": None}))
+                     json.dumps({"fingerprint": JobStore.request_fingerprint(
+                         "evaluate", {"a": 1}, {"run": "r1"}), "job_id": None}))
     with pytest.raises(IdempotencyInProgress):
         _create(store, key="k2", request={"a": 1})
 
@@ -140,3 +139,11 @@ def test_list_filters_and_pagination(store: JobStore) -> None:
     assert [j["id"] for j in evaluate] == [ids[i] for i in (5, 3, 1)]
     r1, _ = store.list(tenant="a", metadata={"run": "r1"}, limit=50)
     assert [j["id"] for j in r1] == [ids[i] for i in (4, 1)]
+
+
+def test_idempotency_covers_metadata(store: JobStore) -> None:
+    store.create(tenant="a", kind="evaluate", request={"x": 1}, metadata={"run": "1"},
+                 queue="cpu", idempotency_key="k-meta")
+    with pytest.raises(IdempotencyConflict):
+        store.create(tenant="a", kind="evaluate", request={"x": 1}, metadata={"run": "2"},
+                     queue="cpu", idempotency_key="k-meta")

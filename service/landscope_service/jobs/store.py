@@ -165,6 +165,11 @@ class JobStore:
         return f"ls:tenant:{tenant}:jobs"
 
     # ------------------------------------------------------------------ creation
+    @staticmethod
+    def request_fingerprint(kind: str, request: dict[str, Any], metadata: dict[str, str]) -> str:
+        """What an Idempotency-Key is bound to: kind, request and metadata."""
+        return fingerprint({"request": request, "metadata": metadata, "kind": kind})
+
     def create(
         self,
         *,
@@ -182,7 +187,7 @@ class JobStore:
         :class:`IdempotencyConflict`; a first request still being created raises
         :class:`IdempotencyInProgress`.
         """
-        fp = fingerprint(request)
+        fp = self.request_fingerprint(kind, request, metadata)
         idem_key = None
         if idempotency_key is not None:
             idem_key = f"ls:idem:{tenant}:{hashlib.sha256(idempotency_key.encode()).hexdigest()}"
