@@ -219,11 +219,14 @@ class EigenResult:
         top_vectors, bottom_vectors: ``(P, k)`` Ritz vectors (None unless asked).
         converged: True when every wanted pair met the tolerance.
         status: ``"converged"`` or ``"not_converged"``.
-        tol: the tolerance used (relative to ``norm_estimate``).
+        tol: the tolerance used (relative to ``norm_estimate``; at least the dtype floor).
         norm_estimate: ``||A||`` estimate (largest Ritz value in modulus).
         num_products, num_restarts: cost.
         run: the final Krylov run (its basis deflates trace probes).
         ritz_values: every Ritz value of the final basis, ascending.
+        ritz_vectors_t: eigenvectors ``S`` of ``T_n`` (columns, in ``ritz_values`` order):
+            the Ritz vectors are ``V_n S``; ``S[0, :]**2`` are the quadrature weights of the
+            start vector when the run was not restarted.
     """
 
     top: np.ndarray

@@ -494,6 +494,8 @@ def _run_iterative(problem: Problem, opts: dict[str, Any], ctx: RunContext, k_to
             deflated.append(float(o["deflated"]))
             block_samples.append([float(x) for x in o["blocks"]])
             probe_products += int(o["products"])
+    if eig is None and nodes:  # no extremes run: the probes' Ritz values bound ||H||
+        norm = float(max(np.max(np.abs(n)) for n in nodes))
     thr = float(opts["negative_tol"]) * max(norm, 1e-300)
     # ---- Ritz bounds: every probe's nodes lie inside [lambda_min, lambda_max]
     ritz_bounds = None
