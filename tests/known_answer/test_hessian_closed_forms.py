@@ -121,3 +121,21 @@ def test_deep_linear_saddle_known_index(hidden: int) -> None:
         est = r2["negative"]["count_estimate"]
         se = r2["density"]["negative_mass_std_error"] * p
         assert abs(est - index) <= 3 * se + 0.5
+
+
+def test_block_lanczos_resolves_repeated_eigenvalues() -> None:
+    """r = 3 outputs: every eigenvalue of H = I_3 (x) 2 Xa^T Xa / (3N) is triple.
+
+    A single start vector sees one direction per eigenspace; a block of 3 finds all copies.
+    """
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(40, 10, generator=g, dtype=DT) * torch.linspace(0.3, 2, 10, dtype=DT)
+    y = torch.randn(40, 3, generator=g, dtype=DT)
+    pr = _problem(nn.Sequential(nn.Linear(10, 3)), x, y)
+    ev = torch.linalg.eigvalsh(_least_squares_hessian(x, 3, True)).numpy()
+    res = lanczos_extremes(HessianOperator(pr), k_top=4, k_bottom=3, tol=1e-11, seed=0,
+                           block_size=3)
+    assert res.status == "converged"
+    # the triple top eigenvalue three times and the next one; the triple bottom: 1e-8 rel
+    np.testing.assert_allclose(res.top, ev[::-1][:4], rtol=1e-8)
+    np.testing.assert_allclose(res.bottom, ev[:3], rtol=1e-8)

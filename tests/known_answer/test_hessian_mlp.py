@@ -67,9 +67,13 @@ def test_extremes_against_dense(act: str, bias: bool, loss: str) -> None:
     torch.testing.assert_close(HessianOperator(pr) @ v, h @ v, rtol=0, atol=1e-12 * norm)
     res = lanczos_extremes(HessianOperator(pr), k_top=3, k_bottom=3, tol=1e-11, seed=1)
     assert res.status == "converged"
+    blk = lanczos_extremes(HessianOperator(pr), k_top=3, k_bottom=3, tol=1e-11, seed=1,
+                           block_size=4)
+    assert blk.status == "converged"
     # top-3 and bottom-3 within 1e-8 relative to max(|lambda|, 1e-2 ||H||): eigenvalues
     # below 1e-2 ||H|| (relu zeros, the bottom of a PSD spectrum) are judged against 1e-2 ||H||
-    for got, want in ((res.top, ev[::-1][:3]), (res.bottom, ev[:3])):
+    for got, want in ((res.top, ev[::-1][:3]), (res.bottom, ev[:3]),
+                      (blk.top, ev[::-1][:3]), (blk.bottom, ev[:3])):
         scale = np.maximum(np.abs(want), 1e-2 * norm)
         assert np.all(np.abs(got - want) <= 1e-8 * scale), (got, want)
     # the reported residuals are true residual norms within 1e-9 ||H||

@@ -49,6 +49,8 @@ def test_kind_declaration() -> None:
         ({"mode": "dense"}, "mode"),
         ({"hvp": "finite_differences"}, "hvp"),
         ({"max_basis": 6, "top_k": 5, "bottom_k": 1}, "max_basis"),
+        ({"block_size": 0}, "block_size"),
+        ({"block_size": 4, "max_basis": 12}, "max_basis"),
         ({"unknown_option": 1}, "unknown_option"),
     ],
 )

@@ -227,3 +227,16 @@ def test_minibatched_problem_gives_the_same_spectrum() -> None:
                                rtol=1e-9)
     assert b["ggn_split"]["top"][0]["ggn"] == pytest.approx(a["ggn_split"]["top"][0]["ggn"],
                                                             rel=1e-9)
+
+
+def test_runner_block_size_matches_single_vector() -> None:
+    opts = {"mode": "iterative", "top_k": 2, "bottom_k": 2, "tol": 1e-10,
+            "density_probes": 2, "density_steps": 5}
+    a = run_hessian_spectrum(_problem(), opts, RunContext(seed=1)).result
+    b = run_hessian_spectrum(_problem(), {**opts, "block_size": 3}, RunContext(seed=1)).result
+    assert b["status"] == "converged"
+    # same extremes to 1e-9 relative; the block run multiplies in multiples of 3
+    np.testing.assert_allclose(b["top"]["eigenvalues"], a["top"]["eigenvalues"], rtol=1e-9)
+    np.testing.assert_allclose(b["bottom"]["eigenvalues"], a["bottom"]["eigenvalues"],
+                               rtol=1e-9)
+    assert b["products"]["extremes"] % 3 == 0

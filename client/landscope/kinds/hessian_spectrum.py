@@ -119,6 +119,7 @@ class HessianSpectrumOptions:
         tol: residual tolerance ``||H y - theta y|| <= tol * ||H||``.
         max_products: product budget of the extreme-eigenvalue run.
         max_basis: Lanczos basis size before a thick restart.
+        block_size: block Lanczos block size (finds eigenvalues repeated up to this often).
         trace: estimate the trace.
         density: estimate the spectral density (stochastic Lanczos quadrature).
         density_probes: independent probes (also the trace's samples).
@@ -140,6 +141,7 @@ class HessianSpectrumOptions:
     tol: float = 1e-6
     max_products: int = 2000
     max_basis: int = 400
+    block_size: int = 1
     trace: bool = True
     density: bool = True
     density_probes: int = 8
@@ -157,7 +159,7 @@ class HessianSpectrumOptions:
         for name in ("top_k", "bottom_k", "exact_threshold"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}.")
-        for name in ("max_products", "density_probes", "block_max_products"):
+        for name in ("max_products", "density_probes", "block_max_products", "block_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}.")
         if self.density_steps < 2 or self.density_grid_points < 2:
@@ -167,8 +169,9 @@ class HessianSpectrumOptions:
             raise ValueError(f"tol must be in (0, 1), got {self.tol}.")
         if self.density_sigma is not None and not self.density_sigma > 0:
             raise ValueError(f"density_sigma must be > 0, got {self.density_sigma}.")
-        if self.max_basis < self.top_k + self.bottom_k + 2:
-            raise ValueError(f"max_basis={self.max_basis} must be >= top_k + bottom_k + 2.")
+        if self.max_basis < self.top_k + self.bottom_k + 2 * self.block_size:
+            raise ValueError(f"max_basis={self.max_basis} must be >= top_k + bottom_k + "
+                             "2 * block_size.")
 
     def to_json(self) -> dict[str, Any]:
         """The ``options`` object of the job request (every field)."""

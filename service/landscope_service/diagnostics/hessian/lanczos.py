@@ -42,6 +42,7 @@ from .operators import CurvatureOperator
 
 __all__ = [
     "TOL_FLOOR_ULPS",
+    "BlockKrylovRun",
     "EigenResult",
     "KrylovRun",
     "lanczos_extremes",
@@ -174,8 +175,8 @@ class KrylovRun:
             r = r - basis.T @ (basis @ r)
         self.basis[self.size] = r / torch.linalg.vector_norm(r)
 
-    def ritz(self) -> tuple[np.ndarray, np.ndarray, float]:
-        """Ritz values (ascending), their eigenvectors of ``T_n`` and ``beta_n``."""
+    def ritz(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Ritz values (ascending), eigenvectors ``S`` of ``T_n``, residuals ``beta_n |s_n|``."""
         n = self.size
         tn = self.t[:n, :n].cpu()
         # torch's eigh honours torch.set_num_threads (numpy's BLAS may oversubscribe)
@@ -184,7 +185,7 @@ class KrylovRun:
         beta = float(self.t[n, n - 1].cpu()) if n < self.t.shape[0] else 0.0
         if self.invariant:
             beta = 0.0
-        return theta, s, beta
+        return theta, s, np.abs(beta * s[-1, :])
 
     def restart(self, keep: np.ndarray, theta: np.ndarray, s: np.ndarray) -> None:
         """Thick restart keeping the Ritz vectors ``V_n s[:, keep]``."""
@@ -208,6 +209,139 @@ class KrylovRun:
 
 
 @dataclass
+class BlockKrylovRun:
+    """Block Lanczos: a basis grown ``b`` vectors per step, ``T = V^T A V`` banded.
+
+    ``A V_n = V_n T_n + Q_{n+1} C e_n^T`` with ``Q_{n+1}`` the next orthonormal block and
+    ``C`` (``b x b``) its coupling, so a Ritz pair's residual is ``||C s_last||`` with
+    ``s_last`` the last ``b`` entries of its vector. A block finds up to ``b`` copies of a
+    repeated eigenvalue, which a single vector cannot (its Krylov space holds one
+    direction of each eigenspace), and pushes ``b`` vectors through one batched product
+    (cheaper per vector on accelerators; on one CPU thread it is not, see the benchmark).
+    Golub & Underwood 1977, "The block Lanczos method for computing eigenvalues".
+
+    Attributes:
+        basis: ``(n_max + b, P)`` storage; rows ``[:size]`` hold ``V``, the next ``b`` rows
+            the block to multiply next.
+        t: float64 ``T`` storage.
+        block: ``b``.
+        size: vectors multiplied so far.
+        products, restarts, invariant, first_product: as in :class:`KrylovRun`.
+    """
+
+    basis: Tensor
+    t: Tensor
+    block: int
+    size: int = 0
+    products: int = 0
+    restarts: int = 0
+    invariant: bool = False
+    first_product: Tensor | None = None
+    _next_seed: int = 0
+
+    @classmethod
+    def start(cls, op: CurvatureOperator, v0: Tensor, block: int, max_basis: int, seed: int
+              ) -> BlockKrylovRun:
+        p = int(op.shape[0])
+        if v0.shape != (p,):
+            raise ValueError(f"Shape mismatch: expected ({p},), got {tuple(v0.shape)}.")
+        if not 1 <= block <= p // 2:
+            raise ValueError(f"block_size must be in [1, P/2={p // 2}], got {block}.")
+        # the basis and the next block must fit in R^P: at most P - b vectors are multiplied
+        n_max = min(max_basis, p - block)
+        basis = torch.empty((n_max + block, p), dtype=op.dtype, device=op.device)
+        t = torch.zeros((n_max + block, n_max + block), dtype=torch.float64, device=op.device)
+        gen = torch.Generator(device="cpu").manual_seed(int(seed) + 104_729)
+        rest = torch.randn(block - 1, p, generator=gen, dtype=torch.float64)
+        v = torch.cat([v0.to(torch.float64).unsqueeze(0), rest]).to(op.dtype).to(op.device)
+        q, _ = torch.linalg.qr(v.T)
+        basis[:block] = q.T
+        # keep the first basis vector exactly v0 / ||v0|| (it is the quadrature's probe)
+        basis[0] = v[0] / torch.linalg.vector_norm(v[0])
+        return cls(basis=basis, t=t, block=block, _next_seed=seed + 7919)
+
+    @property
+    def capacity(self) -> int:
+        return int(self.basis.shape[0]) - self.block
+
+    def step(self, op: CurvatureOperator) -> None:
+        """Multiply the next block, orthogonalise it twice, store ``T``, form the next block."""
+        n, b = self.size, self.block
+        q = self.basis[n : n + b]
+        w = (op @ q.T).T
+        self.products += b
+        if self.first_product is None and n == 0 and self.restarts == 0:
+            self.first_product = w[0].clone()
+        basis = self.basis[: n + b]
+        h = basis @ w.T
+        w = w - h.T @ basis
+        h2 = basis @ w.T
+        w = w - h2.T @ basis
+        h = (h + h2).to(torch.float64)
+        self.t[: n + b, n : n + b] = h
+        self.t[n : n + b, : n + b] = h.T
+        self.size = n + b
+        if self.size >= int(op.shape[0]):
+            self.invariant = True
+            return
+        qn, r = torch.linalg.qr(w.T)
+        if w.device.type == "cpu":  # deflate rank-deficient directions (exact breakdown)
+            scale = float(self.t[: n + b, : n + b].abs().max())
+            thr = 50 * torch.finfo(op.dtype).eps * max(scale, 1e-300)
+            small = (torch.abs(torch.diagonal(r)) <= thr).nonzero().flatten().tolist()
+            for j in small:
+                gen = torch.Generator(device="cpu").manual_seed(self._next_seed)
+                self._next_seed += 1
+                x = torch.randn(int(op.shape[0]), generator=gen, dtype=torch.float64)
+                x = x.to(dtype=op.dtype, device=op.device)
+                others = torch.cat([basis, qn.T[:j], qn.T[j + 1 :]])
+                for _ in range(2):
+                    x = x - others.T @ (others @ x)
+                qn[:, j] = x / torch.linalg.vector_norm(x)
+                r[j, :] = 0
+        if self.size + b <= self.basis.shape[0]:
+            self.basis[self.size : self.size + b] = qn.T
+        r64 = r.to(torch.float64)
+        if self.size + b <= self.t.shape[0]:
+            self.t[self.size : self.size + b, n : n + b] = r64
+            self.t[n : n + b, self.size : self.size + b] = r64.T
+
+    def ritz(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Ritz values (ascending), eigenvectors of ``T_n`` and residuals ``||C s_last||``."""
+        n, b = self.size, self.block
+        tn = self.t[:n, :n].cpu()
+        theta_t, s_t = torch.linalg.eigh(0.5 * (tn + tn.T))
+        if self.invariant or n + b > self.t.shape[0]:
+            return theta_t.numpy(), s_t.numpy(), np.zeros(n)
+        c = self.t[n : n + b, max(n - b, 0) : n].cpu()
+        last = s_t[max(n - b, 0) : n, :]
+        res = torch.linalg.vector_norm(c @ last, dim=0)
+        return theta_t.numpy(), s_t.numpy(), res.numpy()
+
+    def restart(self, keep: np.ndarray, theta: np.ndarray, s: np.ndarray) -> None:
+        """Thick restart keeping ``V_n s[:, keep]`` and the next block (arrowhead ``T``)."""
+        n, b = self.size, self.block
+        k = int(keep.size)
+        s_keep = torch.as_tensor(s[:, keep], dtype=self.basis.dtype, device=self.basis.device)
+        y = s_keep.T @ self.basis[:n]
+        nxt = self.basis[n : n + b].clone()
+        c = self.t[n : n + b, n - b : n].clone()
+        self.basis[:k] = y
+        self.basis[k : k + b] = nxt
+        self.t.zero_()
+        th = torch.as_tensor(theta[keep], dtype=torch.float64, device=self.t.device)
+        self.t[range(k), range(k)] = th
+        coup = c @ torch.as_tensor(s[n - b : n, keep], dtype=torch.float64, device=self.t.device)
+        self.t[k : k + b, :k] = coup
+        self.t[:k, k : k + b] = coup.T
+        self.size = k
+        self.restarts += 1
+
+    def repair_breakdown(self, op: CurvatureOperator) -> None:
+        """Breakdown is handled inside :meth:`step` (deflation of the block)."""
+
+
+@dataclass
 class EigenResult:
     """Extreme eigenpairs from :func:`lanczos_extremes`.
 
@@ -227,6 +361,7 @@ class EigenResult:
         ritz_vectors_t: eigenvectors ``S`` of ``T_n`` (columns, in ``ritz_values`` order):
             the Ritz vectors are ``V_n S``; ``S[0, :]**2`` are the quadrature weights of the
             start vector when the run was not restarted.
+        ritz_residuals: residual norms of every Ritz pair.
     """
 
     top: np.ndarray
@@ -241,9 +376,10 @@ class EigenResult:
     norm_estimate: float
     num_products: int
     num_restarts: int
-    run: KrylovRun
+    run: KrylovRun | BlockKrylovRun
     ritz_values: np.ndarray
     ritz_vectors_t: np.ndarray = field(repr=False, default_factory=lambda: np.zeros((0, 0)))
+    ritz_residuals: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
 
 
 def _wanted(theta: np.ndarray, k_top: int, k_bottom: int) -> tuple[np.ndarray, np.ndarray]:
@@ -267,6 +403,7 @@ def lanczos_extremes(
     monitor: Monitor | None = None,
     stage: str = "lanczos",
     check_every: int | None = None,
+    block_size: int = 1,
 ) -> EigenResult:
     """Top-``k_top`` and bottom-``k_bottom`` eigenpairs of a symmetric operator.
 
@@ -291,6 +428,9 @@ def lanczos_extremes(
         stage: progress stage name.
         check_every: products between convergence checks; default ``max(2, n // 20)``
             (at most 5% of the products are spent past convergence).
+        block_size: ``b``; ``b > 1`` runs block Lanczos (:class:`BlockKrylovRun`), which
+            resolves eigenvalues repeated up to ``b`` times and multiplies ``b`` vectors per
+            batched product; the start block is ``v0`` plus ``b - 1`` seeded Gaussian vectors.
 
     Returns:
         An :class:`EigenResult`.
@@ -309,15 +449,21 @@ def lanczos_extremes(
     if max_products < 1:
         raise ValueError(f"max_products must be >= 1, got {max_products}.")
     wanted = k_top + k_bottom
-    if max_basis < min(p, wanted + 2):
-        raise ValueError(f"max_basis must be >= k_top + k_bottom + 2 = {wanted + 2}, "
-                         f"got {max_basis}.")
+    if block_size < 1 or (block_size > 1 and block_size > p // 2):
+        raise ValueError(f"block_size must be 1 or in [2, P/2={p // 2}], got {block_size}.")
+    if max_basis < min(p, wanted + 2 * block_size):
+        raise ValueError(f"max_basis must be >= k_top + k_bottom + 2 * block_size = "
+                         f"{wanted + 2 * block_size}, got {max_basis}.")
     monitor = monitor or Monitor()
     # residuals below ~30 ulps of ||A|| are rounding noise of the products themselves
     tol = max(tol, TOL_FLOOR_ULPS * torch.finfo(op.dtype).eps)
     if v0 is None:
         v0 = rademacher(p, seed, dtype=op.dtype, device=op.device)
-    run = KrylovRun.start(op, v0, max_basis, seed)
+    run: KrylovRun | BlockKrylovRun
+    if block_size == 1:
+        run = KrylovRun.start(op, v0, max_basis, seed)
+    else:
+        run = BlockKrylovRun.start(op, v0, block_size, max_basis, seed)
     sync_every_step = op.device.type == "cpu"
     next_check = min(max(wanted + 1, 4), run.capacity)
     theta = np.zeros(0)
@@ -328,13 +474,12 @@ def lanczos_extremes(
     while True:
         monitor.check()
         run.step(op)
-        if sync_every_step or run.size >= next_check or run.size >= run.capacity:
+        full = run.size + block_size > run.capacity
+        if sync_every_step or run.size >= next_check or full:
             run.repair_breakdown(op)
-        if run.size >= run.capacity or run.products >= max_products or run.invariant or (
-            run.size >= next_check
-        ):
-            theta, s, beta = run.ritz()
-            res = np.abs(beta * s[-1, :])
+            full = run.size + block_size > run.capacity
+        if full or run.products >= max_products or run.invariant or run.size >= next_check:
+            theta, s, res = run.ritz()
             scale = float(np.max(np.abs(theta))) if theta.size else 0.0
             top, bottom = _wanted(theta, k_top, k_bottom)
             idx = np.concatenate([top, bottom])
@@ -342,7 +487,7 @@ def lanczos_extremes(
             ok = bool(enough and np.all(res[idx] <= tol * max(scale, 1e-300)))
             if run.invariant or run.size >= p:
                 ok = True
-                res = np.abs(beta * s[-1, :]) if not run.invariant else np.zeros_like(theta)
+                res = np.zeros_like(theta)
             worst = float(np.max(res[idx] / max(scale, 1e-300))) if idx.size else 0.0
             frac = run.products / max_products
             if worst > 0 and tol < 1:
@@ -354,7 +499,7 @@ def lanczos_extremes(
                 break
             if run.products >= max_products:
                 break
-            if run.size >= run.capacity:
+            if full:
                 extra = max(1, (run.capacity // 2 - wanted) // 2)
                 n = theta.size
                 keep_top = np.arange(n - 1, max(n - 1 - (k_top + extra if k_top else 0), -1), -1)
@@ -387,6 +532,7 @@ def lanczos_extremes(
         run=run,
         ritz_values=theta.copy(),
         ritz_vectors_t=s,
+        ritz_residuals=res.copy(),
     )
 
 

@@ -49,6 +49,7 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "tol": 1e-6,
     "max_products": 2000,
     "max_basis": 400,
+    "block_size": 1,
     "trace": True,
     "density": True,
     "density_probes": 8,
@@ -100,7 +101,7 @@ def _merge_options(options: dict[str, Any]) -> dict[str, Any]:
     for key in ("top_k", "bottom_k", "exact_threshold"):
         if int(opts[key]) < 0:
             raise ValueError(f"{key} must be >= 0, got {opts[key]}.")
-    for key in ("max_products", "density_probes", "block_max_products"):
+    for key in ("max_products", "density_probes", "block_max_products", "block_size"):
         if int(opts[key]) < 1:
             raise ValueError(f"{key} must be >= 1, got {opts[key]}.")
     if int(opts["density_steps"]) < 2 or int(opts["density_grid_points"]) < 2:
@@ -428,9 +429,10 @@ def _run_iterative(problem: Problem, opts: dict[str, Any], ctx: RunContext, k_to
     if k_top + k_bot > 0:
         eig = lanczos_extremes(
             op, k_top=k_top, k_bottom=k_bot, tol=tol, max_products=int(opts["max_products"]),
-            max_basis=max(int(opts["max_basis"]), k_top + k_bot + 2), seed=ctx.seed,
-            return_vectors=want_vectors, monitor=mon.sub(0.0, 0.5, "extremes"),
-            stage="extremes",
+            max_basis=max(int(opts["max_basis"]), k_top + k_bot + 2 * int(opts["block_size"])),
+            seed=ctx.seed, return_vectors=want_vectors,
+            monitor=mon.sub(0.0, 0.5, "extremes"), stage="extremes",
+            block_size=int(opts["block_size"]),
         )
         if not eig.converged:
             worst = float(np.max(np.concatenate([eig.top_residuals, eig.bottom_residuals]))
@@ -449,8 +451,7 @@ def _run_iterative(problem: Problem, opts: dict[str, Any], ctx: RunContext, k_to
     defl_vecs: Tensor | None = None
     defl_vals: Tensor | None = None
     if eig is not None:
-        rel = np.abs(eig.run.t[eig.run.size, eig.run.size - 1].item()
-                     * eig.ritz_vectors_t[-1, :]) / max(norm, 1e-300)
+        rel = eig.ritz_residuals / max(norm, 1e-300)
         sel = np.nonzero(rel <= _DEFLATION_TOL)[0]
         if sel.size > _DEFLATION_MAX:
             order = np.argsort(-np.abs(eig.ritz_values[sel]))

@@ -46,6 +46,10 @@ class HessianSpectrumOptionsSchema(OptionsSchema):
                                   validate=validate.Range(min=1, max=100_000))
     max_basis = fields.Integer(strict=True, load_default=400,
                                validate=validate.Range(min=4, max=5000))
+    block_size = fields.Integer(strict=True, load_default=1,
+                                validate=validate.Range(min=1, max=64),
+                                metadata={"description": "Block Lanczos block size: resolves "
+                                          "eigenvalues repeated up to block_size times."})
     trace = fields.Boolean(load_default=True)
     density = fields.Boolean(load_default=True)
     density_probes = fields.Integer(strict=True, load_default=8,
@@ -69,9 +73,10 @@ class HessianSpectrumOptionsSchema(OptionsSchema):
         top = data.get("top_k", 5)
         bottom = data.get("bottom_k", 1)
         basis = data.get("max_basis", 400)
-        if basis < top + bottom + 2:
+        need = top + bottom + 2 * data.get("block_size", 1)
+        if basis < need:
             raise ValidationError(
-                f"max_basis={basis} must be >= top_k + bottom_k + 2 = {top + bottom + 2}.",
+                f"max_basis={basis} must be >= top_k + bottom_k + 2 * block_size = {need}.",
                 field_name="max_basis",
             )
 
@@ -92,6 +97,10 @@ def check_options(options: dict[str, Any], ctx: SubmitContext) -> None:
     if "top_k" not in errors and "bottom_k" not in errors and top + bottom > p:
         errors["bottom_k"] = [f"top_k + bottom_k = {top + bottom} exceeds the parameter count "
                               f"P={p}; choose bottom_k <= {p - top}."]
+    block = int(options.get("block_size", 1))
+    if block > 1 and block > p // 2:
+        errors["block_size"] = [f"block_size={block} must be at most P/2 = {p // 2} "
+                                f"(P={p}); choose block_size <= {max(1, p // 2)}."]
     if options.get("mode") == "exact" and p > EXACT_MAX_PARAMS:
         errors["mode"] = [f"mode='exact' needs a dense {p}x{p} Hessian; it is allowed up to "
                           f"P={EXACT_MAX_PARAMS}. Use mode='iterative' or 'auto'."]
