@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fakeapi import clock, fake_api  # noqa: F401  (fixtures of the SDK tests' fake API)
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 

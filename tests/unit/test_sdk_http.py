@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import pickle
 import socket
-import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
+import fakeapi as fk
 import pytest
 import requests
 
@@ -37,23 +35,6 @@ from landscope import (
 )
 from landscope._http import parse_retry_after
 
-
-def _load_fakeapi() -> ModuleType:
-    name = "_landscope_test_fakeapi"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).with_name("test_sdk_fakeapi.py")
-        )
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-fk = _load_fakeapi()
-fake_api = fk.fake_api
-
 VALID = {
     "kind": "evaluate",
     "model": {"architecture": {"type": "mlp", "input_dim": 2, "hidden": [3], "output_dim": 1}},
@@ -64,7 +45,6 @@ VALID = {
 FakeClock = fk.FakeClock
 FixedRandom = fk.FixedRandom
 make_client = fk.make_client
-clock = fk.clock
 
 
 # -- configuration ---------------------------------------------------------------------

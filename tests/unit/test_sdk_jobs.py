@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import io
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
+import fakeapi as fk
 import pytest
 
 import landscope
@@ -24,23 +23,6 @@ from landscope import (
 )
 from landscope._progress import LineProgress
 
-
-def _load_fakeapi() -> ModuleType:
-    name = "_landscope_test_fakeapi"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).with_name("test_sdk_fakeapi.py")
-        )
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-fk = _load_fakeapi()
-fake_api = fk.fake_api
-clock = fk.clock
 make_client = fk.make_client
 
 VALID = {
