@@ -140,3 +140,57 @@ def test_level_set_connectivity_given_and_trained_minima(client_a: landscope.Cli
     assert fb.applies and fb.predictions
     assert {a.name for a in client_a.jobs.get(job.id).artifacts} >= {
         "merge_tree.png", "path_profiles.png", "barriers.json"}
+
+
+def _hessian_request(mode: str) -> dict[str, Any]:
+    x, y = _points(24, 3, 5)
+    return {
+        "kind": "hessian_spectrum",
+        "model": {"architecture": {"type": "mlp", "input_dim": 3, "hidden": [6],
+                                   "output_dim": 1, "activation": "tanh", "bias": True},
+                  "init_seed": 3},
+        "data": {"inline": {"x": x, "y": y}},
+        "loss": "mse", "dtype": "float64",
+        "options": {"mode": mode, "top_k": 3, "bottom_k": 2, "tol": 1e-10,
+                    "density_probes": 4, "density_steps": 20},
+    }
+
+
+def test_hessian_spectrum_matches_dense_reference(client_a: landscope.Client) -> None:
+    """Worker results, exact and iterative, against torch.func.hessian computed here
+    (float64; 1e-8 relative)."""
+    import torch
+    from torch.func import functional_call, hessian
+
+    from landscope_service.modelspec.build import build_problem
+
+    req = _hessian_request("exact")
+    prob = build_problem(req, lambda b: b"", device=torch.device("cpu"), dtype=torch.float64)
+    names = list(prob.params)
+    shapes = [prob.params[n].shape for n in names]
+    flat = torch.cat([prob.params[n].reshape(-1) for n in names])
+
+    def loss(v: torch.Tensor) -> torch.Tensor:
+        parts, i = {}, 0
+        for n, s in zip(names, shapes, strict=True):
+            parts[n] = v[i:i + s.numel()].reshape(s)
+            i += s.numel()
+        out = functional_call(prob.model, parts, (prob.x,))
+        return torch.nn.functional.mse_loss(out, prob.y)
+
+    evals = torch.linalg.eigvalsh(hessian(loss)(flat))
+    jobs = {mode: client_a.jobs.submit(_hessian_request(mode)) for mode in ("exact", "iterative")}
+    for mode, job in jobs.items():
+        res = client_a.jobs.wait(job.id, timeout=300)
+        assert res.status == "succeeded", res.error
+        assert res.result is not None
+        top = res.result["top"]["eigenvalues"]
+        bottom = res.result["bottom"]["eigenvalues"]
+        want_top = sorted(evals.tolist(), reverse=True)[:3]
+        want_bottom = sorted(evals.tolist())[:2]
+        assert top == pytest.approx(want_top, rel=1e-8, abs=1e-10), mode
+        assert sorted(bottom) == pytest.approx(want_bottom, rel=1e-8, abs=1e-10), mode
+        typed = client_a.jobs.get(job.id).typed_result()
+        assert type(typed).__name__ == "HessianSpectrumResult"
+        png = client_a.jobs.artifact(job.id, "density.png")
+        assert png[:4] == b"\x89PNG"
