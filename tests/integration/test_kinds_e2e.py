@@ -60,9 +60,38 @@ def test_minimizer_manifold_rejects_cross_entropy(client_a: landscope.Client) ->
     assert "loss" in (info.value.errors or {})
 
 
-def test_cli_submit_wait_and_artifacts(stack: LocalStack, tmp_path: Path) -> None:
+def _small_connectivity_request() -> dict[str, Any]:
+    x, y = _points(16, 2, 2)
+    return {
+        "kind": "level_set_connectivity",
+        "model": {"architecture": {"type": "mlp", "input_dim": 2, "hidden": [4],
+                                   "output_dim": 1, "activation": "relu"},
+                  "init_seed": 0},
+        "data": {"inline": {"x": x, "y": y}},
+        "loss": "mse",
+        "options": {"num_trained": 3, "train": {"steps": 100},
+                    "paths": {"neb": {"images": 3, "cycles": 1, "steps": 20}}},
+    }
+
+
+CLI_CASES = {
+    # kind: (request, an artifact it writes, a check of the result)
+    "evaluate": (lambda: {**_hessian_request("exact"), "kind": "evaluate", "options": {}},
+                 None, lambda r: r["num_params"] == 31),
+    "hessian_spectrum": (lambda: _hessian_request("exact"), "density.png",
+                         lambda r: len(r["top"]["eigenvalues"]) == 3),
+    "minimizer_manifold": (manifold_request, "singular_values.png",
+                           lambda r: r["dimension"]["measured"] == 31),
+    "level_set_connectivity": (_small_connectivity_request, "merge_tree.png",
+                               lambda r: r["num_minima"] == 3),
+}
+
+
+@pytest.mark.parametrize("kind", list(CLI_CASES))
+def test_cli_submit_wait_and_artifacts(stack: LocalStack, tmp_path: Path, kind: str) -> None:
+    make, artifact, check = CLI_CASES[kind]
     job_file = tmp_path / "job.json"
-    job_file.write_text(json.dumps(manifold_request()))
+    job_file.write_text(json.dumps(make()))
     env = {**os.environ, "LANDSCOPE_URL": stack.url, "LANDSCOPE_API_KEY": "key-a"}
     cli = [str(Path(sys.executable).with_name("landscope"))]
 
@@ -76,13 +105,14 @@ def test_cli_submit_wait_and_artifacts(stack: LocalStack, tmp_path: Path) -> Non
     waited = run("wait", job_id, "--no-progress", "--json")
     assert waited.returncode == 0, waited.stderr
     finished = json.loads(waited.stdout)  # wait --json prints the whole job
-    assert finished["status"] == "succeeded"
-    assert finished["result"]["dimension"]["measured"] == 31
+    assert finished["status"] == "succeeded" and finished["kind"] == kind
+    assert check(finished["result"])
     table = run("result", job_id, "--table")
-    assert table.returncode == 0 and "31" in table.stdout
-    dl = run("artifacts", job_id, "--out", str(tmp_path / "arts"))
-    assert dl.returncode == 0, dl.stderr
-    assert (tmp_path / "arts" / "singular_values.png").exists()
+    assert table.returncode == 0 and table.stdout.strip()
+    if artifact is not None:
+        dl = run("artifacts", job_id, "--out", str(tmp_path / "arts"))
+        assert dl.returncode == 0, dl.stderr
+        assert (tmp_path / "arts" / artifact).read_bytes()[:4] == b"\x89PNG"
     missing = run("status", "job_00000000000000000000000000")
     assert missing.returncode == 3 and "404" in missing.stderr + missing.stdout
 
