@@ -439,7 +439,7 @@ def _run_iterative(problem: Problem, opts: dict[str, Any], ctx: RunContext, k_to
                           / max(eig.norm_estimate, 1e-300))
             warnings.append(
                 f"NOT CONVERGED: the extreme eigenvalues did not reach the residual tolerance "
-                f"{tol:g} (relative to ||H||) within max_products={opts['max_products']} "
+                f"{eig.tol:g} (relative to ||H||) within max_products={opts['max_products']} "
                 f"products; worst relative residual {worst:.2e}. The eigenvalues are Ritz "
                 "values (inner bounds), not converged eigenvalues; raise max_products or tol."
             )
