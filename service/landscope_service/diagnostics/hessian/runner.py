@@ -151,13 +151,18 @@ def probe_piece(problem: Problem, payload: dict[str, Any], monitor: Monitor) -> 
 
 
 # --------------------------------------------------------------------------- helpers
-def _ggn_split(problem: Problem, vectors: Tensor, values: np.ndarray
-               ) -> tuple[list[dict[str, float | None]], int]:
+def _ggn_split(problem: Problem, vectors: Tensor, values: np.ndarray,
+               monitor: Monitor | None = None) -> tuple[list[dict[str, float | None]], int]:
     """Rayleigh quotients of the GGN and residual on unit Ritz vectors."""
     if vectors.shape[1] == 0:
         return [], 0
     ggn = GGNOperator(problem)
-    gv = ggn @ vectors
+    cols = []
+    for j in range(vectors.shape[1]):
+        if monitor is not None:
+            monitor.check()
+        cols.append(ggn @ vectors[:, j])
+    gv = torch.stack(cols, dim=1)
     v64 = vectors.to(torch.float64)
     norms = (v64 * v64).sum(0)
     parts = ((v64 * gv.to(torch.float64)).sum(0) / norms).cpu().numpy()
@@ -353,8 +358,8 @@ def _run_exact(problem: Problem, opts: dict[str, Any], ctx: RunContext, k_top: i
     if opts["ggn_split"]:
         vt = evecs[:, top_idx.tolist()].to(problem.dtype)
         vb = evecs[:, bot_idx.tolist()].to(problem.dtype)
-        ggn_top, n1 = _ggn_split(problem, vt, evals[top_idx])
-        ggn_bot, n2 = _ggn_split(problem, vb, evals[bot_idx])
+        ggn_top, n1 = _ggn_split(problem, vt, evals[top_idx], mon)
+        ggn_bot, n2 = _ggn_split(problem, vb, evals[bot_idx], mon)
         ggn_products = n1 + n2
     mon.report("summaries", 0.8, "density and blocks", force=True)
     density = None
@@ -537,11 +542,11 @@ def _run_iterative(problem: Problem, opts: dict[str, Any], ctx: RunContext, k_to
     ggn_products = 0
     if opts["ggn_split"] and eig is not None and eig.top_vectors is not None:
         mon.check()
-        ggn_top, n1 = _ggn_split(problem, eig.top_vectors, eig.top)
+        ggn_top, n1 = _ggn_split(problem, eig.top_vectors, eig.top, mon)
         mon.check()
         ggn_bot, n2 = _ggn_split(problem, eig.bottom_vectors
                                  if eig.bottom_vectors is not None else eig.top_vectors[:, :0],
-                                 eig.bottom)
+                                 eig.bottom, mon)
         ggn_products = n1 + n2
     # ---- blocks
     blocks = None
