@@ -121,6 +121,9 @@ def test_deep_linear_saddle_known_index(hidden: int) -> None:
         est = r2["negative"]["count_estimate"]
         se = r2["density"]["negative_mass_std_error"] * p
         assert abs(est - index) <= 3 * se + 0.5
+        # the Chebyshev-Markov-Stieltjes bracket holds the true index (3 SE of probe noise)
+        lo, hi = r2["density"]["negative_count_bounds"]
+        assert lo - 3 * se - 0.5 <= index <= hi + 3 * se + 0.5
 
 
 def test_block_lanczos_resolves_repeated_eigenvalues() -> None:

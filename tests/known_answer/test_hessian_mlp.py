@@ -107,6 +107,13 @@ def test_runner_iterative_against_dense(act: str, bias: bool, loss: str) -> None
     for k in (1, 2):
         m, se = res["density"]["moments"][k - 1], res["density"]["moments_std_error"][k - 1]
         assert abs(m - float(np.mean(ev ** k))) <= 3 * se
+    # the quadrature bracket of the negative count holds the exact count (3 SE of noise)
+    p = ev.size
+    thr = res["negative"]["threshold"]
+    true_neg = int(np.sum(ev < -thr))
+    lo, hi = res["density"]["negative_count_bounds"]
+    se = res["density"]["negative_mass_std_error"] * p
+    assert lo - 3 * se - 0.5 <= true_neg <= hi + 3 * se + 0.5
     # every probe's Ritz values lie inside [lambda_min, lambda_max] (to 1e-10 ||H||)
     assert res["ritz_bounds"]["max_node"] <= ev[-1] + 1e-10 * norm
     assert res["ritz_bounds"]["min_node"] >= ev[0] - 1e-10 * norm

@@ -249,7 +249,11 @@ class Trace:
 
 @dataclass(frozen=True)
 class Density:
-    """Gaussian-broadened spectral density on a grid, raw Ritz nodes and weights."""
+    """Gaussian-broadened spectral density on a grid, raw Ritz nodes and weights.
+
+    ``negative_count_bounds`` brackets the number of negative eigenvalues by the
+    Chebyshev-Markov-Stieltjes inequalities of the quadrature (up to probe noise).
+    """
 
     grid: tuple[float | None, ...]
     values: tuple[float | None, ...]
@@ -264,6 +268,8 @@ class Density:
     negative_mass: float | None
     negative_mass_std_error: float | None
     negative_count_estimate: float | None
+    negative_mass_bounds: tuple[float | None, ...]
+    negative_count_bounds: tuple[float | None, ...]
     exact: bool
 
     @classmethod
@@ -277,7 +283,8 @@ class Density:
             _int(d, "num_probes", w), _int(d, "steps", w), _int(d, "num_products", w),
             _nums(d, "moments", w), _nums(d, "moments_std_error", w),
             _opt_num(d, "negative_mass", w), _opt_num(d, "negative_mass_std_error", w),
-            _opt_num(d, "negative_count_estimate", w), _bool(d, "exact", w),
+            _opt_num(d, "negative_count_estimate", w), _nums(d, "negative_mass_bounds", w),
+            _nums(d, "negative_count_bounds", w), _bool(d, "exact", w),
         )
 
 

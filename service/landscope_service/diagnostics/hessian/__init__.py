@@ -6,7 +6,14 @@ functions over the operator protocol (:mod:`.lanczos`, :mod:`.trace`, :mod:`.den
 """
 
 from .blocks import ParamGroup, parameter_groups
-from .density import DensityEstimate, default_sigma, negative_mass, slq_density, slq_moments
+from .density import (
+    DensityEstimate,
+    default_sigma,
+    negative_mass,
+    negative_mass_bounds,
+    slq_density,
+    slq_moments,
+)
 from .exact import dense_hessian, exact_spectrum
 from .hvp import HVP_VARIANTS, HVPVariant, gradient, make_hvp, resolve_variant
 from .lanczos import EigenResult, KrylovRun, lanczos_extremes, lanczos_quadrature, rademacher
@@ -53,6 +60,7 @@ __all__ = [
     "lanczos_quadrature",
     "make_hvp",
     "negative_mass",
+    "negative_mass_bounds",
     "parameter_groups",
     "probe_piece",
     "rademacher",

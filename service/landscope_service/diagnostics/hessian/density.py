@@ -27,7 +27,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["DensityEstimate", "default_sigma", "negative_mass", "slq_density", "slq_moments"]
+__all__ = [
+    "DensityEstimate",
+    "default_sigma",
+    "negative_mass",
+    "negative_mass_bounds",
+    "slq_density",
+    "slq_moments",
+]
 
 
 @dataclass(frozen=True)
@@ -112,3 +119,32 @@ def negative_mass(nodes: Sequence[np.ndarray], weights: Sequence[np.ndarray], th
                     for n, w in zip(nodes, weights, strict=True)])
     se = float(per.std(ddof=1) / math.sqrt(per.size)) if per.size > 1 else math.inf
     return float(per.mean()), se
+
+
+def negative_mass_bounds(nodes: Sequence[np.ndarray], weights: Sequence[np.ndarray],
+                         threshold: float) -> tuple[float, float]:
+    """Bracket of each probe's spectral distribution function at ``t = -threshold``.
+
+    For Gauss quadrature nodes ``theta_1 < ... < theta_m`` with weights ``tau_j`` and
+    ``theta_k < t <= theta_{k+1}``, the Chebyshev-Markov-Stieltjes inequalities give
+    ``sum_{j<k} tau_j <= F(t) <= sum_{j<=k+1} tau_j`` (Golub & Meurant, "Matrices, Moments
+    and Quadrature"; Chen, Trogdon & Ubaru 2021, "Analysis of stochastic Lanczos quadrature
+    for spectrum approximation"): the node nearest to each side of ``t`` may belong to
+    either side. Averaged over probes, the bracket bounds the estimate of the mass below ``t`` up to probe noise; it is
+    wide when much spectral mass sits near ``t`` (a bulk around zero).
+
+    Returns:
+        ``(low, high)`` averaged over probes.
+    """
+    t = -threshold
+    lows, highs = [], []
+    for n, w in zip(nodes, weights, strict=True):
+        n = np.asarray(n, dtype=np.float64)
+        w = np.asarray(w, dtype=np.float64)
+        order = np.argsort(n)
+        n, w = n[order], w[order]
+        below = np.nonzero(n < t)[0]
+        k = int(below[-1]) if below.size else -1  # last node below t
+        lows.append(float(w[:k].sum()) if k > 0 else 0.0)
+        highs.append(float(w[: min(k + 2, n.size)].sum()))
+    return float(np.mean(lows)), float(np.mean(highs))

@@ -31,7 +31,7 @@ from ..monitor import Monitor
 from ..output import Artifact, RunOutput
 from ..problem import Problem
 from .blocks import ParamGroup, parameter_groups
-from .density import negative_mass, slq_density, slq_moments
+from .density import negative_mass, negative_mass_bounds, slq_density, slq_moments
 from .exact import dense_hessian, exact_spectrum
 from .hvp import gradient, resolve_variant
 from .lanczos import EigenResult, lanczos_extremes, lanczos_quadrature, rademacher
@@ -186,6 +186,7 @@ def _theory(
     ggn_parts: list[dict[str, float | None]],
     norm: float,
     nonzero_count: int | None,
+    index_bounds: tuple[float, float] | None = None,
 ) -> dict[str, Any]:
     tol_abs = float(opts["negative_tol"]) * max(norm, 1e-300)
     notes: list[str] = []
@@ -212,7 +213,9 @@ def _theory(
             + ("Morse index (exact count of eigenvalues below -tol): "
                f"{int(negative_count or 0)}." if index_exact else
                f"Morse index estimate (P * negative mass of the SLQ density): "
-               f"{negative_count if negative_count is not None else 'n/a'}.")
+               f"{negative_count if negative_count is not None else 'n/a'}"
+               + (f", quadrature bracket [{index_bounds[0]:.4g}, {index_bounds[1]:.4g}]."
+                  if index_bounds is not None else "."))
         )
     crit_tol = 1e-4 * max(1.0, abs(loss_value))
     if grad_norm > crit_tol:
@@ -258,6 +261,8 @@ def _theory(
             "lambda_min": _f(lam_min),
             "negative_tol": _f(tol_abs),
             "index_estimate": _f(negative_count),
+            "index_bounds": None if index_bounds is None else [_f(index_bounds[0]),
+                                                              _f(index_bounds[1])],
             "index_exact": index_exact,
             "grad_norm": _f(grad_norm),
             "loss": _f(loss_value),
@@ -280,6 +285,7 @@ def _density_json(nodes: list[np.ndarray], weights: list[np.ndarray], opts: dict
                        sigma=opts["density_sigma"])
     mom, mom_se = slq_moments(nodes, weights, 2)
     mass, mass_se = negative_mass(nodes, weights, threshold)
+    lo, hi = negative_mass_bounds(nodes, weights, threshold) if not exact else (mass, mass)
     return {
         "grid": _fl(dens.grid),
         "values": _fl(dens.values),
@@ -294,6 +300,8 @@ def _density_json(nodes: list[np.ndarray], weights: list[np.ndarray], opts: dict
         "negative_mass": _f(mass),
         "negative_mass_std_error": _f(mass_se),
         "negative_count_estimate": _f(mass * p),
+        "negative_mass_bounds": [_f(lo), _f(hi)],
+        "negative_count_bounds": [_f(lo * p), _f(hi * p)],
         "exact": exact,
     }
 
@@ -594,7 +602,10 @@ def _run_iterative(problem: Problem, opts: dict[str, Any], ctx: RunContext, k_to
                      bottom_converged=bool(eig is not None and k_bot and eig.converged),
                      min_ritz=min_ritz, negative_count=neg_est, index_exact=False,
                      loss_value=loss_value, grad_norm=grad_norm, ggn_parts=ggn_top + ggn_bot,
-                     norm=norm, nonzero_count=None)
+                     norm=norm, nonzero_count=None,
+                     index_bounds=(None if density is None else
+                                   (float(density["negative_count_bounds"][0] or 0.0),
+                                    float(density["negative_count_bounds"][1] or 0.0))))
     status = "converged" if (eig is None or eig.converged) else "not_converged"
     if any(w.startswith("A probe's Ritz value") for w in warnings):
         status = "not_converged"
