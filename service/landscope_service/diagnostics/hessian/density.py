@@ -130,8 +130,9 @@ def negative_mass_bounds(nodes: Sequence[np.ndarray], weights: Sequence[np.ndarr
     ``sum_{j<k} tau_j <= F(t) <= sum_{j<=k+1} tau_j`` (Golub & Meurant, "Matrices, Moments
     and Quadrature"; Chen, Trogdon & Ubaru 2021, "Analysis of stochastic Lanczos quadrature
     for spectrum approximation"): the node nearest to each side of ``t`` may belong to
-    either side. Averaged over probes, the bracket bounds the estimate of the mass below ``t`` up to probe noise; it is
-    wide when much spectral mass sits near ``t`` (a bulk around zero).
+    either side. Averaged over probes, the bracket bounds the estimate of the mass below
+    ``t`` up to probe noise; it is wide when much spectral mass sits near ``t`` (a bulk
+    around zero).
 
     Returns:
         ``(low, high)`` averaged over probes.
