@@ -240,3 +240,20 @@ def test_runner_block_size_matches_single_vector() -> None:
     np.testing.assert_allclose(b["bottom"]["eigenvalues"], a["bottom"]["eigenvalues"],
                                rtol=1e-9)
     assert b["products"]["extremes"] % 3 == 0
+
+
+def test_basis_memory_budget_forces_restarts_not_failure(monkeypatch: pytest.MonkeyPatch
+                                                         ) -> None:
+    from landscope_service.diagnostics.hessian import runner
+
+    pr = _problem()
+    monkeypatch.setattr(runner, "BASIS_MEMORY_BYTES", pr.num_params * 8 * 12)
+    res = run_hessian_spectrum(pr, {"mode": "iterative", "top_k": 2, "bottom_k": 1,
+                                    "tol": 1e-9, "density_probes": 2, "density_steps": 5},
+                               RunContext()).result
+    assert res["max_basis_used"] == 2 + 1 + 2 + 8
+    assert res["status"] == "converged"
+    ref = lanczos_extremes(HessianOperator(pr), k_top=2, k_bottom=1, tol=1e-11, seed=0)
+    # thick restarts in the small basis reach the same eigenvalues (1e-8 relative)
+    np.testing.assert_allclose(res["top"]["eigenvalues"], ref.top, rtol=1e-8)
+    np.testing.assert_allclose(res["bottom"]["eigenvalues"], ref.bottom, rtol=1e-8)

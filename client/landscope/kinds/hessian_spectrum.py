@@ -427,6 +427,7 @@ class HessianSpectrumResult:
     loss_value: float | None
     grad_norm: float | None
     hvp_variant: str | None
+    max_basis_used: int | None
     tol: float | None
     norm_estimate: float | None
     sharpness: float | None
@@ -469,6 +470,7 @@ class HessianSpectrumResult:
             loss_value=_opt_num(d, "loss_value", w),
             grad_norm=_opt_num(d, "grad_norm", w),
             hvp_variant=hv,
+            max_basis_used=_opt_int(d, "max_basis_used", w),
             tol=_opt_num(d, "tol", w),
             norm_estimate=_opt_num(d, "norm_estimate", w),
             sharpness=_opt_num(d, "sharpness", w),

@@ -67,6 +67,10 @@ DEFAULT_OPTIONS: dict[str, Any] = {
 
 _DEFLATION_TOL = 1e-3
 _DEFLATION_MAX = 64
+BASIS_MEMORY_BYTES = 2 << 30
+"""Memory budget of the Lanczos basis (``max_basis * P`` numbers) and, in float64, of the
+deflation vectors shipped to the probes: large models get a smaller basis (more restarts,
+never an out-of-memory error); ``max_basis_used`` in the result says what was used."""
 
 THEORY_STATEMENTS = {
     "psd": "THEORY.md section 3: near a minimum the Hessian is positive semi-definite; a "
@@ -403,6 +407,7 @@ def _run_exact(problem: Problem, opts: dict[str, Any], ctx: RunContext, k_top: i
         "loss_value": _f(loss_value),
         "grad_norm": _f(grad_norm),
         "hvp_variant": None,
+        "max_basis_used": None,
         "tol": _f(float(opts["tol"])),
         "tol_requested": _f(float(opts["tol"])),
         "norm_estimate": _f(norm),
@@ -439,13 +444,17 @@ def _run_iterative(problem: Problem, opts: dict[str, Any], ctx: RunContext, k_to
     tol = float(opts["tol"])
     want_vectors = bool(opts["ggn_split"] or opts["return_eigenvectors"])
     eig: EigenResult | None = None
+    itemsize = torch.empty((), dtype=op.dtype).element_size()
+    block = int(opts["block_size"])
+    need = k_top + k_bot + 2 * block
+    max_basis = max(int(opts["max_basis"]), need)
+    by_memory = BASIS_MEMORY_BYTES // max(1, p * itemsize)
+    max_basis_used = min(max_basis, max(need + 8, int(by_memory)))
     if k_top + k_bot > 0:
         eig = lanczos_extremes(
             op, k_top=k_top, k_bottom=k_bot, tol=tol, max_products=int(opts["max_products"]),
-            max_basis=max(int(opts["max_basis"]), k_top + k_bot + 2 * int(opts["block_size"])),
-            seed=ctx.seed, return_vectors=want_vectors,
-            monitor=mon.sub(0.0, 0.5, "extremes"), stage="extremes",
-            block_size=int(opts["block_size"]),
+            max_basis=max_basis_used, seed=ctx.seed, return_vectors=want_vectors,
+            monitor=mon.sub(0.0, 0.5, "extremes"), stage="extremes", block_size=block,
         )
         if not eig.converged:
             worst = float(np.max(np.concatenate([eig.top_residuals, eig.bottom_residuals]))
@@ -466,9 +475,10 @@ def _run_iterative(problem: Problem, opts: dict[str, Any], ctx: RunContext, k_to
     if eig is not None:
         rel = eig.ritz_residuals / max(norm, 1e-300)
         sel = np.nonzero(rel <= _DEFLATION_TOL)[0]
-        if sel.size > _DEFLATION_MAX:
+        cap = int(min(_DEFLATION_MAX, BASIS_MEMORY_BYTES // 4 // max(1, 8 * p)))
+        if sel.size > cap:
             order = np.argsort(-np.abs(eig.ritz_values[sel]))
-            sel = np.sort(sel[order[:_DEFLATION_MAX]])
+            sel = np.sort(sel[order[:cap]])
         if sel.size:
             s_sel = torch.as_tensor(eig.ritz_vectors_t[:, sel], dtype=op.dtype, device=op.device)
             defl_vecs = eig.run.basis[: eig.run.size].T @ s_sel
@@ -623,6 +633,7 @@ def _run_iterative(problem: Problem, opts: dict[str, Any], ctx: RunContext, k_to
         "loss_value": _f(loss_value),
         "grad_norm": _f(grad_norm),
         "hvp_variant": variant,
+        "max_basis_used": max_basis_used,
         "tol": _f(tol),
         "tol_requested": _f(tol_requested),
         "norm_estimate": _f(norm),
