@@ -10,11 +10,28 @@ barcode) and the theorems of THEORY.md section 1 beside the measurement. See
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from landscope._exceptions import InvalidResponseError
+
+from ._json import as_bool as _as_bool
+from ._json import as_list as _as_list
+from ._json import as_str as _as_str
+from ._json import bool_ as _bool
+from ._json import has as _has
+from ._json import int_ as _int
+from ._json import ints as _ints
+from ._json import num as _num
+from ._json import nums as _nums
+from ._json import obj as _obj
+from ._json import opt_bool as _opt_bool
+from ._json import opt_int as _opt_int
+from ._json import opt_num as _opt_num
+from ._json import opt_nums as _opt_nums
+from ._json import opt_str as _opt_str
+from ._json import str_ as _str
 
 __all__ = [
     "BezierOptions",
@@ -40,100 +57,6 @@ OptimizerName = Literal["adam", "sgd", "lbfgs"]
 PathMethod = Literal["neb", "bezier"]
 Strategy = Literal["mst", "all", "none"]
 Space = Literal["parameter", "permutation"]
-
-
-# ---------------------------------------------------------------- JSON readers
-def _obj(value: Any, what: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise InvalidResponseError(f"{what} should be an object, got {value!r:.200}.")
-    return value
-
-
-def _has(data: Mapping[str, Any], key: str, what: str) -> Any:
-    if key not in data:
-        raise InvalidResponseError(f"{what} has no {key!r} field.")
-    return data[key]
-
-
-def _as_num(v: Any, what: str) -> float:
-    if isinstance(v, bool) or not isinstance(v, int | float):
-        raise InvalidResponseError(f"{what} should be a number, got {v!r:.100}.")
-    return float(v)
-
-
-def _as_opt_num(v: Any, what: str) -> float | None:
-    return None if v is None else _as_num(v, what)
-
-
-def _as_int(v: Any, what: str) -> int:
-    if isinstance(v, bool) or not isinstance(v, int):
-        raise InvalidResponseError(f"{what} should be an integer, got {v!r:.100}.")
-    return v
-
-
-def _as_bool(v: Any, what: str) -> bool:
-    if not isinstance(v, bool):
-        raise InvalidResponseError(f"{what} should be a boolean, got {v!r:.100}.")
-    return v
-
-
-def _as_str(v: Any, what: str) -> str:
-    if not isinstance(v, str):
-        raise InvalidResponseError(f"{what} should be a string, got {v!r:.100}.")
-    return v
-
-
-def _as_list(v: Any, what: str) -> Sequence[Any]:
-    if not isinstance(v, Sequence) or isinstance(v, str | bytes):
-        raise InvalidResponseError(f"{what} should be a list, got {v!r:.200}.")
-    return v
-
-
-def _num(d: Mapping[str, Any], k: str, what: str) -> float:
-    return _as_num(_has(d, k, what), f"{what}.{k}")
-
-
-def _opt_num(d: Mapping[str, Any], k: str, what: str) -> float | None:
-    return _as_opt_num(d.get(k), f"{what}.{k}")
-
-
-def _int(d: Mapping[str, Any], k: str, what: str) -> int:
-    return _as_int(_has(d, k, what), f"{what}.{k}")
-
-
-def _opt_int(d: Mapping[str, Any], k: str, what: str) -> int | None:
-    v = d.get(k)
-    return None if v is None else _as_int(v, f"{what}.{k}")
-
-
-def _bool(d: Mapping[str, Any], k: str, what: str) -> bool:
-    return _as_bool(_has(d, k, what), f"{what}.{k}")
-
-
-def _opt_bool(d: Mapping[str, Any], k: str, what: str) -> bool | None:
-    v = d.get(k)
-    return None if v is None else _as_bool(v, f"{what}.{k}")
-
-
-def _str(d: Mapping[str, Any], k: str, what: str) -> str:
-    return _as_str(_has(d, k, what), f"{what}.{k}")
-
-
-def _opt_str(d: Mapping[str, Any], k: str, what: str) -> str | None:
-    v = d.get(k)
-    return None if v is None else _as_str(v, f"{what}.{k}")
-
-
-def _ints(v: Any, what: str) -> tuple[int, ...]:
-    return tuple(_as_int(x, what) for x in _as_list(v, what))
-
-
-def _nums(v: Any, what: str) -> tuple[float, ...]:
-    return tuple(_as_num(x, what) for x in _as_list(v, what))
-
-
-def _opt_nums(v: Any, what: str) -> tuple[float | None, ...]:
-    return tuple(_as_opt_num(x, what) for x in _as_list(v, what))
 
 
 # ---------------------------------------------------------------- options

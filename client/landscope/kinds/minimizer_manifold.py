@@ -14,6 +14,18 @@ from typing import Any, Literal
 
 from landscope._exceptions import InvalidResponseError
 
+from ._json import bool_ as _bool
+from ._json import has as _has
+from ._json import int_ as _int
+from ._json import num as _num
+from ._json import num_list as _num_list
+from ._json import obj as _obj
+from ._json import opt_bool as _opt_bool
+from ._json import opt_int as _opt_int
+from ._json import opt_num as _opt_num
+from ._json import opt_str as _opt_str
+from ._json import str_ as _str
+
 __all__ = [
     "CooperHypothesis",
     "CooperTheory",
@@ -32,86 +44,6 @@ Route = Literal["auto", "dense", "gram"]
 FitStatus = Literal["interpolated", "stalled", "step_budget_exhausted"]
 _ROUTES = ("auto", "dense", "gram")
 _FIT_STATUSES = ("interpolated", "stalled", "step_budget_exhausted")
-
-
-# ---------------------------------------------------------------- JSON readers
-def _obj(value: Any, what: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise InvalidResponseError(f"{what} should be an object, got {value!r:.200}.")
-    return value
-
-
-def _has(data: Mapping[str, Any], key: str, what: str) -> Any:
-    if key not in data:
-        raise InvalidResponseError(f"{what} has no {key!r} field.")
-    return data[key]
-
-
-def _num(data: Mapping[str, Any], key: str, what: str) -> float:
-    v = _has(data, key, what)
-    if isinstance(v, bool) or not isinstance(v, int | float):
-        raise InvalidResponseError(f"{what}.{key} should be a number, got {v!r}.")
-    return float(v)
-
-
-def _opt_num(data: Mapping[str, Any], key: str, what: str) -> float | None:
-    if data.get(key) is None:
-        return None
-    return _num(data, key, what)
-
-
-def _int(data: Mapping[str, Any], key: str, what: str) -> int:
-    v = _has(data, key, what)
-    if isinstance(v, bool) or not isinstance(v, int):
-        raise InvalidResponseError(f"{what}.{key} should be an integer, got {v!r}.")
-    return v
-
-
-def _opt_int(data: Mapping[str, Any], key: str, what: str) -> int | None:
-    if data.get(key) is None:
-        return None
-    return _int(data, key, what)
-
-
-def _bool(data: Mapping[str, Any], key: str, what: str) -> bool:
-    v = _has(data, key, what)
-    if not isinstance(v, bool):
-        raise InvalidResponseError(f"{what}.{key} should be a boolean, got {v!r}.")
-    return v
-
-
-def _opt_bool(data: Mapping[str, Any], key: str, what: str) -> bool | None:
-    if data.get(key) is None:
-        return None
-    return _bool(data, key, what)
-
-
-def _str(data: Mapping[str, Any], key: str, what: str) -> str:
-    v = _has(data, key, what)
-    if not isinstance(v, str):
-        raise InvalidResponseError(f"{what}.{key} should be a string, got {v!r}.")
-    return v
-
-
-def _opt_str(data: Mapping[str, Any], key: str, what: str) -> str | None:
-    if data.get(key) is None:
-        return None
-    return _str(data, key, what)
-
-
-def _num_list(data: Mapping[str, Any], key: str, what: str) -> tuple[float | None, ...]:
-    v = _has(data, key, what)
-    if not isinstance(v, Sequence) or isinstance(v, str):
-        raise InvalidResponseError(f"{what}.{key} should be a list, got {v!r:.200}.")
-    out: list[float | None] = []
-    for item in v:
-        if item is None:
-            out.append(None)
-        elif isinstance(item, bool) or not isinstance(item, int | float):
-            raise InvalidResponseError(f"{what}.{key} should hold numbers, got {item!r}.")
-        else:
-            out.append(float(item))
-    return tuple(out)
 
 
 # ---------------------------------------------------------------- options
