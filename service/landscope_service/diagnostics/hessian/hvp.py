@@ -148,21 +148,7 @@ def _check_block(vec: Tensor, num_params: int) -> tuple[Tensor, bool]:
 
 
 def _jvp_grad(problem: Problem, params: Params, v: Params, xb: Tensor, yb: Tensor) -> Params:
-    """``jvp(grad(L_b), (params,), (v,))``.
-
-    A floating-point target gets an explicit (materialised) zero tangent: in torch 2.13
-    forward-over-reverse through ``F.mse_loss`` with a tangent-free target fails with
-    "ZeroTensors are immutable" (an in-place op on the implicit zero tangent of ``y``).
-    """
-    if yb.is_floating_point():
-
-        def loss_py(p: Params, y: Tensor) -> Tensor:
-            return problem.loss_fn(p, xb, y)
-
-        def grad_py(p: Params, y: Tensor) -> Params:
-            return grad(loss_py)(p, y)  # type: ignore[no-any-return]
-
-        return jvp(grad_py, (params, yb), (v, torch.zeros_like(yb)))[1]  # type: ignore[no-any-return]
+    """``jvp(grad(L_b), (params,), (v,))``: forward-over-reverse on one batch."""
 
     def loss_p(p: Params) -> Tensor:
         return problem.loss_fn(p, xb, yb)

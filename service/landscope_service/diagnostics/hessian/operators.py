@@ -135,12 +135,7 @@ class GGNOperator(_Counted):
                 return _loss_value(problem.loss, o, y)
 
             out, jv = jvp(f, (self._params,), (v,))[:2]
-            if yb.is_floating_point():
-                # explicit zero tangent for the target (see hvp._jvp_grad)
-                hu = jvp(lambda o, y: grad(out_loss)(o, y), (out, yb),
-                         (jv, torch.zeros_like(yb)))[1]
-            else:
-                hu = jvp(lambda o, yb=yb: grad(out_loss)(o, yb), (out,), (jv,))[1]
+            hu = jvp(lambda o, yb=yb: grad(out_loss)(o, yb), (out,), (jv,))[1]
             pull = vjp(f, self._params)[1]
             gv = pull(hu)[0]
             if total is None:
