@@ -14,7 +14,7 @@ from landscope._exceptions import InvalidResponseError
 
 __all__ = [
     "as_bool", "as_int", "as_list", "as_num", "as_opt_num", "as_str", "bool_", "has", "int_",
-    "ints", "num", "num_list", "nums", "obj", "opt_bool", "opt_int", "opt_num", "opt_nums",
+    "ints", "list_", "num", "num_list", "nums", "obj", "opt_bool", "opt_int", "opt_num", "opt_nums",
     "opt_str", "str_", "strs",
 ]
 
@@ -110,6 +110,10 @@ def nums(v: Any, what: str) -> tuple[float, ...]:
 
 def opt_nums(v: Any, what: str) -> tuple[float | None, ...]:
     return tuple(as_opt_num(x, what) for x in as_list(v, what))
+
+
+def list_(d: Mapping[str, Any], k: str, what: str) -> Sequence[Any]:
+    return as_list(has(d, k, what), f"{what}.{k}")
 
 
 def num_list(d: Mapping[str, Any], k: str, what: str) -> tuple[float | None, ...]:

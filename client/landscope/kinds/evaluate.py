@@ -8,21 +8,10 @@ from typing import Any
 
 from landscope._exceptions import InvalidResponseError
 
+from ._json import int_ as _integer
+from ._json import num as _number
+
 __all__ = ["EvaluateOptions", "EvaluateResult", "PerSampleLoss"]
-
-
-def _number(data: Mapping[str, Any], key: str, what: str) -> float:
-    value = data.get(key)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidResponseError(f"{what}.{key} should be a number, got {value!r}.")
-    return float(value)
-
-
-def _integer(data: Mapping[str, Any], key: str, what: str) -> int:
-    value = data.get(key)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidResponseError(f"{what}.{key} should be an integer, got {value!r}.")
-    return value
 
 
 @dataclass(frozen=True)

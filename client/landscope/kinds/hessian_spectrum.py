@@ -13,6 +13,16 @@ from typing import Any, Literal, cast
 
 from landscope._exceptions import InvalidResponseError
 
+from ._json import bool_ as _bool
+from ._json import int_ as _int
+from ._json import list_ as _list
+from ._json import num_list as _nums
+from ._json import obj as _obj
+from ._json import opt_int as _opt_int
+from ._json import opt_num as _opt_num
+from ._json import str_ as _str
+from ._json import strs as _strs
+
 __all__ = [
     "Density",
     "EigenPairs",
@@ -34,75 +44,6 @@ HVP = Literal["auto", "double_backward", "forward_over_reverse", "reverse_over_r
               "vmap_forward_over_reverse"]
 Status = Literal["converged", "not_converged"]
 Verdict = Literal["minimum", "saddle", "inconclusive"]
-
-
-# --------------------------------------------------------------------------- parsing
-def _obj(data: Any, what: str) -> Mapping[str, Any]:
-    if not isinstance(data, Mapping):
-        raise InvalidResponseError(f"{what} should be an object, got {data!r}.")
-    return data
-
-
-def _num(data: Mapping[str, Any], key: str, what: str) -> float:
-    v = data.get(key)
-    if isinstance(v, bool) or not isinstance(v, int | float):
-        raise InvalidResponseError(f"{what}.{key} should be a number, got {v!r}.")
-    return float(v)
-
-
-def _opt_num(data: Mapping[str, Any], key: str, what: str) -> float | None:
-    return None if data.get(key) is None else _num(data, key, what)
-
-
-def _int(data: Mapping[str, Any], key: str, what: str) -> int:
-    v = data.get(key)
-    if isinstance(v, bool) or not isinstance(v, int):
-        raise InvalidResponseError(f"{what}.{key} should be an integer, got {v!r}.")
-    return v
-
-
-def _opt_int(data: Mapping[str, Any], key: str, what: str) -> int | None:
-    return None if data.get(key) is None else _int(data, key, what)
-
-
-def _bool(data: Mapping[str, Any], key: str, what: str) -> bool:
-    v = data.get(key)
-    if not isinstance(v, bool):
-        raise InvalidResponseError(f"{what}.{key} should be a boolean, got {v!r}.")
-    return v
-
-
-def _str(data: Mapping[str, Any], key: str, what: str) -> str:
-    v = data.get(key)
-    if not isinstance(v, str):
-        raise InvalidResponseError(f"{what}.{key} should be a string, got {v!r}.")
-    return v
-
-
-def _list(data: Mapping[str, Any], key: str, what: str) -> Sequence[Any]:
-    v = data.get(key)
-    if not isinstance(v, list | tuple):
-        raise InvalidResponseError(f"{what}.{key} should be a list, got {v!r}.")
-    return cast(Sequence[Any], v)
-
-
-def _nums(data: Mapping[str, Any], key: str, what: str) -> tuple[float | None, ...]:
-    out: list[float | None] = []
-    for i, v in enumerate(_list(data, key, what)):
-        if v is None:
-            out.append(None)
-        elif isinstance(v, bool) or not isinstance(v, int | float):
-            raise InvalidResponseError(f"{what}.{key}[{i}] should be a number, got {v!r}.")
-        else:
-            out.append(float(v))
-    return tuple(out)
-
-
-def _strs(data: Mapping[str, Any], key: str, what: str) -> tuple[str, ...]:
-    items = _list(data, key, what)
-    if not all(isinstance(s, str) for s in items):
-        raise InvalidResponseError(f"{what}.{key} should be a list of strings, got {items!r}.")
-    return tuple(cast(Sequence[str], items))
 
 
 # --------------------------------------------------------------------------- options
