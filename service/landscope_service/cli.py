@@ -54,6 +54,7 @@ def _up(args: argparse.Namespace) -> int:
     try:
         stack.start()
         print(f"landscope is up at {stack.url}", flush=True)
+        print(f"  private Redis at {stack.redis_url} (stopped with the stack)", flush=True)
         print(f"  export LANDSCOPE_URL={stack.url}", flush=True)
         print(f"  export LANDSCOPE_API_KEY={stack.api_key}", flush=True)
         print("Ctrl-C stops everything.", flush=True)
