@@ -17,6 +17,7 @@ import requests
 
 import landscope
 from landscope_service.local import free_port
+
 from support import evaluate_request
 
 pytestmark = pytest.mark.integration
