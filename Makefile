@@ -30,7 +30,7 @@ test-integration: install
 	$(PY) -m pytest -q tests/integration
 
 lint: install
-	$(VENV)/bin/ruff check client service tests benchmarks examples
+	$(VENV)/bin/ruff check client service tests benchmarks examples scripts
 	$(VENV)/bin/mypy --strict client/landscope
 
 # Property-based fuzzing of the live API against its own OpenAPI document.
