@@ -15,6 +15,7 @@ from typing import Any
 
 from marshmallow import ValidationError, fields, validate, validates_schema
 
+from ...modelspec.shapes import ACTIVATIONS
 from .base import KindSpec, OptionsSchema, SubmitContext
 
 __all__ = ["KIND", "LevelSetConnectivityOptionsSchema", "check"]
@@ -205,19 +206,7 @@ class LevelSetConnectivityOptionsSchema(OptionsSchema):
             raise ValidationError("lambda_grid values must be finite.", "lambda_grid")
 
 
-_ALIGNABLE_LAYERS = {
-    "linear",
-    "batchnorm",
-    "identity",
-    "relu",
-    "leaky_relu",
-    "quadratic",
-    "tanh",
-    "sigmoid",
-    "softplus",
-    "gelu",
-    "silu",
-}
+_ALIGNABLE_LAYERS = {"linear", "batchnorm", *ACTIVATIONS}
 
 
 def _align_problem(arch: dict[str, Any]) -> str | None:
