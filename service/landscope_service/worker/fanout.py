@@ -79,12 +79,15 @@ def _resolve(path: str) -> Callable[..., dict[str, Any]]:
 
 
 class _Keys:
+    """``meta`` hash, ``todo`` list of indices, ``payloads`` and ``results`` hashes keyed by
+    index, and one ``claim:<i>`` key with a TTL per piece a worker is running."""
+
     def __init__(self, job_id: str, fanout_id: str) -> None:
         base = f"ls:fan:{job_id}:{fanout_id}"
         self.meta = base + ":meta"
         self.todo = base + ":todo"
-        self.payload = base + ":payload:"
-        self.result = base + ":result:"
+        self.payloads = base + ":payloads"
+        self.results = base + ":results"
         self.claim = base + ":claim:"
 
 
@@ -108,42 +111,43 @@ class FanoutExecutor:
         k = _Keys(self.job_id, fid)
         pipe = self.client.pipeline()
         pipe.hset(k.meta, mapping={"fn": _fn_path(fn), "n": n, "open": 1})
-        for i, p in enumerate(payloads):
-            pipe.set(k.payload + str(i), pack(p), ex=_KEY_TTL_S)
+        pipe.hset(k.payloads, mapping={str(i): pack(p) for i, p in enumerate(payloads)})
         pipe.rpush(k.todo, *range(n))
-        pipe.expire(k.meta, _KEY_TTL_S)
-        pipe.expire(k.todo, _KEY_TTL_S)
+        for key in (k.meta, k.payloads, k.todo):
+            pipe.expire(key, _KEY_TTL_S)
         pipe.execute()
         helpers = min(self.width, n - 1)
         if helpers > 0:
             group(self.app.signature("landscope.run_pieces", args=(self.job_id, fid),
                                      queue=self.queue) for _ in range(helpers)).apply_async()
         lease_ms = int(self.rt.settings.lease_s * 1000)
-        done = 0
+        scan_every = self.rt.settings.lease_s / 2
+        last_scan = time.monotonic()
         try:
             while True:
                 monitor.check()
                 idx = self._pop(keys=[k.todo, k.claim], args=[self.rt.hostname, lease_ms])
                 if idx is not None:
                     i = int(idx)
-                    res = self._run_local(fn, problem, k, i, monitor, n)
-                    self.client.set(k.result + str(i), res, ex=_KEY_TTL_S)
-                    self.client.delete(k.claim + str(i))
-                missing = [i for i in range(n) if not self.client.exists(k.result + str(i))]
-                done = n - len(missing)
+                    res = self._run_local(fn, problem, k, i, monitor)
+                    pipe = self.client.pipeline()
+                    pipe.hset(k.results, str(i), res)
+                    pipe.expire(k.results, _KEY_TTL_S)
+                    pipe.delete(k.claim + str(i))
+                    pipe.execute()
+                done = int(self.client.hlen(k.results))  # type: ignore[arg-type]
                 monitor.report("pieces", done / n, f"{done}/{n} pieces done")
-                if not missing:
+                if done == n:
                     break
                 if idx is None:
-                    for i in missing:  # a helper that died lets its claim lapse
-                        if not self.client.exists(k.claim + str(i)) and \
-                                str(i).encode() not in self.client.lrange(k.todo, 0, -1):
-                            self.client.rpush(k.todo, i)
+                    if time.monotonic() - last_scan > scan_every:
+                        self._requeue_lost(k, n)
+                        last_scan = time.monotonic()
                     time.sleep(0.05)
+            raws = self.client.hmget(k.results, [str(i) for i in range(n)])
             out = []
-            for i in range(n):
-                raw = self.client.get(k.result + str(i))
-                res = unpack(raw, problem.device)  # type: ignore[arg-type]
+            for i, raw in enumerate(raws):  # type: ignore[arg-type]
+                res = unpack(raw, problem.device)
                 if "__error__" in res:
                     raise RuntimeError(f"Piece {i} failed on a helper: {res['__error__']}")
                 worker = res.pop("__worker__", self.rt.hostname)
@@ -153,14 +157,20 @@ class FanoutExecutor:
         finally:
             pipe = self.client.pipeline()
             pipe.hset(k.meta, "open", 0)
-            pipe.delete(k.todo)
-            for i in range(n):
-                pipe.delete(k.payload + str(i), k.result + str(i), k.claim + str(i))
+            pipe.delete(k.todo, k.payloads, k.results, *(k.claim + str(i) for i in range(n)))
             pipe.execute()
 
+    def _requeue_lost(self, k: _Keys, n: int) -> None:
+        """Pieces neither done, queued nor claimed: their helper died; queue them again."""
+        done = {int(x) for x in self.client.hkeys(k.results)}  # type: ignore[union-attr]
+        queued = {int(x) for x in self.client.lrange(k.todo, 0, -1)}  # type: ignore[union-attr]
+        for i in range(n):
+            if i not in done and i not in queued and not self.client.exists(k.claim + str(i)):
+                self.client.rpush(k.todo, i)
+
     def _run_local(self, fn: Callable[..., dict[str, Any]], problem: Problem, k: _Keys, i: int,
-                   monitor: Monitor, n: int) -> bytes:
-        payload = unpack(self.client.get(k.payload + str(i)), problem.device)  # type: ignore[arg-type]
+                   monitor: Monitor) -> bytes:
+        payload = unpack(self.client.hget(k.payloads, str(i)), problem.device)  # type: ignore[arg-type]
         res = fn(problem, payload, monitor.sub(0.0, 1.0, "pieces"))
         return pack({**res, "__worker__": self.rt.hostname})
 
@@ -214,8 +224,8 @@ def help_with_pieces(rt: JobRuntime, job_id: str, fanout_id: str) -> int:
         t = threading.Thread(target=renew, daemon=True)
         t.start()
         try:
-            raw = client.get(k.payload + str(i))
-            if raw is None:
+            raw = client.hget(k.payloads, str(i))
+            if raw is None:  # the job finished or gave up meanwhile
                 return count
             try:
                 res = fn(problem, unpack(raw, problem.device), monitor)  # type: ignore[arg-type]
@@ -225,8 +235,13 @@ def help_with_pieces(rt: JobRuntime, job_id: str, fanout_id: str) -> int:
                     return count
                 log.exception("piece %d of %s failed", i, job_id)
                 data = pack({"__error__": f"{type(e).__name__}: {e}"})
-            client.set(k.result + str(i), data, ex=_KEY_TTL_S)
-            client.delete(k.claim + str(i))
+            if client.hget(k.meta, "open") != b"1":
+                return count
+            pipe = client.pipeline()
+            pipe.hset(k.results, str(i), data)
+            pipe.expire(k.results, _KEY_TTL_S)
+            pipe.delete(k.claim + str(i))
+            pipe.execute()
             count += 1
         finally:
             stop.set()
