@@ -126,8 +126,8 @@ class LocalStack:
     @property
     def keys(self) -> dict[str, str]:
         """tenant -> key."""
-        assert self.api_keys is not None
-        return {t: k for t, _, k in (p.partition(":") for p in self.api_keys.split(",") if p)}
+        keys = self.api_keys or ""
+        return {t: k for t, _, k in (p.partition(":") for p in keys.split(",") if p)}
 
     @property
     def api_key(self) -> str:
