@@ -30,3 +30,13 @@ def test_docs_page_is_served(http) -> None:  # type: ignore[no-untyped-def]
     resp = http.get("/docs")
     assert resp.status_code == 200 and b"/v1/jobs" in resp.data
     assert http.get("/openapi.json").get_json()["openapi"].startswith("3.1")
+
+
+def test_every_kind_documents_its_options() -> None:
+    from landscope_service.jobs.registry import kinds
+
+    schemas = generate()["components"]["schemas"]
+    for name in kinds():
+        component = "".join(p.title() for p in name.split("_")) + "Options"
+        assert component in schemas, component
+    assert "top_k" in schemas["HessianSpectrumOptions"]["properties"]

@@ -10,6 +10,7 @@ from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
 from .. import __version__
+from ..jobs.registry import kinds
 from ..jobs.store import JobStore
 from ..logs import configure_logging
 from ..metrics import RedisMetrics
@@ -66,6 +67,11 @@ def create_app(config: dict[str, Any] | None = None, *, settings: Settings | Non
     for blp in BLUEPRINTS:
         api.register_blueprint(blp)
     polymorphic_openapi(api.spec)  # Architecture and Layer as oneOf, keyed on "type"
+    for kind in kinds().values():  # each kind's options, documented as components
+        name = "".join(part.title() for part in kind.name.split("_")) + "Options"
+        if name not in api.spec.components.schemas:
+            api.spec.components.schema(name, schema=kind.options_schema,
+                                       description=f"`options` of kind {kind.name}.")
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(Exception, handle_unexpected)
 

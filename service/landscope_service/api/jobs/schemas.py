@@ -54,7 +54,8 @@ class JobRequestSchema(_Strict):
     )
     options = fields.Dict(
         keys=fields.String(), load_default=dict,
-        metadata={"description": "Per-kind options; see docs/kinds/."},
+        metadata={"description": "Per-kind options: the schema is the kind's *Options "
+                                 "component (e.g. HessianSpectrumOptions); see docs/kinds/."},
     )
     device = fields.String(
         load_default="auto", validate=validate.OneOf(["auto", "cpu", "cuda"]),
