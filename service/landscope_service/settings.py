@@ -159,6 +159,12 @@ class Settings:
                                                  "parse": _float(0.0),
                                                  "doc": "Per-job cap on the GPU memory a worker "
                                                         "process may allocate (0: no cap)."})
+    submit_rate_per_min: int = field(default=0,
+                                     metadata={"env": "LANDSCOPE_SUBMIT_RATE_PER_MIN",
+                                               "parse": _int(0),
+                                               "doc": "Job submissions a tenant may make per "
+                                                      "minute (429 with Retry-After above; 0: "
+                                                      "no limit)."})
     require_gpu_worker: bool = field(default=True,
                                      metadata={"env": "LANDSCOPE_REQUIRE_GPU_WORKER",
                                                "parse": _bool,

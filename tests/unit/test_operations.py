@@ -128,3 +128,22 @@ def test_long_poll_answers_when_the_job_finishes(http: Any, runtime: JobRuntime)
     assert elapsed < 10  # answered on the finish event, not after the 20 s hold
     resp = http.get(f"/v1/jobs/{job['id']}?wait=31", headers=AUTH_A)
     assert resp.status_code == 422 and "wait" in resp.get_json()["errors"]
+
+
+def test_submissions_are_rate_limited_per_tenant(settings: Any, redis_client: Any) -> None:
+    import dataclasses
+
+    from landscope_service.api import create_app
+
+    if time.time() % 60 > 55:  # keep the three submissions inside one one-minute window
+        time.sleep(60 - time.time() % 60 + 0.1)
+    limited = dataclasses.replace(settings, submit_rate_per_min=2)
+    http = create_app({"TESTING": True}, settings=limited).test_client()
+    for _ in range(2):
+        assert http.post("/v1/jobs", json=evaluate_request(), headers=AUTH_A).status_code == 202
+    resp = http.post("/v1/jobs", json=evaluate_request(), headers=AUTH_A)
+    assert resp.status_code == 429 and resp.get_json()["code"] == "rate_limited"
+    assert 1 <= int(resp.headers["Retry-After"]) <= 60
+    other = http.post("/v1/jobs", json=evaluate_request(),
+                      headers={"Authorization": "Bearer key-b"})
+    assert other.status_code == 202  # the limit is per tenant

@@ -6,6 +6,7 @@ import base64
 import binascii
 import json
 import logging
+import time
 from typing import Any
 
 from flask import Response, g, request
@@ -95,6 +96,23 @@ def validate_request(svc: Services, tenant: str, req: dict[str, Any]) -> KindSpe
     return spec
 
 
+def _rate_limit(svc: Services, tenant: str) -> None:
+    """Fixed one-minute window per tenant (LANDSCOPE_SUBMIT_RATE_PER_MIN; 0: off)."""
+    limit = svc.settings.submit_rate_per_min
+    if limit <= 0:
+        return
+    window = int(time.time() // 60)
+    key = f"ls:rate:{tenant}:{window}"
+    pipe = svc.redis.pipeline()
+    pipe.incr(key)
+    pipe.expire(key, 120)
+    count = int(pipe.execute()[0])
+    if count > limit:
+        retry = max(1, int(60 - time.time() % 60))
+        abort(429, f"More than {limit} submissions in this minute for this API key; retry in "
+                   f"{retry} s.", code="rate_limited", headers={"Retry-After": str(retry)})
+
+
 @blp.route("")
 class Jobs(MethodView):
     @blp.arguments(JobListQuerySchema, location="query")
@@ -140,6 +158,7 @@ class Jobs(MethodView):
         if key is not None and not 1 <= len(key) <= 255:
             abort(400, "Idempotency-Key must have 1 to 255 characters.",
                   errors={"Idempotency-Key": ["Must have 1 to 255 characters."]})
+        _rate_limit(svc, g.tenant)
         validate_request(svc, g.tenant, req)
         queue = _queue_for(req)
         metadata = req.pop("metadata")
