@@ -576,9 +576,9 @@ def main() -> None:
     rows = run_ours(ref, log) + run_anchors(ref, log)
     data = {
         "conditions": f"{platform.processor() or platform.machine()}, Python "
-        f"{platform.python_version()}, torch {torch.__version__}, one torch thread, a machine "
-        "of 2 cores shared with 5 other engineers' jobs (timings are noisy; single run); "
-        f"total benchmark wall time {time.perf_counter() - t0:.0f}s.",
+        f"{platform.python_version()}, torch {torch.__version__}, one torch thread, "
+        f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at the end (single "
+        f"run; timings are noisy); total benchmark wall time {time.perf_counter() - t0:.0f}s.",
         "reference": ref,
         "rows": rows,
         "hvp": hvp,
