@@ -64,6 +64,15 @@ class Blobs:
         ref = blob_id.id if isinstance(blob_id, Blob) else blob_id
         return Blob.from_json(self._transport.get_json(f"/v1/blobs/{path_segment(ref)}"))
 
+    def delete(self, blob_id: str | Blob) -> None:
+        """Delete a blob of this tenant (the bytes go once no tenant refers to them).
+
+        Raises:
+            NotFoundError: no such blob for this tenant.
+        """
+        ref = blob_id.id if isinstance(blob_id, Blob) else blob_id
+        self._transport.request("DELETE", f"/v1/blobs/{path_segment(ref)}")
+
     def upload_state_dict(
         self, state_dict: Mapping[str, Any] | Any, metadata: Mapping[str, str] | None = None
     ) -> Blob:

@@ -108,6 +108,10 @@ def test_tenants_are_isolated(client_a: landscope.Client, client_b: landscope.Cl
     assert any(j.id == job.id for j in client_a.jobs.list(metadata={"owner": "a"}))
     # The same bytes uploaded by b become b's blob too, without exposing a's record.
     assert client_b.blobs.upload(b"tenant a's private bytes").id == blob.id
+    client_b.blobs.delete(blob.id)  # b's record goes; a's blob stays
+    with pytest.raises(landscope.NotFoundError):
+        client_b.blobs.get(blob.id)
+    assert client_a.blobs.get(blob.id).size == len(b"tenant a's private bytes")
     client_a.jobs.wait(job.id, timeout=60)
 
 

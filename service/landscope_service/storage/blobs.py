@@ -54,6 +54,20 @@ class BlobService:
         raw = self.client.get(self._meta_key(tenant, blob_id.split(":", 1)[1]))
         return None if raw is None else json.loads(raw)  # type: ignore[arg-type]
 
+    def delete(self, tenant: str, blob_id: str) -> bool:
+        """Forget this tenant's blob; the bytes go once no tenant refers to them.
+
+        Jobs that already ran keep their results; a queued job that needs the blob fails
+        with ``blob_missing``.
+        """
+        if self.meta(tenant, blob_id) is None:
+            return False
+        digest = blob_id.split(":", 1)[1]
+        self.client.delete(self._meta_key(tenant, digest))
+        if not any(True for _ in self.client.scan_iter(match=f"ls:blob:*:{digest}", count=1000)):
+            self.store.delete(f"blobs/sha256/{digest}")
+        return True
+
     def read(self, tenant: str, blob_id: str) -> bytes:
         """The blob's bytes; KeyError if this tenant has no such blob."""
         if self.meta(tenant, blob_id) is None:

@@ -51,3 +51,10 @@ class BlobById(MethodView):
         if meta is None:
             abort(404, f"No blob {blob_id!r} for this API key.")
         return _render(meta)
+
+    @blp.response(204)
+    def delete(self, blob_id: str) -> tuple[str, int]:
+        """Delete a blob. Finished jobs keep their results; queued jobs that need it fail."""
+        if not services().blobs.delete(g.tenant, blob_id):
+            abort(404, f"No blob {blob_id!r} for this API key.")
+        return "", 204
