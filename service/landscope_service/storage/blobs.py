@@ -36,14 +36,21 @@ class BlobService:
     def _meta_key(tenant: str, hexdigest: str) -> str:
         return f"ls:blob:{tenant}:{hexdigest}"
 
+    def _lock(self, digest: str) -> Any:
+        """Serialises put and delete of the same bytes (a delete never removes bytes that a
+        concurrent upload has just claimed)."""
+        return self.client.lock(f"ls:bloblock:{digest}", timeout=60, blocking_timeout=30)
+
     def put(self, tenant: str, data: bytes) -> tuple[dict[str, Any], bool]:
         """Store bytes; return ``(meta, created)``; the same bytes give the same id."""
         digest = hashlib.sha256(data).hexdigest()
         key = f"blobs/sha256/{digest}"
-        if not self.store.exists(key):
-            self.store.put(key, data)
         meta = {"id": f"sha256:{digest}", "size": len(data), "created_at": time.time()}
-        created = bool(self.client.set(self._meta_key(tenant, digest), json.dumps(meta), nx=True))
+        with self._lock(digest):
+            if not self.store.exists(key):
+                self.store.put(key, data)
+            created = bool(self.client.set(self._meta_key(tenant, digest), json.dumps(meta),
+                                           nx=True))
         if not created:
             meta = self.meta(tenant, meta["id"]) or meta
         return meta, created
@@ -63,9 +70,11 @@ class BlobService:
         if self.meta(tenant, blob_id) is None:
             return False
         digest = blob_id.split(":", 1)[1]
-        self.client.delete(self._meta_key(tenant, digest))
-        if not any(True for _ in self.client.scan_iter(match=f"ls:blob:*:{digest}", count=1000)):
-            self.store.delete(f"blobs/sha256/{digest}")
+        with self._lock(digest):
+            self.client.delete(self._meta_key(tenant, digest))
+            owners = self.client.scan_iter(match=f"ls:blob:*:{digest}", count=1000)
+            if not any(True for _ in owners):
+                self.store.delete(f"blobs/sha256/{digest}")
         return True
 
     def read(self, tenant: str, blob_id: str) -> bytes:
