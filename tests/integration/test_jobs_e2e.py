@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 
@@ -131,3 +132,19 @@ def test_worker_killed_mid_job_is_rerun(stack: LocalStack, client_a: landscope.C
         assert final.attempts == 2
     else:
         assert final.error is not None and final.error.code == "worker_lost"
+
+
+def test_pool_child_killed_mid_job_is_rerun(stack: LocalStack, client_a: landscope.Client) -> None:
+    """Only the worker's pool process dies (the main process lives and forks a new one):
+    the redelivered task finds the dead attempt's lease, leaves it, and the reaper re-runs
+    the job once the lease lapses."""
+    job = client_a.jobs.submit(evaluate_request(num_samples=20000, batch_size=1, seed=4))
+    _wait_status(client_a, job.id, {"running"})
+    live = [w for w in stack.worker_procs if w.proc.poll() is None]
+    children = [pid for w in live for pid in w.child_pids()]
+    assert children, "no pool process found"
+    for pid in children:
+        os.kill(pid, signal.SIGKILL)
+    final = client_a.jobs.wait(job.id, timeout=180)
+    assert final.status == "succeeded", final.error
+    assert final.attempts == 2
