@@ -31,7 +31,7 @@ def _wait_status(client: landscope.Client, job_id: str, statuses: set[str],
 
 
 def test_submit_progress_result(client_a: landscope.Client) -> None:
-    job = client_a.jobs.submit(evaluate_request(num_samples=6000, batch_size=2))
+    job = client_a.jobs.submit(evaluate_request(num_samples=12000, batch_size=2))
     assert job.status in ("queued", "running")
     fractions: list[float] = []
     done = client_a.jobs.wait(job.id, timeout=120,
@@ -41,7 +41,7 @@ def test_submit_progress_result(client_a: landscope.Client) -> None:
     res = done.typed_result()
     assert isinstance(res, landscope.EvaluateResult)
     assert res.num_params == 3 * 8 + 8 + 8 * 8 + 8 + 8 + 1
-    assert res.num_samples == 6000 and res.loss > 0 and np.isfinite(res.grad_norm)
+    assert res.num_samples == 12000 and res.loss > 0 and np.isfinite(res.grad_norm)
     assert res.per_sample_loss.min <= res.per_sample_loss.mean <= res.per_sample_loss.max
     assert done.started_at is not None and done.finished_at is not None
 
