@@ -187,10 +187,32 @@ class Settings:
                 return tenant
         if self.api_keys_file is not None:
             digest = hashlib.sha256(key.encode()).hexdigest()
-            for tenant, hashed in _read_keys_file(self.api_keys_file):
+            for tenant, hashed in _keys_file_entries(self.api_keys_file):
                 if hmac.compare_digest(hashed, digest):
                     return tenant
         return None
+
+
+_keys_cache: dict[Path, tuple[float, list[tuple[str, str]]]] = {}
+
+
+def _keys_file_entries(path: Path) -> list[tuple[str, str]]:
+    """The keys file, parsed again only when its modification time changes (so keys can
+    be rotated without a restart, and no request reads the file)."""
+    try:
+        mtime = path.stat().st_mtime
+    except OSError:
+        return []  # the file vanished: nobody is admitted through it
+    cached = _keys_cache.get(path)
+    if cached is None or cached[0] != mtime:
+        try:
+            cached = (mtime, _read_keys_file(path))
+        except SettingsError:
+            if cached is None:
+                raise
+            return cached[1]  # keep the last good keys while a rotation is half-written
+        _keys_cache[path] = cached
+    return cached[1]
 
 
 def _read_keys_file(path: Path) -> list[tuple[str, str]]:

@@ -44,3 +44,18 @@ def test_keys_file_holds_hashes(tmp_path: Path) -> None:
     path.write_text("acme:not-a-hash\n")
     with pytest.raises(SettingsError, match="sha256"):
         load_settings(environ={"LANDSCOPE_API_KEYS_FILE": str(path)})
+
+
+def test_keys_file_is_reread_only_when_it_changes(tmp_path: Path) -> None:
+    import os
+
+    path = tmp_path / "keys"
+    path.write_text(f"acme:{hashlib.sha256(b'one').hexdigest()}\n")
+    s = load_settings(environ={"LANDSCOPE_API_KEYS_FILE": str(path)})
+    assert s.tenant_for("one") == "acme"
+    path.write_text(f"acme:{hashlib.sha256(b'two').hexdigest()}\n")
+    os.utime(path, (1, 1))  # a different mtime: rotated
+    assert s.tenant_for("two") == "acme" and s.tenant_for("one") is None
+    path.write_text("acme:half-written\n")
+    os.utime(path, (2, 2))
+    assert s.tenant_for("two") == "acme"  # the last good file stays in force
