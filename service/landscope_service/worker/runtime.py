@@ -16,12 +16,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..diagnostics import Cancelled, Monitor, RunContext, RunOutput
 from ..jobs.registry import kinds, load_runner
 from ..jobs.store import JobStore
 from ..logs import job_id_var, tenant_var
 from ..settings import Settings
 from ..storage.blobs import BlobService, artifact_key
 from ..storage.store import ObjectStore
+from .problem_factory import build_for_request
 
 __all__ = ["JobRuntime", "UserFacingError"]
 
@@ -103,8 +105,6 @@ class JobRuntime:
 
     # ------------------------------------------------------------------ internals
     def _run(self, job_id: str, attempts: int) -> str:
-        from ..diagnostics import Cancelled, Monitor, RunContext
-
         doc = self.jobs.doc(job_id)
         if doc is None:
             return "missing"
@@ -122,7 +122,7 @@ class JobRuntime:
         monitor = Monitor(progress=progress, should_cancel=should_cancel, min_interval=0.25)
         execution: dict[str, Any] = {"worker": self.hostname, "pieces": {}}
         try:
-            output = self._compute(job_id, tenant, req, monitor, RunContext, execution)
+            output = self._compute(job_id, tenant, req, monitor, execution)
             artifacts = self._store_artifacts(job_id, output.artifacts)
             result = json.loads(json.dumps(output.result, allow_nan=False))
         except Cancelled:
@@ -146,19 +146,17 @@ class JobRuntime:
         log.info("job succeeded")
         return "succeeded"
 
-    def _compute(self, job_id: str, tenant: str, req: dict[str, Any], monitor: Any,
-                 run_context: Any, execution: dict[str, Any]) -> Any:
-        from .problem_factory import build_for_request
-
-        problem, load_params = build_for_request(self, tenant, req)
-        spec = kinds()[req.get("kind", "")] if "kind" in req else None
+    def _compute(self, job_id: str, tenant: str, req: dict[str, Any], monitor: Monitor,
+                 execution: dict[str, Any]) -> RunOutput:
+        spec = kinds().get(str(req.get("kind", "")))
         if spec is None:
             raise UserFacingError("unknown_kind", f"Unknown kind {req.get('kind')!r}.")
+        problem, load_params = build_for_request(self, tenant, req)
         runner = load_runner(spec)
         executor = None
         if self.make_executor is not None:
             executor = self.make_executor(job_id, req)
-        ctx = run_context(monitor=monitor, seed=int(req.get("seed", 0)), load_params=load_params)
+        ctx = RunContext(monitor=monitor, seed=int(req.get("seed", 0)), load_params=load_params)
         if executor is not None:
             ctx.executor = executor
         monitor.report("running", 0.0, spec.name, force=True)
