@@ -250,18 +250,3 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
             raise SettingsError(f"LANDSCOPE_API_KEYS_FILE={settings.api_keys_file}: no such file.")
         _read_keys_file(settings.api_keys_file)
     return settings
-
-
-def settings_table() -> list[tuple[str, str, str]]:
-    """(variable, default, meaning) rows for the README."""
-    rows = []
-    for f in fields(Settings):
-        default = f.default if f.default_factory is dataclasses_missing() else f.default_factory()
-        rows.append((f.metadata["env"], str(default), f.metadata["doc"]))
-    return rows
-
-
-def dataclasses_missing() -> Any:
-    import dataclasses
-
-    return dataclasses.MISSING

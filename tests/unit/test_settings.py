@@ -59,3 +59,14 @@ def test_keys_file_is_reread_only_when_it_changes(tmp_path: Path) -> None:
     path.write_text("acme:half-written\n")
     os.utime(path, (2, 2))
     assert s.tenant_for("two") == "acme"  # the last good file stays in force
+
+
+def test_readme_documents_every_setting() -> None:
+    from dataclasses import fields
+
+    from landscope_service.settings import Settings
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    names = [f.metadata["env"] for f in fields(Settings)]
+    missing = [n for n in names if f"`{n}`" not in readme]
+    assert missing == [], f"add these to the README's configuration table: {missing}"
