@@ -100,13 +100,13 @@ def _background(hostname: str, queues: list[str], concurrency: int) -> None:
         app.send_task("landscope.run_job", args=[job_id], queue=queue)
 
     def devices() -> list[str]:
-        try:
-            import torch
-
-            n = torch.cuda.device_count() if "gpu" in queues else 0
-        except Exception:
-            n = 0
-        return ["cpu"] + [f"cuda:{i}" for i in range(n)]
+        # Never ask torch.cuda in this (parent) process: CUDA must stay untouched before
+        # the pool forks its children. CUDA_VISIBLE_DEVICES names the worker's GPUs.
+        if "gpu" not in queues:
+            return ["cpu"]
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES", "").strip()
+        ids = [d for d in visible.split(",") if d] if visible else []
+        return ["cpu"] + ([f"cuda:{d}" for d in ids] if ids else ["cuda"])
 
     info = {"queues": queues, "concurrency": concurrency, "pid": os.getpid()}
     info["devices"] = devices()
