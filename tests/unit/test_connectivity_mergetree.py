@@ -166,3 +166,31 @@ def test_refinement_budget_and_none() -> None:
         refine_barriers(losses, *_fake_fns(true_B, linear_B, []), strategy="some")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="budget_pairs"):
         refine_barriers(losses, *_fake_fns(true_B, linear_B, []), budget_pairs=-1)
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("spread", [0.0, 1.5, 20.0])
+def test_exact_refinement_equals_all_pairs(seed: int, spread: float) -> None:
+    """strategy="exact" stops only when no unrefined pair can lower a merge height (its
+    lower bound max(L_i, L_j) is not below the height), so its merge heights and N_lambda
+    equal those of refining every pair, whatever the linear bounds are."""
+    rng = np.random.default_rng(100 + seed)
+    m = 8
+    losses = rng.uniform(0, 0.1, size=m)
+    pts = rng.normal(size=(m, 2))
+    floor = np.maximum.outer(losses, losses)
+    true_B = floor + np.linalg.norm(pts[:, None] - pts[None], axis=2)
+    factor = 2.0 + spread * rng.uniform(size=(m, m))
+    linear_B = floor + (true_B - floor) * np.minimum(factor, factor.T)
+    # The trap that fools the optimistic prediction: the pair whose straight line is the
+    # worst of all has the lowest optimised barrier.
+    i, j = 0, 1
+    linear_B[i, j] = linear_B[j, i] = float(linear_B.max()) * 3
+    true_B[i, j] = true_B[j, i] = floor[i, j] + 1e-3
+    rep_exact = refine_barriers(losses, *_fake_fns(true_B, linear_B, []), strategy="exact")
+    rep_all = refine_barriers(losses, *_fake_fns(true_B, linear_B, []), strategy="all")
+    exact_h = bottleneck_matrix(losses, rep_exact.bounds)
+    all_h = bottleneck_matrix(losses, rep_all.bounds)
+    np.testing.assert_allclose(exact_h, all_h, rtol=0, atol=1e-12)
+    assert rep_exact.mst_stable and len(rep_exact.refined) <= 28
+    assert (i, j) in rep_exact.refined

@@ -55,7 +55,7 @@ __all__ = [
 
 OptimizerName = Literal["adam", "sgd", "lbfgs"]
 PathMethod = Literal["neb", "bezier"]
-Strategy = Literal["mst", "all", "none"]
+Strategy = Literal["exact", "mst", "all", "none"]
 Space = Literal["parameter", "permutation"]
 
 
@@ -158,7 +158,7 @@ class PathOptions:
 class RefineOptions:
     """Which pairs get optimised paths (MST edges first) and the budget."""
 
-    strategy: Strategy = "mst"
+    strategy: Strategy = "exact"
     budget_pairs: int | None = None
     beyond_mst: bool = True
 

@@ -109,7 +109,7 @@ def analyze_points(
     *,
     methods: Sequence[str] = ("neb",),
     configs: PathConfigs | None = None,
-    strategy: Strategy = "mst",
+    strategy: Strategy = "exact",
     budget_pairs: int | None = None,
     threshold: float = 1e-2,
     seed: int = 0,

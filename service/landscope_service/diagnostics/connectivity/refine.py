@@ -21,7 +21,15 @@ depends on the barrier matrix only through its minimum spanning tree (see
    it moot), and the loop continues until no pair qualifies or the budget is spent.
    The prediction is a heuristic, not a bound: a pair whose optimised path would beat it could still
    change the answer, so the result is exact only relative to it.
-3. ``strategy="all"`` refines every pair (the reference the benchmark compares with);
+3. ``strategy="exact"``: as ``mst``, but beyond the stable tree the prediction is the
+   only sound lower bound, ``max(L_i, L_j)`` (no path between two minima stays below the
+   higher of them). A pair across a tree edge of height ``h`` is refined while
+   ``max(L_i, L_j) < h - tol``. When no pair qualifies, no unrefined pair can lower any
+   merge height by more than ``tol`` whatever its optimised path, so N_lambda and the
+   merge heights equal those of refining all pairs (with the same path finders, up to the
+   noise level), usually at a fraction of the cost when barriers are low; when every
+   barrier is high above the minima it refines up to every pair.
+4. ``strategy="all"`` refines every pair (the reference the benchmark compares with);
    ``strategy="none"`` keeps the cheap bounds.
 
 Each round is one call of the caller's ``refine_fn`` on a list of pairs, so that the
@@ -40,7 +48,7 @@ from .mergetree import UnionFind, minimum_spanning_edges
 
 __all__ = ["PairOutcome", "RefineReport", "Strategy", "refine_barriers"]
 
-Strategy = Literal["mst", "all", "none"]
+Strategy = Literal["exact", "mst", "all", "none"]
 Pair = tuple[int, int]
 
 
@@ -119,7 +127,8 @@ def _pairs(m: int) -> list[Pair]:
 
 
 def _candidates(
-    L: np.ndarray, bounds: np.ndarray, cheap: np.ndarray, done: set[Pair], tol: float
+    L: np.ndarray, bounds: np.ndarray, cheap: np.ndarray, done: set[Pair], tol: float,
+    *, optimistic: bool = True,
 ) -> list[Pair]:
     """For each tree edge above the noise level, the best unrefined pair across it.
 
@@ -128,7 +137,8 @@ def _candidates(
     can lower that merge. Among the unrefined pairs across the cut, the one with the
     lowest optimistic prediction ``max(L_i, L_j) + r (linear_ij - max(L_i, L_j))`` is
     chosen (``r``: the smallest ratio of optimised to linear excess seen so far), if
-    that prediction is below ``h_e - tol``. One pair per edge and round.
+    that prediction is below ``h_e - tol``. One pair per edge and round. With
+    ``optimistic=False`` the prediction is the lower bound ``max(L_i, L_j)`` itself.
     """
     if not done:
         return []
@@ -138,7 +148,7 @@ def _candidates(
         ex = cheap[i, j] - floor[i, j]
         if np.isfinite(ex) and ex > 0:
             ratios.append(max(0.0, (bounds[i, j] - floor[i, j]) / ex))
-    r = min(ratios, default=0.0)
+    r = min(ratios, default=0.0) if optimistic else 0.0
     ex_all = cheap - floor
     pred = np.where(
         np.isfinite(ex_all), floor + r * np.where(np.isfinite(ex_all), ex_all, 0), floor
@@ -171,7 +181,7 @@ def refine_barriers(
     cheap_fn: PairFn,
     refine_fn: PairFn,
     *,
-    strategy: Strategy = "mst",
+    strategy: Strategy = "exact",
     budget_pairs: int | None = None,
     on_round: Callable[[int, int], None] | None = None,
     beyond_mst: bool = True,
@@ -183,7 +193,7 @@ def refine_barriers(
         losses: losses of the ``M`` minima.
         cheap_fn: cheap paths for a list of pairs (called once, on all pairs).
         refine_fn: optimised paths for a list of pairs (called once per round).
-        strategy: ``"mst"``, ``"all"`` or ``"none"``.
+        strategy: ``"exact"``, ``"mst"``, ``"all"`` or ``"none"``.
         budget_pairs: most pairs to refine (None: no limit).
         on_round: called with ``(pairs refined so far, pairs total)`` after each call.
         beyond_mst: once the tree is stable, also refine the non-tree pairs that could
@@ -195,8 +205,10 @@ def refine_barriers(
     Returns:
         The :class:`RefineReport`.
     """
-    if strategy not in ("mst", "all", "none"):
-        raise ValueError(f"strategy must be 'mst', 'all' or 'none', got {strategy!r}.")
+    if strategy not in ("exact", "mst", "all", "none"):
+        raise ValueError(
+            f"strategy must be 'exact', 'mst', 'all' or 'none', got {strategy!r}."
+        )
     if budget_pairs is not None and budget_pairs < 0:
         raise ValueError(f"budget_pairs must be >= 0, got {budget_pairs}.")
     L = np.asarray(losses, dtype=np.float64)
@@ -242,13 +254,14 @@ def refine_barriers(
             rounds = 1
             if on_round is not None:
                 on_round(len(refined), total)
-    elif strategy == "mst":
+    elif strategy in ("mst", "exact"):
         done: set[Pair] = set()
         while True:
             tree = minimum_spanning_edges(L.tolist(), bounds)
             todo = [(i, j) for w, i, j in sorted(tree, key=lambda e: -e[0]) if (i, j) not in done]
-            if not todo and beyond_mst:
-                todo = _candidates(L, bounds, cheap, done, tol)
+            if not todo and (beyond_mst or strategy == "exact"):
+                todo = _candidates(L, bounds, cheap, done, tol,
+                                   optimistic=strategy == "mst")
             if not todo:
                 break
             if remaining <= 0:

@@ -72,7 +72,7 @@ DEFAULT_OPTIONS: dict[str, Any] = {
         "bezier": {"steps": 300, "lr": 0.05, "samples": 8},
     },
     "align": False,
-    "refine": {"strategy": "mst", "budget_pairs": None, "beyond_mst": True},
+    "refine": {"strategy": "exact", "budget_pairs": None, "beyond_mst": True},
     "lambda_grid": None,
     "lambda_grid_size": 64,
     "persistence_threshold": 1e-2,

@@ -131,11 +131,14 @@ class RefineOptionsSchema(OptionsSchema):
     """Which pairs get optimised paths."""
 
     strategy = fields.String(
-        load_default="mst",
-        validate=validate.OneOf(["mst", "all", "none"]),
+        load_default="exact",
+        validate=validate.OneOf(["exact", "mst", "all", "none"]),
         metadata={
-            "description": "mst: minimum-spanning-tree edges first until the tree is "
-            "stable; all: every pair; none: linear bounds only."
+            "description": "exact: minimum-spanning-tree edges first, then every pair that "
+            "could still lower a merge height (its lower bound max(L_i, L_j) is below it): "
+            "the same N_lambda and merge heights as all, usually for fewer pairs; mst: the "
+            "same with an optimistic prediction instead of the bound (cheaper, may miss a "
+            "low path); all: every pair; none: linear bounds only."
         },
     )
     budget_pairs = _int(None, 0, 100_000, "Most pairs refined (null: no limit).", allow_none=True)
