@@ -1,8 +1,8 @@
-"""Benchmark: MST-first refinement against refining all pairs (level_set_connectivity).
+"""Benchmark: refinement strategies against refining all pairs (level_set_connectivity).
 
-For M = 8 minima of a small MLP, trained once from seeds and then given to both runs,
-compare the two refinement strategies of the runner (default options otherwise:
-``refine.beyond_mst`` on, no ``refine.budget_pairs``):
+For M = 8 minima of a small MLP, trained once from seeds and then given to every run,
+compare the runner's ``exact`` (default) and ``mst`` refinement with ``all`` (default
+options otherwise: ``refine.beyond_mst`` on, no ``refine.budget_pairs``):
 
 * gradient evaluations spent on paths (the cost that scales with the model),
 * wall time of the path stage (in-process, one thread),
@@ -15,7 +15,7 @@ Two cases, the same data, loss and training, only the hidden width differs:
 * ``wide``: 2-16-1 tanh; every optimised barrier lies below the noise level, so
   N_lambda = 1 everywhere (shows the saving, not a hard case);
 * ``narrow``: 2-2-1 tanh; minima at different losses separated by real barriers
-  (N_lambda > 1 on part of the grid), the hard case for the refinement heuristic.
+  (N_lambda > 1 on part of the grid), the hard case for refinement.
 
 The speed-up with 2 Celery workers against 1 is measured through the service by
 ``benchmarks/connectivity_workers.py``; only the in-process part is measured here.
@@ -97,65 +97,68 @@ def run_strategy(
     return out.result, time.perf_counter() - t0
 
 
-def compare(problem: Problem, blobs: dict[str, dict[str, torch.Tensor]]) -> dict[str, Any]:
-    """All pairs first (its grid is the common grid), then MST-first on that grid."""
-    res_all, t_all = run_strategy(problem, blobs, "all")
+STRATEGIES = ("exact", "mst")
+"""Refinement strategies compared with refining all pairs (``exact`` is the default)."""
+
+
+def _stats(res_all: dict[str, Any], res: dict[str, Any], seconds: float) -> dict[str, Any]:
     grid = res_all["lambda_grid"]
-    res_mst, t_mst = run_strategy(problem, blobs, "mst", lambda_grid=grid)
     n_all = res_all["parameter_space"]["n_lambda"]
-    n_mst = res_mst["parameter_space"]["n_lambda"]
-    g_all = res_all["work"]["num_grad_evals"]
-    g_mst = res_mst["work"]["num_grad_evals"]
+    n = res["parameter_space"]["n_lambda"]
+    raw_all = res_all["parameter_space"]["n_lambda_raw"]
+    raw = res["parameter_space"]["n_lambda_raw"]
+    ref = res["parameter_space"]["refinement"]
     return {
-        "grid": grid,
-        "n_all": n_all,
-        "n_mst": n_mst,
-        "agree": n_all == n_mst,
-        "mismatches": sum(a != b for a, b in zip(n_all, n_mst, strict=True)),
-        "raw_mismatches": sum(
-            a != b
-            for a, b in zip(
-                res_all["parameter_space"]["n_lambda_raw"],
-                res_mst["parameter_space"]["n_lambda_raw"],
-                strict=True,
-            )
-        ),
-        "max_n": max(n_all),
-        "threshold": res_all["persistence_threshold"],
-        "scale": res_all["parameter_space"]["merge_tree"]["scale"],
-        "grads_all": g_all,
-        "grads_mst": g_mst,
-        "ratio": g_mst / g_all,
-        "time_all": t_all,
-        "time_mst": t_mst,
-        "pairs_all": res_all["parameter_space"]["refinement"]["pairs_refined"],
-        "pairs_mst": res_mst["parameter_space"]["refinement"]["pairs_refined"],
-        "rounds_mst": res_mst["parameter_space"]["refinement"]["rounds"],
-        "heights_all": res_all["parameter_space"]["merge_heights"],
-        "heights_mst": res_mst["parameter_space"]["merge_heights"],
-        "losses": [m["loss"] for m in res_all["minima"]],
-        "max_linear": max(p["linear"] for p in res_all["parameter_space"]["pairs"]),
-        "differ_levels": [lam for lam, a, b in zip(grid, n_all, n_mst, strict=True) if a != b],
-        "missed": _missed_edges(res_all, res_mst),
+        "n": n,
+        "agree": n_all == n,
+        "mismatches": sum(a != b for a, b in zip(n_all, n, strict=True)),
+        "raw_mismatches": sum(a != b for a, b in zip(raw_all, raw, strict=True)),
+        "grads": res["work"]["num_grad_evals"],
+        "ratio": res["work"]["num_grad_evals"] / res_all["work"]["num_grad_evals"],
+        "time": seconds,
+        "pairs": ref["pairs_refined"],
+        "rounds": ref["rounds"],
+        "heights": res["parameter_space"]["merge_heights"],
+        "differ_levels": [lam for lam, a, b in zip(grid, n_all, n, strict=True) if a != b],
+        "missed": _missed_edges(res_all, res),
     }
 
 
-def _missed_edges(res_all: dict[str, Any], res_mst: dict[str, Any]) -> list[dict[str, Any]]:
-    """Merge-tree edges of the all-pairs run that the MST-first run did not refine."""
-    refined = {tuple(p) for p in res_mst["parameter_space"]["refinement"]["refined_pairs"]}
+def compare(problem: Problem, blobs: dict[str, dict[str, torch.Tensor]]) -> dict[str, Any]:
+    """All pairs first (its grid is the common grid), then each strategy on that grid."""
+    res_all, t_all = run_strategy(problem, blobs, "all")
+    grid = res_all["lambda_grid"]
+    runs = {}
+    for strategy in STRATEGIES:
+        res, t = run_strategy(problem, blobs, strategy, lambda_grid=grid)
+        runs[strategy] = _stats(res_all, res, t)
+    n_all = res_all["parameter_space"]["n_lambda"]
+    return {
+        "grid": grid,
+        "n_all": n_all,
+        "max_n": max(n_all),
+        "threshold": res_all["persistence_threshold"],
+        "scale": res_all["parameter_space"]["merge_tree"]["scale"],
+        "grads_all": res_all["work"]["num_grad_evals"],
+        "time_all": t_all,
+        "pairs_all": res_all["parameter_space"]["refinement"]["pairs_refined"],
+        "heights_all": res_all["parameter_space"]["merge_heights"],
+        "losses": [m["loss"] for m in res_all["minima"]],
+        "max_linear": max(p["linear"] for p in res_all["parameter_space"]["pairs"]),
+        "runs": runs,
+    }
+
+
+def _missed_edges(res_all: dict[str, Any], res: dict[str, Any]) -> list[dict[str, Any]]:
+    """Merge-tree edges of the all-pairs run that the other run did not refine."""
+    refined = {tuple(p) for p in res["parameter_space"]["refinement"]["refined_pairs"]}
     pairs = {(p["i"], p["j"]): p for p in res_all["parameter_space"]["pairs"]}
     out = []
     for mg in res_all["parameter_space"]["merge_tree"]["merges"]:
         i, j = sorted(mg["edge"])
         if (i, j) not in refined:
-            out.append(
-                {
-                    "pair": (i, j),
-                    "linear": pairs[(i, j)]["linear"],
-                    "barrier": pairs[(i, j)]["barrier"],
-                    "noise": mg["noise"],
-                }
-            )
+            out.append({"pair": (i, j), "linear": pairs[(i, j)]["linear"],
+                        "barrier": pairs[(i, j)]["barrier"], "noise": mg["noise"]})
     return out
 
 
@@ -163,86 +166,60 @@ def _fmt(values: list[float]) -> str:
     return ", ".join(f"{v:.4g}" for v in values)
 
 
+def _met(r: dict[str, Any]) -> bool:
+    return bool(r["agree"] and r["ratio"] <= 0.40)
+
+
 def case_report(name: str, hidden: int, c: dict[str, Any], t_train: float) -> list[str]:
-    ok = c["agree"] and c["ratio"] <= 0.40
     lines = [
         f"## Case `{name}`: 2-{hidden}-1 tanh MLP",
         "",
         f"Setup: 2-{hidden}-1 tanh MLP, 64 points, mse; M = {M} minima trained once "
         f"({TRAIN['optimizer']}, {TRAIN['steps']} full-batch steps, lr {TRAIN['lr']}; "
-        f"{t_train:.1f} s) and given to both runs; paths: AutoNEB with default options; "
-        f"cheap bounds: linear paths on all {M * (M - 1) // 2} pairs in both runs; "
+        f"{t_train:.1f} s) and given to every run; paths: AutoNEB with default options; "
+        f"cheap bounds: linear paths on all {M * (M - 1) // 2} pairs in every run; "
         f"grid: {len(c['grid'])} levels from the all-pairs run.",
         "",
-        "| strategy | pairs refined | gradient evals | wall time (s) |",
-        "|---|---|---|---|",
-        f"| all pairs | {c['pairs_all']} | {c['grads_all']} | {c['time_all']:.1f} |",
-        f"| MST-first ({c['rounds_mst']} rounds) | {c['pairs_mst']} | {c['grads_mst']} "
-        f"| {c['time_mst']:.1f} |",
+        "| strategy | pairs refined | gradient evals | share of all pairs | wall time (s) "
+        "| N_lambda equal to all pairs |",
+        "|---|---|---|---|---|---|",
+        f"| all pairs | {c['pairs_all']} | {c['grads_all']} | 100% | {c['time_all']:.1f} | - |",
+    ]
+    for strategy, r in c["runs"].items():
+        lines.append(
+            f"| {strategy} ({r['rounds']} rounds) | {r['pairs']} | {r['grads']} | "
+            f"{100 * r['ratio']:.1f}% | {r['time']:.1f} | {r['agree']} ({r['mismatches']} of "
+            f"{len(c['grid'])} levels differ) |"
+        )
+    lines += [
         "",
-        f"- gradient evaluations, MST-first / all: **{100 * c['ratio']:.1f}%** (target <= 40%)",
-        f"- N_lambda equal on the whole grid: **{c['agree']}** "
-        f"({c['mismatches']} of {len(c['grid'])} levels differ)",
         f"- persistence threshold {c['threshold']} x spread {c['scale']:.4g} (largest linear "
         f"bound minus lowest loss) = noise level {c['threshold'] * c['scale']:.3g}; "
         f"largest N_lambda on the grid: {c['max_n']}",
-    ]
-    if c["max_n"] <= 1:
-        lines.append(
-            f"- without the noise threshold (n_lambda_raw) {c['raw_mismatches']} of "
-            f"{len(c['grid'])} levels differ: the optimised barriers lie within the noise "
-            "level of the minima, and which sub-noise merges are seen depends on which "
-            "pairs were refined"
-        )
-    else:
-        lines.append(
-            f"- without the noise threshold (n_lambda_raw) {c['raw_mismatches']} of "
-            f"{len(c['grid'])} levels differ"
-        )
-    lines += [
         f"- minima losses: {_fmt(c['losses'])}",
         f"- merge heights, all pairs: {_fmt(c['heights_all'])}",
-        f"- merge heights, MST-first: {_fmt(c['heights_mst'])}",
         f"- largest linear-path barrier: {c['max_linear']:.4g}",
     ]
-    if c["differ_levels"]:
-        lines.append(
-            f"- N_lambda differs for lambda in [{min(c['differ_levels']):.4g}, "
-            f"{max(c['differ_levels']):.4g}]"
-        )
-    for e in c["missed"]:
-        i, j = e["pair"]
-        lines.append(
-            f"- merge-tree edge ({i}, {j}) of the all-pairs run not refined by MST-first: "
-            f"linear bound {e['linear']:.4g}, optimised barrier {e['barrier']:.4g}"
-            f"{' (noise merge)' if e['noise'] else ''}"
-        )
-    lines += [f"- target met: **{ok}**", ""]
+    for strategy, r in c["runs"].items():
+        lines.append(f"- {strategy}: merge heights {_fmt(r['heights'])}; without the noise "
+                     f"threshold (n_lambda_raw) {r['raw_mismatches']} levels differ; issue-5 "
+                     f"target (equal N_lambda from <= 40%) met: **{_met(r)}**")
+        if r["differ_levels"]:
+            lines.append(f"  - N_lambda differs for lambda in [{min(r['differ_levels']):.4g}, "
+                         f"{max(r['differ_levels']):.4g}]")
+        for e in r["missed"]:
+            i, j = e["pair"]
+            lines.append(
+                f"  - merge-tree edge ({i}, {j}) of the all-pairs run not refined: linear "
+                f"bound {e['linear']:.4g}, optimised barrier {e['barrier']:.4g}"
+                f"{' (noise merge)' if e['noise'] else ''}"
+            )
+    lines.append("")
     if c["max_n"] <= 1:
         lines += [
-            "Caveat: in this wide-network regime every optimised barrier lies below the "
-            "noise level (Draxler et al.: essentially no barriers), so N_lambda = 1 on the "
-            "whole grid for both strategies; the run shows the saving, not a hard case "
-            "for the refinement heuristic.",
-            "",
-        ]
-    elif not ok:
-        lines += [
-            "Not met on this case: with real barriers the MST-first run (default options: "
-            "`refine.beyond_mst` on, no `refine.budget_pairs`) "
-            + (
-                "does not reproduce the all-pairs N_lambda"
-                if not c["agree"]
-                else "reproduces the all-pairs N_lambda"
-            )
-            + (
-                f" and spends {100 * c['ratio']:.1f}% of its gradient evaluations"
-                if c["ratio"] > 0.40
-                else f" although it spends only {100 * c['ratio']:.1f}% of its gradient evaluations"
-            )
-            + ". Merge heights are upper bounds: an all-pairs tree edge that MST-first did "
-            "not refine keeps a higher bound there. The two options a user has "
-            "(`beyond_mst`, `budget_pairs`) can only refine fewer pairs.",
+            "Caveat: every optimised barrier lies below the noise level (Draxler et al.: "
+            "essentially no barriers), so N_lambda = 1 on the whole grid: this case shows "
+            "the saving, not a hard case.",
             "",
         ]
     return lines
@@ -250,29 +227,30 @@ def case_report(name: str, hidden: int, c: dict[str, Any], t_train: float) -> li
 
 def report(cases: list[tuple[str, int, dict[str, Any], float]]) -> str:
     lines = [
-        "# level_set_connectivity: MST-first refinement vs all pairs",
+        "# level_set_connectivity: refinement strategies vs all pairs",
         "",
         "Command: `.venv/bin/python benchmarks/connectivity_budget.py --out "
         f"benchmarks/results/connectivity_budget.md` (torch {torch.__version__}, "
         f"{platform.machine()}, 1 thread, float64, CPU).",
         "",
         "Both cases: the same 64 points of the smooth 2-D target, mse, the same training "
-        "and seeds; only the hidden width differs. MST-first uses the default refinement "
-        "options (`refine.beyond_mst` on, no `refine.budget_pairs`). Target (issue 5): "
-        "equal N_lambda on the whole grid from at most 40% of the all-pairs gradient "
-        "evaluations.",
+        "and seeds; only the hidden width differs. `exact` (the default) refines the "
+        "minimum-spanning-tree edges, then every pair whose lower bound max(L_i, L_j) lies "
+        "below a merge it could lower, so it reproduces the all-pairs N_lambda by "
+        "construction; `mst` replaces the bound by an optimistic prediction (default "
+        "`refine.beyond_mst` on). Target (issue 5): equal N_lambda on the whole grid from "
+        "at most 40% of the all-pairs gradient evaluations.",
         "",
-        "| case | pairs refined (all / MST) | gradient evals (all / MST) | wall time s "
-        "(all / MST) | ratio | N_lambda equal | largest N_lambda |",
-        "|---|---|---|---|---|---|---|",
+        "| case | largest N_lambda | strategy | share of all-pairs gradient evals | N_lambda "
+        "equal | target met |",
+        "|---|---|---|---|---|---|",
     ]
     for name, hidden, c, _ in cases:
-        lines.append(
-            f"| `{name}` 2-{hidden}-1 | {c['pairs_all']} / {c['pairs_mst']} | "
-            f"{c['grads_all']} / {c['grads_mst']} | {c['time_all']:.1f} / "
-            f"{c['time_mst']:.1f} | {100 * c['ratio']:.1f}% | {c['agree']} "
-            f"({c['mismatches']} of {len(c['grid'])} differ) | {c['max_n']} |"
-        )
+        for strategy, r in c["runs"].items():
+            lines.append(
+                f"| `{name}` 2-{hidden}-1 | {c['max_n']} | {strategy} | {100 * r['ratio']:.1f}% "
+                f"| {r['agree']} ({r['mismatches']} of {len(c['grid'])} differ) | {_met(r)} |"
+            )
     lines.append("")
     for name, hidden, c, t_train in cases:
         lines += case_report(name, hidden, c, t_train)
