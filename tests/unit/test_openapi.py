@@ -5,16 +5,23 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from landscope_service.api.openapi import generate
 
 COMMITTED = Path(__file__).resolve().parents[2] / "service/landscope_service/api/openapi.json"
 
 
 def test_committed_openapi_matches_app() -> None:
-    committed = json.loads(COMMITTED.read_text())
-    assert committed == json.loads(json.dumps(generate())), (
-        "The API changed: regenerate with `make openapi` and commit the result."
-    )
+    import difflib
+
+    committed = json.dumps(json.loads(COMMITTED.read_text()), indent=1, sort_keys=True)
+    current = json.dumps(json.loads(json.dumps(generate())), indent=1, sort_keys=True)
+    if committed != current:
+        diff = list(difflib.unified_diff(committed.splitlines(), current.splitlines(),
+                                         "committed", "app", lineterm="", n=1))
+        pytest.fail("The API changed: regenerate with `make openapi` and commit the result.\n"
+                    + "\n".join(diff[:40]), pytrace=False)
 
 
 def test_openapi_declares_problem_errors_and_auth() -> None:
