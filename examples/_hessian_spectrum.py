@@ -13,6 +13,8 @@ import pathlib
 import random
 from typing import TYPE_CHECKING, Any
 
+from _common import submit_and_wait
+
 if TYPE_CHECKING:
     import landscope
 
@@ -44,11 +46,8 @@ def _fmt(values: list[float | None]) -> str:
 
 def run(client: landscope.Client, outdir: pathlib.Path) -> None:
     """Submit the job, wait with a progress bar, print a summary, save the density plot."""
-    job = client.jobs.submit(_request())
-    print(f"\n== hessian_spectrum ({job.id})")
-    done = client.jobs.wait(job.id, progress=True)
-    if done.status != "succeeded" or done.result is None:
-        print(f"  job {done.status}: {done.error}")
+    done = submit_and_wait(client, _request())
+    if done is None:
         return
     res = done.result
     mode = "exact" if res["exact"] else f"iterative, {res['products']['total']} products"
@@ -78,5 +77,5 @@ def run(client: landscope.Client, outdir: pathlib.Path) -> None:
     names = {a.name for a in done.artifacts}
     if "density.png" in names:
         path = outdir / "hessian_spectrum_density.png"
-        path.write_bytes(client.jobs.artifact(job.id, "density.png"))
+        path.write_bytes(client.jobs.artifact(done.id, "density.png"))
         print(f"  plot                {path}")

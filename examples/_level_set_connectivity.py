@@ -13,6 +13,8 @@ import pathlib
 import random
 from typing import TYPE_CHECKING, Any
 
+from _common import submit_and_wait
+
 if TYPE_CHECKING:
     import landscope
 
@@ -46,11 +48,8 @@ def _request() -> dict[str, Any]:
 
 def run(client: landscope.Client, outdir: pathlib.Path) -> None:
     """Submit the job, wait with a progress bar, print N_lambda, save the two plots."""
-    job = client.jobs.submit(_request())
-    print(f"\n== level_set_connectivity ({job.id})")
-    done = client.jobs.wait(job.id, progress=True)
-    if done.status != "succeeded" or done.result is None:
-        print(f"  job {done.status}: {done.error}")
+    done = submit_and_wait(client, _request())
+    if done is None:
         return
     res = done.result
     ps = res["parameter_space"]
@@ -72,5 +71,5 @@ def run(client: landscope.Client, outdir: pathlib.Path) -> None:
     outdir.mkdir(parents=True, exist_ok=True)
     for name in ("merge_tree.png", "path_profiles.png"):
         path = outdir / f"level_set_connectivity_{name}"
-        path.write_bytes(client.jobs.artifact(job.id, name))
+        path.write_bytes(client.jobs.artifact(done.id, name))
         print(f"  wrote {path}")

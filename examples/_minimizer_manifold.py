@@ -12,6 +12,8 @@ import pathlib
 import random
 from typing import TYPE_CHECKING, Any
 
+from _common import submit_and_wait
+
 if TYPE_CHECKING:
     import landscope
 
@@ -39,11 +41,8 @@ def _request() -> dict[str, Any]:
 
 def run(client: landscope.Client, outdir: pathlib.Path) -> None:
     """Submit the job, wait with a progress bar, print the comparison, save the plot."""
-    job = client.jobs.submit(_request())
-    print(f"\n== minimizer_manifold ({job.id})")
-    done = client.jobs.wait(job.id, progress=True)
-    if done.status != "succeeded" or done.result is None:
-        print(f"  job {done.status}: {done.error}")
+    done = submit_and_wait(client, _request())
+    if done is None:
         return
     res = done.result
     fit, rank, dim, walk = res["fit"], res["rank"], res["dimension"], res["walk"]
@@ -66,5 +65,5 @@ def run(client: landscope.Client, outdir: pathlib.Path) -> None:
     names = {a.name for a in done.artifacts}
     if "singular_values.png" in names:
         path = outdir / "minimizer_manifold_singular_values.png"
-        path.write_bytes(client.jobs.artifact(job.id, "singular_values.png"))
+        path.write_bytes(client.jobs.artifact(done.id, "singular_values.png"))
         print(f"  plot          {path}")

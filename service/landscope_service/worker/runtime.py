@@ -44,7 +44,6 @@ class _Lease:
     def __init__(self, store: JobStore, job_id: str, token: str) -> None:
         self.store, self.job_id, self.token = store, job_id, token
         self._stop = threading.Event()
-        self.lost = False
         self._thread = threading.Thread(target=self._run, name=f"lease-{job_id}", daemon=True)
 
     def _run(self) -> None:
@@ -52,7 +51,9 @@ class _Lease:
         while not self._stop.wait(period):
             try:
                 if not self.store.renew(self.job_id, self.token):
-                    self.lost = True
+                    # Another attempt holds the job now (it was re-queued); whichever
+                    # attempt finishes first writes the (same, seeded) result.
+                    log.warning("lease of %s taken over by another attempt", self.job_id)
             except Exception:  # Redis blip: try again next period
                 log.warning("lease renewal failed for %s", self.job_id, exc_info=True)
 
