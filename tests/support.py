@@ -23,3 +23,16 @@ def evaluate_request(num_samples: int = 64, batch_size: int | None = None,
         req["batch_size"] = batch_size
     req.update(extra)
     return req
+
+
+def block_request(gate: str, **options: object) -> dict[str, object]:
+    """A ``test_block`` job (needs ``LANDSCOPE_TEST_KINDS=1`` on the API and worker).
+
+    It runs until the file ``gate`` exists; ``options`` may add ``started`` (a file the
+    runner writes its pid to once blocked), ``steps``, ``fail``, ``ignore_cancel``,
+    ``poll_s``, ``timeout_s`` (see docs/adding-a-kind.md).
+    """
+    req = evaluate_request(num_samples=4)
+    req["kind"] = "test_block"
+    req["options"] = {"gate": gate, **options}
+    return req

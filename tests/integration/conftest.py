@@ -19,7 +19,8 @@ KEYS = "tenant-a:key-a,tenant-b:key-b"
 def stack() -> Iterator[LocalStack]:
     st = LocalStack(api_keys=KEYS, workers=1, concurrency=1, api_workers=2,
                     env={"LANDSCOPE_LEASE_S": "3", "LANDSCOPE_MAX_ATTEMPTS": "3",
-                         "LANDSCOPE_LOG_LEVEL": "INFO"})
+                         "LANDSCOPE_LOG_LEVEL": "INFO",
+                         "LANDSCOPE_TEST_KINDS": "1"})  # test_block (support.block_request)
     try:
         st.start(timeout=120)
     except BaseException:

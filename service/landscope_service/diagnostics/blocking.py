@@ -1,0 +1,95 @@
+"""Test-only job kind ``test_block``: a job that runs exactly as long as its test wants.
+
+Integration tests need a job that is *running* at a moment the test chooses (to cancel
+it, kill its worker, watch its progress, or let a deadline pass) without making the job
+long by size and racing the clock. This runner blocks until a *gate* file exists,
+polling with short waits; the test creates the file to release it. It never touches the
+problem it is given (the worker builds one from the request as for every kind).
+
+While it runs it:
+
+* writes its process id to ``started`` (if given) once it reaches the gate, so a test
+  knows the job is blocked and which process to signal;
+* reports ``steps`` progress steps first (fractions ``i / (steps + 1)``), then stays at
+  ``steps / (steps + 1)`` while waiting: progress never goes backwards;
+* calls the cooperative cancellation check on every iteration, unless
+  ``ignore_cancel`` is true (to test the hard stop after a grace period);
+* after release, fails with ``fail`` as the message if given, else succeeds;
+* gives up with an error after ``timeout_s`` so a forgotten job cannot hold a worker.
+
+The kind is registered only when ``LANDSCOPE_TEST_KINDS`` is true; it is never in the
+public OpenAPI document or the SDK.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from .context import RunContext
+from .output import RunOutput
+from .problem import Problem
+
+__all__ = ["run_test_block"]
+
+STAGE = "test_block"
+
+
+def run_test_block(problem: Problem, options: dict[str, Any], ctx: RunContext) -> RunOutput:
+    """Runner of the test-only ``test_block`` kind (see the module docstring).
+
+    Args:
+        problem: ignored.
+        options: validated options: ``gate`` (str, a file path), ``started`` (str or
+            None), ``steps`` (int >= 0), ``poll_s`` (float > 0), ``timeout_s``
+            (float > 0), ``fail`` (str or None), ``ignore_cancel`` (bool).
+        ctx: progress and cancellation.
+
+    Returns:
+        ``{"released": True, "steps": steps, "polls": polls}``.
+
+    Raises:
+        RuntimeError: ``fail`` was given (after release), or the gate did not appear
+            within ``timeout_s``.
+        Cancelled: cancellation was requested (unless ``ignore_cancel``).
+    """
+    gate = Path(str(options["gate"]))
+    started = options.get("started")
+    steps = int(options.get("steps", 0))
+    poll_s = float(options.get("poll_s", 0.02))
+    timeout_s = float(options.get("timeout_s", 300.0))
+    ignore_cancel = bool(options.get("ignore_cancel", False))
+    monitor = ctx.monitor
+
+    def check() -> None:
+        if not ignore_cancel:
+            monitor.check()
+
+    for i in range(1, steps + 1):
+        check()
+        monitor.report(STAGE, i / (steps + 1), f"step {i}/{steps}", force=True)
+    waiting = steps / (steps + 1)
+    monitor.report(STAGE, waiting, f"waiting for {gate.name}", force=True)
+    if started:
+        path = Path(str(started))
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(str(os.getpid()))
+        tmp.replace(path)  # atomic: a reader never sees an empty file
+    deadline = time.monotonic() + timeout_s
+    polls = 0
+    while not gate.exists():
+        check()
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"test_block: the gate {gate} did not appear within "
+                               f"timeout_s={timeout_s:g} s.")
+        polls += 1
+        monitor.report(STAGE, waiting, f"waiting for {gate.name}")
+        time.sleep(poll_s)
+    check()
+    fail = options.get("fail")
+    if fail:
+        raise RuntimeError(str(fail))
+    monitor.report(STAGE, 1.0, "released", force=True)
+    return RunOutput(result={"released": True, "steps": steps, "polls": polls})
