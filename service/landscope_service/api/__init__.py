@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -10,8 +11,12 @@ from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
 from .. import __version__
+from ..jobs.dispatch import Dispatcher
+from ..jobs.errors import JobError
+from ..jobs.ratelimit import SubmitRateLimiter
 from ..jobs.registry import public_kinds
 from ..jobs.store import JobStore
+from ..jobs.submit import Submissions
 from ..logs import configure_logging
 from ..metrics import RedisMetrics
 from ..modelspec.schemas import polymorphic_openapi
@@ -20,7 +25,7 @@ from ..storage.blobs import BlobService
 from ..storage.store import make_store
 from ..worker.celery_app import make_celery
 from . import blobs, jobs, system
-from .errors import abort, handle_http_exception, handle_unexpected
+from .errors import abort, handle_http_exception, handle_job_error, handle_unexpected
 from .extensions import LandscopeApi, Services
 
 __all__ = ["create_app"]
@@ -28,8 +33,16 @@ __all__ = ["create_app"]
 BLUEPRINTS = (system.blp, blobs.blp, jobs.blp)
 
 
-def create_app(config: dict[str, Any] | None = None, *, settings: Settings | None = None) -> Flask:
-    """Build the Flask app. ``settings`` default to the ``LANDSCOPE_*`` environment."""
+def create_app(
+    config: dict[str, Any] | None = None,
+    *,
+    settings: Settings | None = None,
+    clock: Callable[[], float] = time.time,
+) -> Flask:
+    """Build the Flask app. ``settings`` default to the ``LANDSCOPE_*`` environment.
+
+    ``clock`` (UNIX seconds) drives the per-tenant limits, so tests can move time.
+    """
     s = settings or load_settings()
     app = Flask("landscope_service")
     app.config.update(
@@ -52,15 +65,25 @@ def create_app(config: dict[str, Any] | None = None, *, settings: Settings | Non
     client = redis.Redis.from_url(s.redis_url)
     metrics = RedisMetrics(client)
     store = make_store(s.storage, data_dir=s.data_dir, client=client)
+    job_store = JobStore(client, result_ttl_s=s.result_ttl_s,
+                         idempotency_ttl_s=s.idempotency_ttl_s, lease_s=s.lease_s,
+                         metrics=metrics)
+    blob_service = BlobService(client, store)
+    celery = make_celery(s)
+    dispatcher = Dispatcher(celery, job_store)
     app.extensions["landscope"] = Services(
         settings=s,
         redis=client,
-        jobs=JobStore(client, result_ttl_s=s.result_ttl_s,
-                      idempotency_ttl_s=s.idempotency_ttl_s, lease_s=s.lease_s,
-                      metrics=metrics),
-        blobs=BlobService(client, store),
+        jobs=job_store,
+        blobs=blob_service,
         store=store,
-        celery=make_celery(s),
+        celery=celery,
+        dispatcher=dispatcher,
+        submissions=Submissions(
+            settings=s, jobs=job_store, blobs=blob_service,
+            limiter=SubmitRateLimiter(client, s.submit_rate_per_min, clock=clock),
+            dispatcher=dispatcher,
+        ),
     )
     api = LandscopeApi(app)
     app.extensions["landscope_api"] = api
@@ -73,6 +96,7 @@ def create_app(config: dict[str, Any] | None = None, *, settings: Settings | Non
             api.spec.components.schema(name, schema=kind.options_schema,
                                        description=f"`options` of kind {kind.name}.")
     app.register_error_handler(HTTPException, handle_http_exception)
+    app.register_error_handler(JobError, handle_job_error)
     app.register_error_handler(Exception, handle_unexpected)
 
     @app.before_request

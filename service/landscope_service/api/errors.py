@@ -15,6 +15,8 @@ from flask_smorest import abort as _smorest_abort
 from marshmallow import Schema, fields
 from werkzeug.exceptions import HTTPException
 
+from ..jobs.errors import JobError
+
 __all__ = ["PROBLEM_MEDIA_TYPE", "ProblemSchema", "abort", "problem_response"]
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -143,6 +145,12 @@ def handle_http_exception(error: HTTPException) -> Response:
     if status == 400 and errors and "JSON" in _summary(errors):
         code = code or "malformed_json"
     return problem_response(status, detail, code=code, errors=errors, headers=headers)
+
+
+def handle_job_error(error: JobError) -> Response:
+    """A refusal of the job logic (``jobs/``), with its status and Retry-After."""
+    return problem_response(error.status, error.detail, code=error.code, errors=error.errors,
+                            headers=error.headers())
 
 
 def handle_unexpected(error: Exception) -> Response:

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import redis
 from celery import Celery
 from flask import current_app
 from flask_smorest import Api
 
+from ..jobs.dispatch import Dispatcher
 from ..jobs.store import JobStore
+from ..jobs.submit import Submissions
 from ..settings import Settings
 from ..storage.blobs import BlobService
 from ..storage.store import ObjectStore
@@ -30,7 +31,6 @@ class LandscopeApi(Api):  # type: ignore[misc]
             self.DEFAULT_RESPONSE_CONTENT_TYPE = "application/json"
 
 
-
 @dataclass
 class Services:
     settings: Settings
@@ -39,6 +39,8 @@ class Services:
     blobs: BlobService
     store: ObjectStore
     celery: Celery
+    dispatcher: Dispatcher
+    submissions: Submissions
 
 
 def services() -> Services:
@@ -48,8 +50,3 @@ def services() -> Services:
 def current_api() -> LandscopeApi:
     return current_app.extensions["landscope_api"]  # type: ignore[no-any-return]
 
-
-def send_job(svc: Services, job: dict[str, Any], queue: str) -> str:
-    result = svc.celery.send_task("landscope.run_job", args=[job["id"]], queue=queue)
-    svc.jobs.set_task_id(job["id"], result.id)
-    return str(result.id)

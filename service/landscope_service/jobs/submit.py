@@ -1,0 +1,139 @@
+"""Submitting a job: rate limit, validation, the job record, the queue.
+
+Everything the API can check before a job exists is checked here, so bad input is a
+4xx naming the field, never a job that dies later on something knowable at submit time.
+The API view only parses HTTP and calls :meth:`Submissions.submit`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from marshmallow import ValidationError
+
+from ..modelspec.facts import submit_context
+from ..settings import Settings
+from ..storage.blobs import BlobService
+from .dispatch import Dispatcher, queue_for
+from .errors import ConflictError, InvalidRequestError, UnavailableError
+from .kinds.base import KindSpec
+from .ratelimit import SubmitRateLimiter
+from .registry import kinds
+from .store import IdempotencyConflict, IdempotencyInProgress, JobStore
+
+__all__ = ["Submissions", "split_check_errors", "validate_request"]
+
+log = logging.getLogger("landscope.api")
+
+
+def split_check_errors(messages: Any) -> dict[str, Any]:
+    """Kind checks name options fields; a key starting with '^' is a top-level field."""
+    top: dict[str, Any] = {}
+    opts: dict[str, Any] = {}
+    if not isinstance(messages, dict):
+        return {"options": messages}
+    for k, v in messages.items():
+        if isinstance(k, str) and k.startswith("^"):
+            top[k[1:]] = v
+        else:
+            opts[k] = v
+    if opts:
+        top["options"] = opts
+    return top
+
+
+def _as_object(messages: Any, field: str) -> dict[str, Any]:
+    """marshmallow messages as a field object (a bare list belongs to ``field``)."""
+    return messages if isinstance(messages, dict) else {field: messages}
+
+
+def validate_request(
+    req: dict[str, Any],
+    *,
+    settings: Settings,
+    jobs: JobStore,
+    read_blob: Callable[[str], bytes],
+) -> KindSpec:
+    """Check a loaded request against its kind; fills ``req["options"]`` with defaults.
+
+    Raises :class:`InvalidRequestError` (422) naming the fields that are wrong.
+    """
+    spec = kinds()[req["kind"]]
+    if req["device"] == "cuda" and settings.require_gpu_worker and not any(
+        "gpu" in w.get("queues", []) for w in jobs.workers()
+    ):
+        raise InvalidRequestError(
+            "No GPU worker is running, so a device 'cuda' job would wait for ever. "
+            "Submit with device 'auto' or 'cpu', or start a worker on the gpu queue.",
+            code="no_gpu_worker",
+            errors={"device": ["No worker serves the gpu queue; use 'auto' or 'cpu'."]})
+    try:
+        req["options"] = spec.options_schema().load(req["options"])
+    except ValidationError as e:
+        raise InvalidRequestError(f"Invalid options for kind {spec.name!r}.",
+                             errors={"options": e.messages}) from None
+    try:
+        ctx = submit_context(req, read_blob)
+    except ValidationError as e:
+        raise InvalidRequestError("The model, data and loss do not fit together.",
+                             errors=_as_object(e.messages, "body")) from None
+    if spec.check is not None:
+        try:
+            spec.check(req["options"], ctx)
+        except ValidationError as e:
+            raise InvalidRequestError(f"Invalid options for kind {spec.name!r}.",
+                                 errors=split_check_errors(e.messages)) from None
+    return spec
+
+
+@dataclass
+class Submissions:
+    """The submit path of the API, with its collaborators."""
+
+    settings: Settings
+    jobs: JobStore
+    blobs: BlobService
+    limiter: SubmitRateLimiter
+    dispatcher: Dispatcher
+
+    def submit(self, tenant: str, req: dict[str, Any],
+               idempotency_key: str | None = None) -> tuple[dict[str, Any], bool]:
+        """Validate, record and enqueue a loaded request; returns ``(job, created)``.
+
+        ``created`` is False when an Idempotency-Key replays an earlier job.
+        """
+        self.limiter.hit(tenant)
+
+        def read_blob(blob_id: str) -> bytes:
+            return self.blobs.read(tenant, blob_id)
+
+        validate_request(req, settings=self.settings, jobs=self.jobs, read_blob=read_blob)
+        queue = queue_for(req)
+        metadata = req.pop("metadata")
+        try:
+            job, created = self.jobs.create(
+                tenant=tenant, kind=req["kind"], request=req, metadata=metadata,
+                queue=queue, idempotency_key=idempotency_key,
+            )
+        except IdempotencyConflict:
+            raise InvalidRequestError(
+                "This Idempotency-Key was used with a different request; use a new key.",
+                code="idempotency_mismatch") from None
+        except IdempotencyInProgress:
+            raise ConflictError(
+                "A request with this Idempotency-Key is still being processed; retry.",
+                code="idempotency_in_progress", retry_after=1) from None
+        if not created:
+            return job, False
+        try:
+            self.dispatcher.send(job["id"], queue)
+        except Exception as e:  # broker down: do not leave a job nobody will run
+            log.exception("could not enqueue %s", job["id"])
+            self.jobs.fail(job["id"], "enqueue_failed", f"The queue is unavailable: {e}")
+            raise UnavailableError("The job queue is unavailable; retry shortly.",
+                              retry_after=5) from e
+        log.info("job submitted", extra={"job_id": job["id"], "tenant": tenant})
+        return job, True
