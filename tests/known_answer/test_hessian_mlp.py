@@ -134,7 +134,7 @@ def test_quadrature_is_exact_for_low_degree_moments() -> None:
     for k in range(1, 11):
         hk = hk @ h
         exact = float(q @ hk @ q)
-        approx = float(np.sum(quad["weights"] * quad["nodes"] ** k))
+        approx = float(np.sum(quad.weights * quad.nodes ** k))
         assert approx == pytest.approx(exact, rel=1e-10, abs=1e-14)
 
 

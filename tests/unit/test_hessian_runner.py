@@ -205,10 +205,10 @@ def test_quadrature_without_reorthogonalisation_keeps_moments() -> None:
         exact = float(u @ ak @ u)
         for quad in (plain, full):
             # degree <= 8 moments to 1e-9 relative to ||A||^k
-            got = float(np.sum(quad["weights"] * quad["nodes"] ** k))
+            got = float(np.sum(quad.weights * quad.nodes ** k))
             assert abs(got - exact) <= 1e-9 * 9.0 ** k
     # nodes stay inside the spectrum (to 1e-9)
-    assert plain["nodes"].max() <= 9.0 + 1e-9 and plain["nodes"].min() >= -1.0 - 1e-9
+    assert plain.nodes.max() <= 9.0 + 1e-9 and plain.nodes.min() >= -1.0 - 1e-9
 
 
 def test_minibatched_problem_gives_the_same_spectrum() -> None:

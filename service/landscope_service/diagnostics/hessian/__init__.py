@@ -1,7 +1,8 @@
 """Hessian spectrum diagnostic: extreme eigenvalues, trace, spectral density, exact mode.
 
 THEORY.md section 3. Operators (:mod:`.operators`, :mod:`.hvp`), algorithms as plain
-functions over the operator protocol (:mod:`.lanczos`, :mod:`.trace`, :mod:`.density`,
+functions over the operator protocol (Krylov bases :mod:`.krylov`, the eigensolver
+:mod:`.lanczos`, quadrature probes :mod:`.slq`, :mod:`.trace`, :mod:`.density`,
 :mod:`.exact`), layer blocks (:mod:`.blocks`) and the job runner (:mod:`.runner`).
 """
 
@@ -16,7 +17,8 @@ from .density import (
 )
 from .exact import dense_hessian, exact_spectrum
 from .hvp import HVP_VARIANTS, HVPVariant, gradient, make_hvp, resolve_variant
-from .lanczos import EigenResult, KrylovRun, lanczos_extremes, lanczos_quadrature, rademacher
+from .krylov import BlockKrylovRun, KrylovRun, rademacher
+from .lanczos import EigenResult, lanczos_extremes
 from .operators import (
     BlockOperator,
     CurvatureOperator,
@@ -25,6 +27,7 @@ from .operators import (
     HessianOperator,
 )
 from .runner import DEFAULT_OPTIONS, probe_piece, run_hessian_spectrum
+from .slq import QuadratureResult, lanczos_quadrature
 from .trace import (
     TraceEstimate,
     deflated_sample,
@@ -37,6 +40,7 @@ from .trace import (
 __all__ = [
     "DEFAULT_OPTIONS",
     "HVP_VARIANTS",
+    "BlockKrylovRun",
     "BlockOperator",
     "CurvatureOperator",
     "DenseOperator",
@@ -47,6 +51,7 @@ __all__ = [
     "HessianOperator",
     "KrylovRun",
     "ParamGroup",
+    "QuadratureResult",
     "TraceEstimate",
     "default_sigma",
     "deflated_sample",

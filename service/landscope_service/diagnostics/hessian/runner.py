@@ -34,9 +34,11 @@ from .blocks import ParamGroup, parameter_groups
 from .density import negative_mass, negative_mass_bounds, slq_density, slq_moments
 from .exact import dense_hessian, exact_spectrum
 from .hvp import gradient, resolve_variant
-from .lanczos import EigenResult, lanczos_extremes, lanczos_quadrature, rademacher
+from .krylov import rademacher
+from .lanczos import EigenResult, lanczos_extremes
 from .operators import BlockOperator, GGNOperator, HessianOperator
 from .plots import density_png
+from .slq import lanczos_quadrature
 from .trace import deflated_sample, summarize_samples
 
 __all__ = ["DEFAULT_OPTIONS", "probe_piece", "run_hessian_spectrum"]
@@ -136,7 +138,7 @@ def probe_piece(problem: Problem, payload: dict[str, Any], monitor: Monitor) -> 
     quad = lanczos_quadrature(op, g, int(payload["steps"]), seed=int(payload["seed"]),
                               monitor=monitor, stage="probe")
     g64 = g.to(torch.float64)
-    hg = quad["first_product"].to(torch.float64) * math.sqrt(p)
+    hg = quad.first_product.to(torch.float64) * math.sqrt(p)
     defl = payload.get("deflation")
     vals = payload.get("deflation_values")
     plain, deflated = deflated_sample(
@@ -145,12 +147,12 @@ def probe_piece(problem: Problem, payload: dict[str, Any], monitor: Monitor) -> 
     )
     blocks = [float(g64[a:b] @ hg[a:b]) for a, b in payload.get("groups", [])]
     return {
-        "nodes": [float(x) for x in quad["nodes"]],
-        "weights": [float(x) for x in quad["weights"]],
+        "nodes": [float(x) for x in quad.nodes],
+        "weights": [float(x) for x in quad.weights],
         "plain": plain,
         "deflated": deflated,
         "blocks": blocks,
-        "products": int(quad["products"]),
+        "products": int(quad.products),
     }
 
 

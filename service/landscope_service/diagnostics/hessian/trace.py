@@ -30,7 +30,7 @@ from scipy import stats
 from torch import Tensor
 
 from ..monitor import Monitor
-from .lanczos import rademacher
+from .krylov import rademacher
 from .operators import CurvatureOperator
 
 __all__ = [
