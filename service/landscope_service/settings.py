@@ -121,6 +121,30 @@ class Settings:
     max_json_bytes: int = field(default=8 * 1024 * 1024,
                                 metadata={"env": "LANDSCOPE_MAX_JSON_BYTES", "parse": _int(1024),
                                           "doc": "Largest JSON job request; larger answers 413."})
+    max_json_depth: int = field(default=64,
+                                metadata={"env": "LANDSCOPE_MAX_JSON_DEPTH", "parse": _int(4, 512),
+                                          "doc": "Deepest nesting of arrays and objects in a "
+                                                 "JSON body; deeper answers 400."})
+    max_data_values: int = field(default=16_777_216,
+                                 metadata={"env": "LANDSCOPE_MAX_DATA_VALUES", "parse": _int(1),
+                                           "doc": "Numbers in one data set (x and y together), "
+                                                  "checked from a file's headers before it is "
+                                                  "decoded; more answers 422."})
+    max_file_header_bytes: int = field(default=8 * 1024 * 1024,
+                                       metadata={"env": "LANDSCOPE_MAX_FILE_HEADER_BYTES",
+                                                 "parse": _int(1024),
+                                                 "doc": "Largest safetensors JSON header and "
+                                                        "zip central directory of an uploaded "
+                                                        "file; larger answers 422."})
+    blob_ttl_s: int = field(default=30 * 24 * 3600,
+                            metadata={"env": "LANDSCOPE_BLOB_TTL_S", "parse": _int(60),
+                                      "doc": "A blob unused (not uploaded again, not read by a "
+                                             "job) for this long expires (expires_at)."})
+    tenant_blob_bytes: int = field(default=10 * 1024**3,
+                                   metadata={"env": "LANDSCOPE_TENANT_BLOB_BYTES",
+                                             "parse": _int(0),
+                                             "doc": "Bytes of blobs one tenant may store (429 "
+                                                    "with Retry-After above; 0: no cap)."})
     result_ttl_s: int = field(default=7 * 24 * 3600,
                               metadata={"env": "LANDSCOPE_RESULT_TTL_S", "parse": _int(60),
                                         "doc": "How long finished jobs, results and artifacts "
@@ -165,6 +189,30 @@ class Settings:
                                                "doc": "Job submissions a tenant may make per "
                                                       "minute (429 with Retry-After above; 0: "
                                                       "no limit)."})
+    max_waits_per_tenant: int = field(default=64,
+                                      metadata={"env": "LANDSCOPE_MAX_WAITS_PER_TENANT",
+                                                "parse": _int(0),
+                                                "doc": "Concurrent long polls (GET a job with "
+                                                       "wait=) one tenant may hold (429 with "
+                                                       "Retry-After above; 0: no cap)."})
+    max_queued_per_tenant: int = field(default=1000,
+                                       metadata={"env": "LANDSCOPE_MAX_QUEUED_PER_TENANT",
+                                                 "parse": _int(0),
+                                                 "doc": "Queued jobs one tenant may have; a "
+                                                        "submit above answers 429 with "
+                                                        "Retry-After (0: no cap)."})
+    max_running_per_tenant: int = field(default=64,
+                                        metadata={"env": "LANDSCOPE_MAX_RUNNING_PER_TENANT",
+                                                  "parse": _int(0),
+                                                  "doc": "Running jobs one tenant may have; a "
+                                                         "submit while that many run answers "
+                                                         "429 with Retry-After (0: no cap)."})
+    body_timeout_s: float = field(default=30.0,
+                                  metadata={"env": "LANDSCOPE_BODY_TIMEOUT_S",
+                                            "parse": _float(0.1),
+                                            "doc": "A request body must arrive within this "
+                                                   "many seconds of the headers (408 and the "
+                                                   "connection closed otherwise)."})
     require_gpu_worker: bool = field(default=True,
                                      metadata={"env": "LANDSCOPE_REQUIRE_GPU_WORKER",
                                                "parse": _bool,

@@ -23,13 +23,21 @@ import csv
 import io
 import math
 import re
-import zipfile
+import warnings
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from marshmallow import ValidationError
 
+from .containers import (
+    DecodeError,
+    DecodeLimits,
+    current_limits,
+    npz_member_names,
+    read_npz_arrays,
+    read_safetensors_header,
+)
 from .synthetic import generate, synthetic_problems
 
 if TYPE_CHECKING:
@@ -118,8 +126,10 @@ def _check_arrays(
     y_path: Sequence[str],
     x_name: str = "x",
     y_name: str = "y",
+    convert: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Validate and normalise ``(x, y)``; returns x float64, y float64 or int64."""
+    """Validate and normalise ``(x, y)``; returns x float64, y float64 or int64 (with
+    ``convert=False``, the checked arrays in their own dtypes: no copy at submit time)."""
     x = _numeric(np.asarray(x), x_name, x_path)
     y = _numeric(np.asarray(y), y_name, y_path)
     if x.ndim == 0 or x.shape[0] < 1:
@@ -171,6 +181,8 @@ def _check_arrays(
                 f"Class label {label} at row {row} is out of range for output_dim="
                 f"{output_dim} (labels must be in [0, {output_dim})).",
             )
+        if not convert:
+            return x, y
         return x.astype(np.float64, copy=False), y.astype(np.int64)
     if y.ndim == 1 and output_dim == 1:
         y = y.reshape(n, 1)
@@ -180,52 +192,95 @@ def _check_arrays(
             f"{y_name} has shape {_fmt(y.shape)}; mse needs ({n}, {output_dim}) targets "
             f"(output_dim={output_dim}).",
         )
+    if not convert:
+        return x, y
     return x.astype(np.float64, copy=False), y.astype(np.float64, copy=False)
 
 
-def _npz(raw: bytes, path: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+def _npz(
+    raw: bytes, path: Sequence[str], limits: DecodeLimits, **_: Any
+) -> tuple[np.ndarray, np.ndarray]:
+    """x and y of an .npz, their sizes checked from the zip directory and .npy headers
+    before anything is inflated or allocated."""
     try:
-        with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
-            names = list(npz.files)
-            if "x" not in names or "y" not in names:
-                raise _error(
-                    path,
-                    f"The .npz file needs arrays named x and y, it has {names}; save it "
-                    f"with numpy.savez(f, x=..., y=...).",
-                )
-            return npz["x"], npz["y"]
-    except ValidationError:
-        raise
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
-        raise _error(path, f"Not a readable .npz file ({e}); object arrays are refused.") from e
-
-
-def _safetensors(raw: bytes, path: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    from safetensors.numpy import load
-
-    try:
-        arrays = load(raw)
-    except Exception as e:  # safetensors raises its own error types for bad files
-        raise _error(
-            path, f"Not a readable safetensors file of numpy dtypes ({type(e).__name__}: {e})."
-        ) from e
-    if "x" not in arrays or "y" not in arrays:
-        raise _error(
-            path, f"The safetensors file needs tensors named x and y, it has {sorted(arrays)}."
-        )
+        names = npz_member_names(raw, limits)
+        if "x" not in names or "y" not in names:
+            raise _error(
+                path,
+                f"The .npz file needs arrays named x and y, it has {names[:20]}; save it "
+                f"with numpy.savez(f, x=..., y=...).",
+            )
+        arrays = read_npz_arrays(raw, ("x", "y"), limits)
+    except DecodeError as e:
+        raise _error(path, f"Not a usable .npz file: {e}") from e
     return arrays["x"], arrays["y"]
 
 
-def _csv(raw: bytes, path: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+def _safetensors(
+    raw: bytes, path: Sequence[str], limits: DecodeLimits, **_: Any
+) -> tuple[np.ndarray, np.ndarray]:
+    """x and y of a safetensors file, viewed in place after the header passed the checks."""
     try:
-        text = raw.decode("utf-8-sig")
+        entries, body = read_safetensors_header(raw, limits)
+    except DecodeError as e:
+        raise _error(path, f"Not a usable safetensors file: {e}") from e
+    if "x" not in entries or "y" not in entries:
+        raise _error(
+            path,
+            f"The safetensors file needs tensors named x and y, it has {sorted(entries)[:20]}.",
+        )
+    x, y = entries["x"], entries["y"]
+    for e in (x, y):
+        if e.st_dtype == "BF16":
+            raise _error(path, f"Tensor {e.name!r} is bfloat16; save data as float32 or float64.")
+    total = x.numel + y.numel
+    if total > limits.max_values:
+        raise _error(
+            path,
+            f"The file declares {total:,} numbers (x {x.shape}, y {y.shape}), above the limit "
+            f"of {limits.max_values:,} (LANDSCOPE_MAX_DATA_VALUES); nothing was decoded.",
+        )
+    return x.array(body), y.array(body)
+
+
+def _csv_header(raw: bytes, path: Sequence[str], max_columns: int) -> tuple[list[str], int]:
+    """The header's column names and where the data start; the column count is checked
+    by counting commas before the header is split."""
+    end = raw.find(b"\n")
+    end = len(raw) if end < 0 else end
+    cr = raw.find(b"\r", 0, end)
+    if 0 <= cr < end - 1:
+        raise _error(path, "The csv file's line endings are not \\n or \\r\\n.")
+    columns = raw.count(b",", 0, end) + 1
+    if columns > max_columns:
+        raise _error(
+            path,
+            f"The csv header has {columns:,} columns; this architecture needs at most "
+            f"{max_columns:,} (its flattened input x0, x1, ... and the targets y0, ... or y).",
+        )
+    try:
+        line = raw[:end].decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise _error(path, f"The csv file is not UTF-8 text ({e}).") from e
-    rows = csv.reader(io.StringIO(text))
-    header = next(rows, None)
-    if not header:
+    header = next(csv.reader([line]), None)
+    return ([h.strip() for h in header] if header else []), min(end + 1, len(raw))
+
+
+def _csv(
+    raw: bytes,
+    path: Sequence[str],
+    limits: DecodeLimits,
+    *,
+    input_shape: tuple[int, ...],
+    output_dim: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """x and y of a csv file. The column count (against the architecture) and the number
+    of values (rows times columns, against the limit) are checked before parsing; the
+    values are then parsed into one array of that size."""
+    max_columns = math.prod(input_shape) + max(output_dim, 1)
+    names, body_start = _csv_header(raw, path, max_columns)
+    if not names or names == [""]:
         raise _error(path, "The csv file is empty; it needs a header row x0,x1,...,y0,...")
-    names = [h.strip() for h in header]
     cols: dict[str, dict[int, int]] = {"x": {}, "y": {}}
     bare_y: int | None = None
     for j, name in enumerate(names):
@@ -253,28 +308,74 @@ def _csv(raw: bytes, path: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
             raise _error(path, f"csv has no {kind} columns ({kind}0, {kind}1, ...).")
         if idx != list(range(len(idx))):
             raise _error(path, f"csv {kind} columns must be {kind}0..{kind}{len(idx) - 1}.")
+    rows = raw.count(b"\n", body_start) + (0 if raw.endswith(b"\n") else 1)
+    if body_start >= len(raw):
+        rows = 0
+    if rows * len(names) > limits.max_values:
+        raise _error(
+            path,
+            f"The csv file has up to {rows:,} rows of {len(names):,} columns, above the limit "
+            f"of {limits.max_values:,} numbers (LANDSCOPE_MAX_DATA_VALUES); nothing was parsed.",
+        )
+    table = _csv_values(raw, body_start, rows, names, path)
+    if table.shape[0] == 0:
+        raise _error(path, "The csv file has a header but no data rows.")
     x_cols = [cols["x"][i] for i in range(len(cols["x"]))]
     y_cols = [cols["y"][i] for i in range(len(cols["y"]))]
-    xs: list[list[float]] = []
-    ys: list[list[float]] = []
-    for line, row in enumerate(rows, start=2):
-        if not row or all(not c.strip() for c in row):
-            continue
-        if len(row) != len(names):
-            raise _error(
-                path, f"csv line {line} has {len(row)} fields, the header has {len(names)}."
+    x = table[:, x_cols]
+    y = table[:, y_cols]
+    return x, (y[:, 0] if bare_y is not None else y)
+
+
+def _csv_values(
+    raw: bytes, body_start: int, rows: int, names: list[str], path: Sequence[str]
+) -> np.ndarray:
+    """Parse the data rows into a ``(rows, columns)`` float64 array of at most the counted
+    size: numpy's C parser first, and on any complaint the csv module, line by line, to
+    name the line and field (and to accept quoted fields)."""
+    width = len(names)
+    stream = io.TextIOWrapper(io.BytesIO(raw), encoding="utf-8-sig", newline="")
+    try:
+        stream.seek(0)
+        stream.readline()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            table = np.loadtxt(
+                stream, delimiter=",", dtype=np.float64, ndmin=2, comments=None,
+                max_rows=rows,
             )
-        try:
-            values = [float(c) for c in row]
-        except ValueError:
-            bad = next(c for c in row if not _is_float(c))
-            raise _error(path, f"csv line {line}: {bad!r} is not a number.") from None
-        xs.append([values[j] for j in x_cols])
-        ys.append([values[j] for j in y_cols])
-    if not xs:
-        raise _error(path, "The csv file has a header but no data rows.")
-    y = np.asarray(ys, dtype=np.float64)
-    return np.asarray(xs, dtype=np.float64), (y[:, 0] if bare_y is not None else y)
+        if table.size == 0:
+            return np.empty((0, width))
+        if table.shape[1] == width:
+            return table
+    except (ValueError, UnicodeDecodeError):
+        pass
+    out = np.empty((rows, width), dtype=np.float64)
+    n = 0
+    try:
+        text = io.TextIOWrapper(io.BytesIO(raw), encoding="utf-8-sig", newline="")
+        reader = csv.reader(text)
+        next(reader, None)
+        for line, row in enumerate(reader, start=2):
+            if not row or all(not c.strip() for c in row):
+                continue
+            if n >= rows:
+                raise _error(path, "The csv file's line endings are not \\n or \\r\\n.")
+            if len(row) != width:
+                raise _error(
+                    path, f"csv line {line} has {len(row)} fields, the header has {width}."
+                )
+            try:
+                out[n] = [float(c) for c in row]
+            except ValueError:
+                bad = next(c for c in row if not _is_float(c))
+                raise _error(path, f"csv line {line}: {bad!r} is not a number.") from None
+            n += 1
+    except UnicodeDecodeError as e:
+        raise _error(path, f"The csv file is not UTF-8 text ({e}).") from e
+    except csv.Error as e:
+        raise _error(path, f"The csv file is malformed ({e}).") from e
+    return out[:n]
 
 
 def _is_float(text: str) -> bool:
@@ -292,8 +393,14 @@ def load_arrays(
     loss: str,
     input_dim: int | Sequence[int],
     output_dim: int,
+    limits: DecodeLimits | None = None,
+    convert: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The data set as validated numpy arrays (no torch).
+
+    Blob files are bounded before they are decoded: the sizes their headers declare
+    (zip directory and ``.npy`` headers, the safetensors header, the csv header's column
+    count and line count) are checked against ``limits`` and the architecture first.
 
     Args:
         data_spec: the validated ``data`` object of the request.
@@ -301,6 +408,8 @@ def load_arrays(
         loss: ``"mse"`` or ``"cross_entropy"``.
         input_dim: one sample's shape, or an int for ``(input_dim,)``.
         output_dim: r.
+        limits: the decoding bounds (default: this process's ``LANDSCOPE_*`` settings).
+        convert: ``False`` keeps the checked arrays in their file's dtype (submit time).
 
     Returns:
         ``(x, y)``: x float64 ``(N, *input_shape)``; y float64 ``(N, r)`` for mse,
@@ -310,6 +419,7 @@ def load_arrays(
         ValidationError: messages nested like the request, naming the field.
     """
     in_shape = _shape_in(input_dim)
+    limits = limits or current_limits()
     if "inline" in data_spec:
         inline = data_spec["inline"]
         return _check_arrays(
@@ -320,6 +430,7 @@ def load_arrays(
             output_dim=output_dim,
             x_path=("data", "inline", "x"),
             y_path=("data", "inline", "y"),
+            convert=convert,
         )
     if "blob" in data_spec:
         path = ("data", "blob")
@@ -330,7 +441,7 @@ def load_arrays(
             raise _error(
                 ("data", "format"), f"Unknown format {fmt!r}: use npz, safetensors or csv."
             )
-        x, y = readers[fmt](raw, path)
+        x, y = readers[fmt](raw, path, limits, input_shape=in_shape, output_dim=output_dim)
         return _check_arrays(
             x,
             y,
@@ -341,6 +452,7 @@ def load_arrays(
             y_path=path,
             x_name=f"x (in the {fmt} blob)",
             y_name=f"y (in the {fmt} blob)",
+            convert=convert,
         )
     if "synthetic" in data_spec:
         spec = data_spec["synthetic"]
@@ -358,11 +470,14 @@ def inspect_data(
     loss: str,
     input_dim: int | Sequence[int],
     output_dim: int,
+    limits: DecodeLimits | None = None,
 ) -> int:
     """Check the data against the architecture and loss at submit time; return N.
 
-    Inline and blob data are read and checked in full (shapes, finite values, labels);
-    synthetic data is checked against the architecture without being generated.
+    Inline and blob data are read and checked in full (shapes, finite values, labels),
+    blob files only after their declared sizes passed ``limits`` (see
+    :func:`load_arrays`), and without converting them to float64; synthetic data is
+    checked against the architecture without being generated.
 
     Args:
         data_spec: the validated ``data`` object of the request.
@@ -370,6 +485,7 @@ def inspect_data(
         loss: ``"mse"`` or ``"cross_entropy"``.
         input_dim: one sample's shape, or an int for ``(input_dim,)``.
         output_dim: r.
+        limits: the decoding bounds (default: this process's ``LANDSCOPE_*`` settings).
 
     Returns:
         N, the number of samples.
@@ -386,7 +502,10 @@ def inspect_data(
         if problems:
             raise ValidationError({"data": {"synthetic": problems}})
         return int(spec["num_samples"])
-    x, _ = load_arrays(data_spec, read_blob, loss=loss, input_dim=input_dim, output_dim=output_dim)
+    x, _ = load_arrays(
+        data_spec, read_blob, loss=loss, input_dim=input_dim, output_dim=output_dim,
+        limits=limits, convert=False,
+    )
     return int(x.shape[0])
 
 
@@ -424,6 +543,10 @@ def load_data(
     x_np, y_np = load_arrays(
         data_spec, read_blob, loss=loss, input_dim=input_dim, output_dim=output_dim
     )
+    if not x_np.flags.writeable:  # a view into the file's bytes (safetensors float64)
+        x_np = x_np.copy()
+    if not y_np.flags.writeable:
+        y_np = y_np.copy()
     x = torch.from_numpy(x_np).to(device=device, dtype=dtype)
     if loss == "cross_entropy":
         y = torch.from_numpy(y_np).to(device=device, dtype=torch.long)
