@@ -250,3 +250,35 @@ def test_default_limit_applies_without_arguments(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("LANDSCOPE_MAX_DATA_VALUES", "39")
     with pytest.raises(ValidationError, match="limit of 39"):
         _inspect(raw, "npz")
+
+
+# ---------------------------------------------------------------------------- weights
+def test_weights_safetensors_header_bound() -> None:
+    from landscope_service.modelspec.weights import check_weights
+
+    raw = safetensors_raw(b"{}", declared_len=2**40)
+    peak, err = _peak(lambda: check_weights(raw, {"0.weight": (2, 3)}))
+    assert isinstance(err, ValueError) and "LANDSCOPE_MAX_FILE_HEADER_BYTES" in str(err)
+    assert peak < _REFUSAL_BYTES
+
+
+def test_weights_torch_zip_deflate_bomb_refused_before_reading() -> None:
+    import zipfile
+
+    from landscope_service.modelspec.weights import check_weights
+
+    buf = io.BytesIO()
+    torch.save({"0.weight": torch.zeros(2, 3)}, buf)
+    src = zipfile.ZipFile(io.BytesIO(buf.getvalue()))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename.endswith("/data/0"):
+                data = b"\0" * (64 * 2**20)  # a storage inflating to 64 MiB
+            dst.writestr(info.filename, data)
+    raw = out.getvalue()
+    assert len(raw) < 200_000
+    peak, err = _peak(lambda: check_weights(raw, {"0.weight": (2, 3)}))
+    assert isinstance(err, ValueError) and "declare 67,1" in str(err), err
+    assert peak < _REFUSAL_BYTES

@@ -17,7 +17,6 @@ The legacy (pre-1.6, non-zip) ``torch.save`` format is rejected with a hint to r
 from __future__ import annotations
 
 import io
-import json
 import math
 import struct
 import zipfile
@@ -27,6 +26,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .containers import DecodeError, current_limits, read_safetensors_header, zip_central_directory
 from .pickle_walker import TensorRef, symbolic_unpickle
 
 if TYPE_CHECKING:
@@ -34,21 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = ["check_weights", "inspect_weights", "load_params", "load_weights"]
 
-_SAFETENSORS_DTYPES: dict[str, tuple[str, str]] = {
-    # safetensors name: (torch-style name, numpy dtype; "bits16" = bfloat16 bit pattern)
-    "F64": ("float64", "<f8"),
-    "F32": ("float32", "<f4"),
-    "F16": ("float16", "<f2"),
-    "BF16": ("bfloat16", "bits16"),
-    "I64": ("int64", "<i8"),
-    "I32": ("int32", "<i4"),
-    "I16": ("int16", "<i2"),
-    "I8": ("int8", "i1"),
-    "U8": ("uint8", "u1"),
-    "BOOL": ("bool", "?"),
-}
 _FLOAT_DTYPES = frozenset({"float64", "float32", "float16", "bfloat16"})
-_MAX_HEADER = 100_000_000
 _MAX_LISTED = 8
 _BUFFER_LEAVES = frozenset({"running_mean", "running_var", "num_batches_tracked"})
 
@@ -92,54 +78,44 @@ def _fmt(shape: Iterable[int]) -> str:
 
 # ---------------------------------------------------------------------------- safetensors
 def _read_safetensors(data: bytes) -> dict[str, _TensorView]:
+    """Tensors of a safetensors file, viewed in place once the header passed the checks of
+    :func:`.containers.read_safetensors_header` (header length bound, dtype, shape and
+    offsets consistent and tiling the data)."""
     if len(data) < 8:
         raise ValueError("Not a weights file: too short for safetensors or a torch zip.")
     (n,) = struct.unpack("<Q", data[:8])
-    if n > min(len(data) - 8, _MAX_HEADER):
+    limits = current_limits()
+    if n > len(data) - 8 and n <= limits.max_header_bytes:
         raise ValueError(
             "Not a weights file: expected safetensors (8-byte header length + JSON header) "
             "or a torch.save zip file."
         )
     try:
-        header = json.loads(data[8 : 8 + n].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        entries, body = read_safetensors_header(data, limits)
+    except DecodeError as e:
+        raise ValueError(str(e)) from e
+    return {
+        name: _TensorView(e.shape, e.dtype, np.frombuffer(body[e.begin : e.end], e.np_dtype), 0,
+                          _contiguous_strides(e.shape))
+        for name, e in entries.items()
+    }
+
+
+def _check_zip_sizes(data: bytes) -> None:
+    """A torch.save zip stores its members uncompressed: refuse one whose members declare
+    more bytes than the file holds (a deflate bomb), before any member is read."""
+    try:
+        zip_central_directory(data, current_limits())
+        infos = zipfile.ZipFile(io.BytesIO(data)).infolist()
+    except (DecodeError, zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
+        raise ValueError(f"Not a valid torch.save zip file ({e}).") from e
+    declared = sum(i.file_size for i in infos)
+    if declared > len(data):
         raise ValueError(
-            f"Not a valid safetensors file: its JSON header is unreadable ({e})."
-        ) from e
-    if not isinstance(header, dict):
-        raise ValueError("Not a valid safetensors file: the header is not a JSON object.")
-    body = memoryview(data)[8 + n :]
-    out: dict[str, _TensorView] = {}
-    for name, entry in header.items():
-        if name == "__metadata__":
-            continue
-        try:
-            st_dtype, shape, (begin, end) = entry["dtype"], entry["shape"], entry["data_offsets"]
-            shape = tuple(int(s) for s in shape)
-            begin, end = int(begin), int(end)
-        except (TypeError, KeyError, ValueError) as e:
-            raise ValueError(f"Not a valid safetensors file: bad header entry for {name!r}.") from e
-        if st_dtype not in _SAFETENSORS_DTYPES:
-            raise ValueError(
-                f"tensor {name!r} has dtype {st_dtype}, which is not supported; use float32, "
-                f"float64, float16 or bfloat16."
-            )
-        dtype, np_dtype = _SAFETENSORS_DTYPES[st_dtype]
-        np_dtype = "<u2" if np_dtype == "bits16" else np_dtype
-        item = np.dtype(np_dtype).itemsize
-        numel = math.prod(shape)
-        if (
-            any(s < 0 for s in shape)
-            or not 0 <= begin <= end <= len(body)
-            or (end - begin != numel * item)
-        ):
-            raise ValueError(
-                f"Not a valid safetensors file: tensor {name!r} has inconsistent offsets "
-                f"for shape {shape} and dtype {st_dtype}."
-            )
-        flat = np.frombuffer(body[begin:end], dtype=np_dtype)
-        out[name] = _TensorView(shape, dtype, flat, 0, _contiguous_strides(shape))
-    return out
+            f"The .pt zip's members declare {declared:,} bytes, more than the {len(data):,} "
+            f"bytes of the file; torch.save writes them uncompressed. Re-save with torch.save "
+            f"or use safetensors."
+        )
 
 
 def _contiguous_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -153,6 +129,7 @@ def _contiguous_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
 
 # ---------------------------------------------------------------------------- torch zip
 def _read_torch_zip(data: bytes) -> dict[str, _TensorView]:
+    _check_zip_sizes(data)
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
         names = archive.namelist()
