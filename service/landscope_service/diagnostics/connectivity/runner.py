@@ -30,6 +30,7 @@ from torch import Tensor
 
 from ..context import RunContext
 from ..monitor import Monitor
+from ..options.level_set_connectivity import OPTIONS
 from ..output import Artifact, RunOutput
 from ..problem import Problem, flatten
 from .align import align_flat, hidden_layers
@@ -50,33 +51,8 @@ __all__ = [
     "train_piece",
 ]
 
-DEFAULT_OPTIONS: dict[str, Any] = {
-    "minima": [],
-    "num_trained": 4,
-    "train": {"optimizer": "adam", "steps": 500, "lr": 0.01, "momentum": 0.9},
-    "paths": {
-        "methods": ["neb"],
-        "linear": {"num_points": 33, "refine_rounds": 3, "refine_points": 8},
-        "neb": {
-            "images": 5,
-            "cycles": 4,
-            "steps": 150,
-            "lr": 0.05,
-            "spring": 1.0,
-            "climb": True,
-            "max_pivots": 24,
-            "insert_per_cycle": 2,
-            "segment_points": 7,
-            "insert_tol": 1e-3,
-        },
-        "bezier": {"steps": 300, "lr": 0.05, "samples": 8},
-    },
-    "align": False,
-    "refine": {"strategy": "exact", "budget_pairs": None, "beyond_mst": True},
-    "lambda_grid": None,
-    "lambda_grid_size": 64,
-    "persistence_threshold": 1e-2,
-}
+DEFAULT_OPTIONS: dict[str, Any] = OPTIONS.defaults()
+"""Defaults, derived from the option table ``diagnostics/options/level_set_connectivity.py``."""
 
 BARRIER_NOTE = (
     "Each barrier is the highest loss found along the best path found between two minima: "
@@ -86,28 +62,9 @@ BARRIER_NOTE = (
 )
 
 
-def _merge(default: Any, given: Any) -> Any:
-    if isinstance(default, dict) and isinstance(given, Mapping):
-        out = dict(default)
-        for k, v in given.items():
-            out[k] = _merge(default.get(k), v) if k in default else v
-        return out
-    return given
-
-
 def resolve_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
-    """``options`` completed with :data:`DEFAULT_OPTIONS` (nested dicts merged)."""
-    unknown = set(options or {}) - set(DEFAULT_OPTIONS)
-    if unknown:
-        raise ValueError(f"Unknown option(s): {sorted(unknown)}.")
-    out: dict[str, Any] = _merge(DEFAULT_OPTIONS, dict(options or {}))
-    m = len(out["minima"]) + int(out["num_trained"])
-    if m < 2:
-        raise ValueError(f"At least 2 minima are needed (given + trained), got {m}.")
-    methods = list(out["paths"]["methods"])
-    if not methods or any(x not in ("bezier", "neb", "linear") for x in methods):
-        raise ValueError(f"paths.methods must list 'neb' and/or 'bezier', got {methods}.")
-    return out
+    """``options`` checked against the kind's option table and completed with defaults."""
+    return OPTIONS.resolve(options)
 
 
 def derive_seed(base: int, *keys: int) -> int:

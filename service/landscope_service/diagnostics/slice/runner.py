@@ -1,0 +1,433 @@
+"""Runner of the ``landscape_slice`` job kind: a 1-D or 2-D loss slice and its measures.
+
+1. Directions (:mod:`.directions`): filter-normalised random, top Hessian eigenvectors,
+   the plane of given minima, a connectivity path's line or plane, a trajectory's PCA, or
+   given blobs; optionally orthogonalised; norms and cosine reported.
+2. The grid: rows of ``beta`` fan out as executor pieces (:func:`.grid.rows_piece`), each
+   evaluating many points per batched pass; progress counts grid points.
+3. Measures (:mod:`.measures`): the centre's loss and the curvature along each axis from
+   five extra points (``0``, ``+-h`` per axis, ``h`` the grid spacing), the slice's
+   minimum, optionally the convexity map; the given points' losses, both at their slice
+   coordinates and at their own parameters.
+4. Artifacts (:mod:`.plots`): ``slice.npz``, ``contour.png`` and ``surface.png`` (2-D) or
+   ``profile.png`` (1-D), ``slice.vtk``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..context import RunContext
+from ..output import Artifact, RunOutput
+from ..problem import Params, Problem, flatten
+from .directions import (
+    SliceDirections,
+    coordinates,
+    direction_report,
+    given_directions,
+    hessian_top,
+    orthogonalize,
+    plane_through,
+    random_filter_normalized,
+    trajectory_pca,
+)
+from .grid import evaluate_points, points_per_pass, rows_piece
+from .measures import axis_curvature, convexity_map, slice_minimum
+from .plots import contour_png, npz_bytes, profile_png, surface_png, vtk_bytes
+
+__all__ = ["DEFAULT_OPTIONS", "DIRECTION_KINDS", "MAX_RESOLUTION", "resolve_options",
+           "run_landscape_slice"]
+
+DIRECTION_KINDS = ("random_filter_normalized", "hessian_top", "minima", "path",
+                   "trajectory_pca", "given")
+MAX_RESOLUTION = {1: 401, 2: 201}
+"""Largest points per axis: 401 for a 1-D slice, 201 x 201 for a 2-D one."""
+
+DEFAULT_OPTIONS: dict[str, Any] = {
+    "dims": 2,
+    "directions": "random_filter_normalized",
+    "range": None,
+    "resolution": None,
+    "seed": None,
+    "normalization": "filter",
+    "bias_norm": "zero",
+    "orthogonalize": False,
+    "accuracy": False,
+    "convexity": False,
+    "plots": True,
+    "minima": None,
+    "direction_blobs": None,
+    "path_job": None,
+    "pair": None,
+    "path_points": None,
+    "checkpoints": None,
+    "hessian": {"tol": 1e-6, "max_products": 1000},
+    "points_per_pass": None,
+    "rows_per_piece": None,
+}
+"""Defaults; ``range`` None is ``[-1, 1]`` per axis (``[-0.5, 1.5]`` for ``minima`` and
+``path``), ``resolution`` None is 51 per axis, ``seed`` None is the job's seed."""
+
+_MAX_PIECES = 16
+
+
+def _need(opts: dict[str, Any], key: str, why: str) -> Any:
+    if opts.get(key) in (None, []):
+        raise ValueError(f"options.{key} is required {why}.")
+    return opts[key]
+
+
+def resolve_options(options: dict[str, Any]) -> dict[str, Any]:
+    """Defaults merged and checked; raises ``ValueError`` naming the option and the fix."""
+    unknown = set(options) - set(DEFAULT_OPTIONS)
+    if unknown:
+        raise ValueError(f"Unknown landscape_slice options: {sorted(unknown)}; expected a "
+                         f"subset of {sorted(DEFAULT_OPTIONS)}.")
+    opts = {**DEFAULT_OPTIONS, **{k: v for k, v in options.items() if v is not None}}
+    opts["hessian"] = {**DEFAULT_OPTIONS["hessian"], **(options.get("hessian") or {})}
+    dims = int(opts["dims"])
+    if dims not in (1, 2):
+        raise ValueError(f"options.dims must be 1 or 2, got {dims}.")
+    kind = opts["directions"]
+    if kind not in DIRECTION_KINDS:
+        raise ValueError(f"options.directions must be one of {list(DIRECTION_KINDS)}, got "
+                         f"{kind!r}.")
+    if opts["range"] is None:
+        lo_hi = [-0.5, 1.5] if kind in ("minima", "path") else [-1.0, 1.0]
+        opts["range"] = [list(lo_hi) for _ in range(dims)]
+    if opts["resolution"] is None:
+        opts["resolution"] = [51] * dims
+    rng, res = opts["range"], opts["resolution"]
+    if len(rng) != dims or len(res) != dims:
+        raise ValueError(f"options.range and options.resolution need one entry per axis "
+                         f"({dims}), got {len(rng)} and {len(res)}.")
+    for i, (r, n) in enumerate(zip(rng, res, strict=True)):
+        if len(r) != 2 or not all(math.isfinite(float(x)) for x in r) or not r[0] < r[1]:
+            raise ValueError(f"options.range[{i}] must be [low, high] with low < high, got "
+                             f"{r}.")
+        if not 2 <= int(n) <= MAX_RESOLUTION[dims]:
+            raise ValueError(f"options.resolution[{i}] must be between 2 and "
+                             f"{MAX_RESOLUTION[dims]} for a {dims}-D slice, got {n}.")
+    if opts["bias_norm"] not in ("zero", "normalize"):
+        raise ValueError(f"options.bias_norm must be 'zero' or 'normalize', got "
+                         f"{opts['bias_norm']!r}.")
+    if opts["normalization"] not in ("filter", "none"):
+        raise ValueError(f"options.normalization must be 'filter' or 'none', got "
+                         f"{opts['normalization']!r}.")
+    if opts["convexity"] and dims != 2:
+        raise ValueError("options.convexity needs a 2-D slice (dims 2).")
+    if kind == "minima":
+        m = _need(opts, "minima", "for directions 'minima' (weight blob ids)")
+        want = (2,) if dims == 1 else (2, 3)
+        if len(m) not in want:
+            raise ValueError(f"options.minima needs {' or '.join(map(str, want))} blob ids for "
+                             f"a {dims}-D slice, got {len(m)}.")
+    if kind == "given":
+        b = _need(opts, "direction_blobs", "for directions 'given'")
+        if len(b) != dims:
+            raise ValueError(f"options.direction_blobs needs {dims} blob id(s), got {len(b)}.")
+    if kind == "trajectory_pca":
+        c = _need(opts, "checkpoints", "for directions 'trajectory_pca'")
+        if len(c) < dims + 1:
+            raise ValueError(f"options.checkpoints needs at least {dims + 1} blob ids, got "
+                             f"{len(c)}.")
+    if kind == "path":
+        pts = _need(opts, "path_points", "for directions 'path' (the service resolves "
+                    "options.path_job and options.pair into it)")
+        if len(pts) not in (2, 3):
+            raise ValueError(f"options.path_points needs 2 or 3 blob ids, got {len(pts)}.")
+    for key in ("points_per_pass", "rows_per_piece"):
+        if opts[key] is not None and int(opts[key]) < 1:
+            raise ValueError(f"options.{key} must be >= 1, got {opts[key]}.")
+    return opts
+
+
+def _f(x: float) -> float | None:
+    v = float(x)
+    return v if math.isfinite(v) else None
+
+
+def _nested(a: np.ndarray) -> list[Any]:
+    return [(_nested(r) if a.ndim > 1 else _f(r)) for r in a]  # type: ignore[misc]
+
+
+def _load_flat(ctx: RunContext, ref: str, problem: Problem, what: str) -> Tensor:
+    loaded = ctx.load_params(str(ref))
+    like = problem.params
+    missing, extra = set(like) - set(loaded), set(loaded) - set(like)
+    if missing or extra:
+        raise ValueError(f"{what} {ref!r} does not match the model: missing "
+                         f"{sorted(missing)}, unexpected {sorted(extra)}.")
+    out: Params = {}
+    for k, v in like.items():
+        if tuple(loaded[k].shape) != tuple(v.shape):
+            raise ValueError(f"{what} {ref!r}: shape mismatch for {k}: expected "
+                             f"{tuple(v.shape)}, got {tuple(loaded[k].shape)}.")
+        out[k] = loaded[k].to(device=v.device, dtype=v.dtype)
+    return flatten(out)
+
+
+def _directions(problem: Problem, opts: dict[str, Any], ctx: RunContext, seed: int
+                ) -> SliceDirections:
+    dims, kind = int(opts["dims"]), opts["directions"]
+    origin = flatten({k: v.detach() for k, v in problem.params.items()})
+
+    def random_second() -> Tensor:
+        r = random_filter_normalized(problem, 2, seed=seed, bias_norm=opts["bias_norm"],
+                                     normalization=opts["normalization"])
+        return r.vectors[1]
+
+    if kind == "random_filter_normalized":
+        return random_filter_normalized(problem, dims, seed=seed, bias_norm=opts["bias_norm"],
+                                        normalization=opts["normalization"])
+    if kind == "hessian_top":
+        h = opts["hessian"]
+        return hessian_top(problem, dims, seed=seed, tol=float(h["tol"]),
+                           max_products=int(h["max_products"]),
+                           monitor=ctx.monitor.sub(0.0, 0.2, "hessian_top"))
+    if kind in ("minima", "path"):
+        refs = opts["minima"] if kind == "minima" else opts["path_points"]
+        what = "minimum" if kind == "minima" else "path point"
+        pts = [_load_flat(ctx, r, problem, f"{what} blob") for r in refs]
+        if kind == "path":
+            pair = opts.get("pair") or [0, 1]
+            labels = [f"minimum {pair[0]}", f"minimum {pair[1]}"]
+            if len(pts) == 3:  # start, control point, end: the plane of the bent path
+                pts = [pts[0], pts[2], pts[1]]
+                labels = [labels[0], labels[1], "path control point"]
+            if dims == 1:
+                pts, labels = pts[:2], labels[:2]
+        else:
+            labels = [f"minimum {i}" for i in range(len(pts))]
+        extra = random_second() if dims == 2 and len(pts) == 2 else None
+        d = plane_through(pts, labels, dims, extra=extra)
+        d.info = {"points": [str(r) for r in refs]}
+        if kind == "path":
+            d.info.update({"path_job": opts.get("path_job"), "pair": opts.get("pair"),
+                           "path": "bent (control point)" if len(refs) == 3
+                           else "straight line between the pair's minima"})
+        return d
+    if kind == "trajectory_pca":
+        cps = [_load_flat(ctx, r, problem, "checkpoint blob") for r in opts["checkpoints"]]
+        return trajectory_pca(origin, cps, dims)
+    vecs = [_load_flat(ctx, r, problem, "direction blob") for r in opts["direction_blobs"]]
+    d = given_directions(origin, vecs, [f"given {i}" for i in range(dims)])
+    d.info = {"blobs": [str(r) for r in opts["direction_blobs"]]}
+    return d
+
+
+def _theory(kind: str, dirs: SliceDirections, curv: list[float]) -> dict[str, Any]:
+    applies = [
+        "Along a direction d, d^2/dt^2 L(theta + t d) at t = 0 is d^T H d (THEORY.md "
+        "section 3); 'sharpness' reports it by a second difference on the grid spacing.",
+    ]
+    predictions: list[dict[str, Any]] = []
+    if kind == "random_filter_normalized" and dirs.info.get("normalization") == "filter":
+        applies.append("Filter normalisation (Li et al. 2018): rescaling a ReLU layer by c "
+                       "and the next by 1/c changes neither the function nor this slice.")
+    if kind == "hessian_top":
+        for j, lam in enumerate(dirs.info.get("eigenvalues", [])):
+            c = curv[j]
+            predictions.append({
+                "statement": "Along a unit Hessian eigenvector the curvature at the centre "
+                             "is its eigenvalue.",
+                "predicted": _f(lam),
+                "measured": _f(c),
+                "consistent": bool(abs(c - lam) <= 1e-3 * max(abs(lam), 1e-12)),
+            })
+    return {"applies": applies, "predictions": predictions,
+            "notes": ["A slice is a 1-D or 2-D section of a P-dimensional landscape; "
+                      "minima and convexity seen in it are those of the section."]}
+
+
+def run_landscape_slice(problem: Problem, options: dict[str, Any], ctx: RunContext
+                        ) -> RunOutput:
+    """A 1-D or 2-D loss slice, its measures and its plots.
+
+    Args:
+        problem: model, parameters (the centre, except for ``minima``/``path`` whose
+            origin is the first point), data and loss.
+        options: see :data:`DEFAULT_OPTIONS` and ``docs/kinds/landscape_slice.md``.
+        ctx: monitor, executor (grid rows as pieces), seed, parameter loader (blobs).
+
+    Returns:
+        :class:`RunOutput`: the JSON result and ``slice.npz``, ``contour.png`` and
+        ``surface.png`` (2-D) or ``profile.png`` (1-D), ``slice.vtk``.
+
+    Raises:
+        ValueError: on bad options or blobs that do not fit the model.
+        Cancelled: when the monitor says so (between passes).
+    """
+    opts = resolve_options(dict(options))
+    mon = ctx.monitor
+    dims, kind = int(opts["dims"]), str(opts["directions"])
+    seed = int(opts["seed"]) if opts["seed"] is not None else int(ctx.seed)
+    if opts["accuracy"] and problem.loss != "cross_entropy":
+        raise ValueError("options.accuracy needs loss 'cross_entropy'.")
+    mon.report("directions", 0.0, f"{kind} directions", force=True)
+    dirs = _directions(problem, opts, ctx, seed)
+    cos_before: float | None = None
+    if opts["orthogonalize"] and dims == 2:
+        dirs.vectors, cos_before = orthogonalize(dirs.vectors)
+    distance = coordinates(dirs) if dirs.points else 0.0
+    mon.check()
+    start = 0.2 if kind == "hessian_top" else 0.02
+
+    alpha = np.linspace(float(opts["range"][0][0]), float(opts["range"][0][1]),
+                        int(opts["resolution"][0]))
+    beta = (np.linspace(float(opts["range"][1][0]), float(opts["range"][1][1]),
+                        int(opts["resolution"][1])) if dims == 2 else None)
+    n_rows = 1 if beta is None else beta.size
+    total = alpha.size * n_rows
+    per_pass = (int(opts["points_per_pass"]) if opts["points_per_pass"]
+                else points_per_pass(problem))
+    rows_per_piece = (int(opts["rows_per_piece"]) if opts["rows_per_piece"]
+                      else max(1, math.ceil(n_rows / _MAX_PIECES)))
+    payloads = []
+    for r0 in range(0, n_rows, rows_per_piece):
+        rows = ([0.0] if beta is None else [float(b) for b in beta[r0 : r0 + rows_per_piece]])
+        pl: dict[str, Any] = {"origin": dirs.origin, "d0": dirs.vectors[0],
+                              "alphas": [float(a) for a in alpha], "betas": rows,
+                              "accuracy": bool(opts["accuracy"]), "per_pass": per_pass,
+                              "done_before": r0 * alpha.size, "total": total}
+        if dims == 2:
+            pl["d1"] = dirs.vectors[1]
+        payloads.append(pl)
+    mon.report("grid", start, f"0/{total} grid points", force=True)
+    outs = ctx.executor.map(rows_piece, problem, payloads, mon.sub(start, 0.9, "grid"))
+    loss = np.concatenate([np.asarray(o["loss"].cpu(), dtype=np.float64) for o in outs])
+    acc = (np.concatenate([np.asarray(o["accuracy"].cpu(), dtype=np.float64) for o in outs])
+           if opts["accuracy"] else None)
+    if dims == 1:
+        loss, acc = loss.reshape(-1), None if acc is None else acc.reshape(-1)
+
+    # ---- centre, curvature along the axes, the given points
+    mon.report("measures", 0.9, "centre curvature and points", force=True)
+    steps = [float(alpha[1] - alpha[0])] + ([] if beta is None else [float(beta[1] - beta[0])])
+    extra = [[0.0] * dims]
+    for j in range(dims):
+        for s in (1.0, -1.0):
+            c = [0.0] * dims
+            c[j] = s * steps[j]
+            extra.append(c)
+    for pt in dirs.points:
+        extra.append([pt["alpha"]] + ([pt["beta"]] if dims == 2 else []))
+    ev, _ = evaluate_points(problem, dirs.origin, dirs.vectors,
+                            torch.tensor(extra, dtype=torch.float64), per_pass=per_pass)
+    ev_np = ev.numpy()
+    centre_loss = float(ev_np[0])
+    curv = [axis_curvature(centre_loss, float(ev_np[1 + 2 * j]), float(ev_np[2 + 2 * j]),
+                           steps[j]) for j in range(dims)]
+    axis_names = ["alpha", "beta"][:dims]
+    points_json = []
+    for k, pt in enumerate(dirs.points):
+        with torch.no_grad():
+            own = float(problem.full_loss(_unflat(pt["theta"], problem)))
+        points_json.append({"label": pt["label"], "alpha": _f(pt["alpha"]),
+                            "beta": None if pt.get("beta") is None else _f(pt["beta"]),
+                            "loss": _f(own), "loss_at_coordinates": _f(ev_np[1 + 2 * dims + k]),
+                            "distance_from_slice": _f(pt["distance_from_slice"])})
+    minimum = slice_minimum(loss, alpha, beta)
+    conv = convexity_map(loss, alpha, beta) if opts["convexity"] and beta is not None else None
+    trajectory = dirs.trajectory.cpu().numpy() if dirs.trajectory is not None else None
+    warnings: list[str] = []
+    if not np.isfinite(loss).all():
+        warnings.append(f"{int((~np.isfinite(loss)).sum())} grid point(s) have a non-finite "
+                        "loss (reported as null): the model diverges there.")
+    if dirs.points and distance > 1e-6 * max(1.0, float(torch.linalg.vector_norm(
+            dirs.origin.double()))):
+        warnings.append(f"A given point lies {distance:.3g} away from the slice; its "
+                        "coordinates are its projection.")
+    finite = loss[np.isfinite(loss)]
+    result: dict[str, Any] = {
+        "dims": dims,
+        "direction_kind": kind,
+        "seed": seed,
+        "directions": direction_report(dirs, problem.params, cos_before),
+        "direction_info": dirs.info,
+        "orthogonalized": bool(opts["orthogonalize"] and dims == 2),
+        "origin": "first point" if kind in ("minima", "path") else "model weights",
+        "axes": {"alpha": [float(a) for a in alpha],
+                 "beta": None if beta is None else [float(b) for b in beta]},
+        "loss": _nested(loss),
+        "accuracy": None if acc is None else _nested(acc),
+        "loss_name": problem.loss,
+        "centre_loss": _f(centre_loss),
+        "minimum": None if minimum is None else {
+            "loss": _f(minimum["loss"]), "alpha": minimum["alpha"], "beta": minimum["beta"]},
+        "maximum_loss": _f(float(finite.max())) if finite.size else None,
+        "sharpness": {name: {"curvature": _f(c), "step": steps[j],
+                             "max_increase": _f(float(np.nanmax(
+                                 _axis_line(loss, alpha, beta, j))) - centre_loss)}
+                      for j, (name, c) in enumerate(zip(axis_names, curv, strict=True))},
+        "convexity": None if conv is None else {
+            "ratio": _nested(conv["ratio"]),
+            "nonconvex_fraction": conv["nonconvex_fraction"],
+            "max_ratio": conv["max_ratio"],
+            "method": "central differences of the grid values (interior points); boundary "
+                      "points are null",
+        },
+        "points": points_json,
+        "trajectory": None if trajectory is None else [[_f(x) for x in row]
+                                                        for row in trajectory],
+        "num_points": total,
+        "points_per_pass": per_pass,
+        "pieces": len(payloads),
+        "warnings": warnings,
+        "theory": _theory(kind, dirs, curv),
+    }
+    mon.report("plots", 0.95, "plots", force=True)
+    labels = dirs.names
+    arrays: dict[str, np.ndarray] = {"alpha": alpha, "loss": loss,
+                                     "direction_norms": np.asarray(
+                                         [d["norm"] for d in result["directions"]])}
+    if beta is not None:
+        arrays["beta"] = beta
+    if acc is not None:
+        arrays["accuracy"] = acc
+    if conv is not None:
+        arrays["convexity"] = conv["ratio"]
+    if trajectory is not None:
+        arrays["trajectory"] = trajectory
+    if dirs.points:
+        arrays["points"] = np.asarray([[p["alpha"], p["beta"] if p["beta"] is not None
+                                        else np.nan] for p in points_json], dtype=np.float64)
+    artifacts = [Artifact("slice.npz", "application/octet-stream", npz_bytes(arrays))]
+    title = f"Loss slice ({kind.replace('_', ' ')})"
+    if not opts["plots"]:
+        pass
+    elif beta is not None:
+        artifacts.append(Artifact("contour.png", "image/png", contour_png(
+            alpha, beta, loss, labels=labels, points=points_json, trajectory=trajectory,
+            minimum=result["minimum"], title=title)))
+        artifacts.append(Artifact("surface.png", "image/png", surface_png(
+            alpha, beta, loss, labels=labels, title=title)))
+    else:
+        artifacts.append(Artifact("profile.png", "image/png", profile_png(
+            alpha, loss, label=labels[0], accuracy=acc, points=points_json, title=title)))
+    vtk_extra = {"accuracy": acc} if acc is not None else None
+    artifacts.append(Artifact("slice.vtk", "text/plain", vtk_bytes(alpha, beta, loss,
+                                                                   vtk_extra)))
+    mon.report("done", 1.0, f"{total}/{total} grid points", force=True)
+    return RunOutput(result=result, artifacts=artifacts)
+
+
+def _unflat(theta: Tensor, problem: Problem) -> Params:
+    from ..problem import unflatten
+
+    return unflatten(theta.to(device=problem.device, dtype=problem.dtype), problem.params)
+
+
+def _axis_line(loss: np.ndarray, alpha: np.ndarray, beta: np.ndarray | None, axis: int
+               ) -> np.ndarray:
+    """Grid values on the line through the grid point nearest the centre along ``axis``."""
+    if beta is None:
+        return loss
+    i0 = int(np.argmin(np.abs(beta)))
+    j0 = int(np.argmin(np.abs(alpha)))
+    return loss[i0, :] if axis == 0 else loss[:, j0]
