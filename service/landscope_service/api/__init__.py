@@ -14,7 +14,6 @@ from .. import __version__
 from ..jobs.dispatch import Dispatcher
 from ..jobs.errors import JobError
 from ..jobs.ratelimit import SubmitRateLimiter
-from ..jobs.registry import public_kinds
 from ..jobs.store import JobStore
 from ..jobs.submit import Submissions
 from ..logs import configure_logging
@@ -27,6 +26,7 @@ from ..worker.celery_app import make_celery
 from . import blobs, jobs, system
 from .errors import abort, handle_http_exception, handle_job_error, handle_unexpected
 from .extensions import LandscopeApi, Services
+from .options import register_option_components
 
 __all__ = ["create_app"]
 
@@ -90,11 +90,7 @@ def create_app(
     for blp in BLUEPRINTS:
         api.register_blueprint(blp)
     polymorphic_openapi(api.spec)  # Architecture and Layer as oneOf, keyed on "type"
-    for kind in public_kinds().values():  # each public kind's options, as components
-        name = "".join(part.title() for part in kind.name.split("_")) + "Options"
-        if name not in api.spec.components.schemas:
-            api.spec.components.schema(name, schema=kind.options_schema,
-                                       description=f"`options` of kind {kind.name}.")
+    register_option_components(api.spec)  # each public kind's options, as components
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(JobError, handle_job_error)
     app.register_error_handler(Exception, handle_unexpected)
