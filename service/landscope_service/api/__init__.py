@@ -24,8 +24,9 @@ from ..storage.blobs import BlobService
 from ..storage.store import make_store
 from ..worker.celery_app import make_celery
 from . import blobs, jobs, system
-from .errors import abort, handle_http_exception, handle_job_error, handle_unexpected
+from .errors import handle_http_exception, handle_job_error, handle_unexpected
 from .extensions import LandscopeApi, Services
+from .limits import install_body_limits
 from .options import register_option_components
 
 __all__ = ["create_app"]
@@ -111,11 +112,6 @@ def create_app(
                 pass
         return resp
 
-    @app.before_request
-    def _limit_json() -> None:
-        if (request.method == "POST" and request.path == "/v1/jobs"
-                and (request.content_length or 0) > s.max_json_bytes):
-            abort(413, f"The job request is larger than {s.max_json_bytes} bytes; upload large "
-                       "data as a blob and refer to it with data.blob.")
+    install_body_limits(app)  # 413 for any body over its limit (chunked too), JSON depth
 
     return app
