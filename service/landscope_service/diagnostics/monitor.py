@@ -27,6 +27,10 @@ class Monitor:
     Args:
         progress: called with ``(stage, fraction, message)``; rate-limited to one call
             per ``min_interval`` seconds except when ``force=True`` or the stage changes.
+            The root monitor's fractions never decrease: a report below the highest
+            fraction reported so far is forwarded with that highest fraction (its stage
+            and message still update), so pieces or stages that overlap cannot move the
+            job's progress backwards.
         should_cancel: returns True once the work must stop; polled by :meth:`check`,
             at most once per ``min_interval`` seconds.
         min_interval: seconds between forwarded progress calls and cancel polls.
@@ -43,19 +47,25 @@ class Monitor:
         self._last_stage = ""
         self._last_poll = 0.0
         self._cancelled = False
+        self._high = 0.0
 
     def report(
         self, stage: str, fraction: float, message: str = "", *, force: bool = False
     ) -> None:
-        """Report progress; ``fraction`` is clipped to [0, 1]."""
+        """Report progress; ``fraction`` is clipped to [0, 1] (and, at the root, to at least
+        the highest fraction reported before)."""
         if self.progress is None:
             return
+        fraction = min(1.0, max(0.0, float(fraction)))
+        if self.parent is None:
+            fraction = max(fraction, self._high)
+            self._high = fraction
         now = time.monotonic()
         if not force and stage == self._last_stage and now - self._last_report < self.min_interval:
             return
         self._last_report = now
         self._last_stage = stage
-        self.progress(stage, min(1.0, max(0.0, float(fraction))), message)
+        self.progress(stage, fraction, message)
 
     def check(self) -> None:
         """Raise :class:`Cancelled` if cancellation was requested."""

@@ -129,7 +129,10 @@ class FanoutExecutor:
                 idx = self._pop(keys=[k.todo, k.claim], args=[self.rt.hostname, lease_ms])
                 if idx is not None:
                     i = int(idx)
-                    res = self._run_local(fn, problem, k, i, monitor)
+                    done = int(self.client.hlen(k.results))  # type: ignore[arg-type]
+                    # this piece's own progress fills the slot after the pieces done so far
+                    res = self._run_local(fn, problem, k, i,
+                                          monitor.sub(done / n, (done + 1) / n, "pieces"))
                     pipe = self.client.pipeline()
                     pipe.hset(k.results, str(i), res)
                     pipe.expire(k.results, _KEY_TTL_S)
@@ -171,7 +174,7 @@ class FanoutExecutor:
     def _run_local(self, fn: Callable[..., dict[str, Any]], problem: Problem, k: _Keys, i: int,
                    monitor: Monitor) -> bytes:
         payload = unpack(self.client.hget(k.payloads, str(i)), problem.device)  # type: ignore[arg-type]
-        res = fn(problem, payload, monitor.sub(0.0, 1.0, "pieces"))
+        res = fn(problem, payload, monitor)
         return pack({**res, "__worker__": self.rt.hostname})
 
 
