@@ -1,6 +1,7 @@
-"""Print the OpenAPI document of the app: ``python -m landscope_service.api.openapi``.
+"""The OpenAPI document of the app: ``python -m landscope_service.api.openapi``.
 
-The committed copy (``api/openapi.json``) is checked against the app by a test.
+The committed copy (``api/openapi.json``) is checked against the app by a test, and the
+SDK's options classes are generated from it (``make sdk``).
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ import json
 from typing import Any
 
 from ..settings import load_settings
+
+__all__ = ["generate"]
 
 
 def generate() -> dict[str, Any]:

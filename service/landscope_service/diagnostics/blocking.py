@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from .context import RunContext
+from .options.test_block import OPTIONS
 from .output import RunOutput
 from .problem import Problem
 
@@ -42,9 +43,7 @@ def run_test_block(problem: Problem, options: dict[str, Any], ctx: RunContext) -
 
     Args:
         problem: ignored.
-        options: validated options: ``gate`` (str, a file path), ``started`` (str or
-            None), ``steps`` (int >= 0), ``poll_s`` (float > 0), ``timeout_s``
-            (float > 0), ``fail`` (str or None), ``ignore_cancel`` (bool).
+        options: see ``options/test_block.py`` (``gate`` is required).
         ctx: progress and cancellation.
 
     Returns:
@@ -55,12 +54,13 @@ def run_test_block(problem: Problem, options: dict[str, Any], ctx: RunContext) -
             within ``timeout_s``.
         Cancelled: cancellation was requested (unless ``ignore_cancel``).
     """
-    gate = Path(str(options["gate"]))
-    started = options.get("started")
-    steps = int(options.get("steps", 0))
-    poll_s = float(options.get("poll_s", 0.02))
-    timeout_s = float(options.get("timeout_s", 300.0))
-    ignore_cancel = bool(options.get("ignore_cancel", False))
+    options = OPTIONS.resolve(options)
+    gate = Path(options["gate"])
+    started = options["started"]
+    steps = int(options["steps"])
+    poll_s = float(options["poll_s"])
+    timeout_s = float(options["timeout_s"])
+    ignore_cancel = bool(options["ignore_cancel"])
     monitor = ctx.monitor
 
     def check() -> None:
@@ -88,7 +88,7 @@ def run_test_block(problem: Problem, options: dict[str, Any], ctx: RunContext) -
         monitor.report(STAGE, waiting, f"waiting for {gate.name}")
         time.sleep(poll_s)
     check()
-    fail = options.get("fail")
+    fail = options["fail"]
     if fail:
         raise RuntimeError(str(fail))
     monitor.report(STAGE, 1.0, "released", force=True)

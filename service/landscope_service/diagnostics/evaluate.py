@@ -9,6 +9,7 @@ import torch
 from torch.func import grad
 
 from .context import RunContext
+from .options.evaluate import OPTIONS
 from .output import RunOutput
 from .problem import Problem
 
@@ -63,9 +64,9 @@ def evaluate(problem: Problem, ctx: RunContext | None = None) -> dict[str, Any]:
 
 
 def run_evaluate(problem: Problem, options: dict[str, Any], ctx: RunContext) -> RunOutput:
-    """Runner of the ``evaluate`` job kind."""
+    """Runner of the ``evaluate`` job kind (options: ``options/evaluate.py``)."""
+    tol = float(OPTIONS.resolve(options)["stationary_tol"])
     out = evaluate(problem, ctx)
-    tol = float(options.get("stationary_tol", 1e-6))
     out["theory"] = {
         "applies": [],
         "measured": {"grad_norm": out["grad_norm"], "stationary": out["grad_norm"] <= tol},

@@ -28,6 +28,7 @@ from torch import Tensor
 
 from ..context import RunContext
 from ..monitor import Monitor
+from ..options.hessian_spectrum import OPTIONS
 from ..output import Artifact, RunOutput
 from ..problem import Problem
 from .blocks import ParamGroup, parameter_groups
@@ -43,29 +44,8 @@ from .trace import deflated_sample, summarize_samples
 
 __all__ = ["DEFAULT_OPTIONS", "probe_piece", "run_hessian_spectrum"]
 
-DEFAULT_OPTIONS: dict[str, Any] = {
-    "mode": "auto",
-    "exact_threshold": 2048,
-    "top_k": 5,
-    "bottom_k": 1,
-    "tol": 1e-6,
-    "max_products": 2000,
-    "max_basis": 400,
-    "block_size": 1,
-    "trace": True,
-    "density": True,
-    "density_probes": 8,
-    "density_steps": 80,
-    "density_grid_points": 512,
-    "density_sigma": None,
-    "negative_tol": 1e-5,
-    "ggn_split": True,
-    "blocks": False,
-    "block_max_products": 300,
-    "hvp": "auto",
-    "return_eigenvectors": False,
-}
-"""Defaults; the job kind's options schema carries the same (a unit test checks it)."""
+DEFAULT_OPTIONS: dict[str, Any] = OPTIONS.defaults()
+"""Defaults, derived from the kind's option table ``diagnostics/options/hessian_spectrum.py``."""
 
 _DEFLATION_TOL = 1e-3
 _DEFLATION_MAX = 64
@@ -96,28 +76,6 @@ def _f(x: float | np.floating[Any] | None) -> float | None:
 
 def _fl(xs: Any) -> list[float | None]:
     return [_f(x) for x in np.asarray(xs, dtype=np.float64).reshape(-1)]
-
-
-def _merge_options(options: dict[str, Any]) -> dict[str, Any]:
-    unknown = set(options) - set(DEFAULT_OPTIONS)
-    if unknown:
-        raise ValueError(f"Unknown hessian_spectrum options: {sorted(unknown)}; expected a "
-                         f"subset of {sorted(DEFAULT_OPTIONS)}.")
-    opts = {**DEFAULT_OPTIONS, **options}
-    for key in ("top_k", "bottom_k", "exact_threshold"):
-        if int(opts[key]) < 0:
-            raise ValueError(f"{key} must be >= 0, got {opts[key]}.")
-    for key in ("max_products", "density_probes", "block_max_products", "block_size"):
-        if int(opts[key]) < 1:
-            raise ValueError(f"{key} must be >= 1, got {opts[key]}.")
-    if int(opts["density_steps"]) < 2 or int(opts["density_grid_points"]) < 2:
-        raise ValueError("density_steps and density_grid_points must be >= 2, got "
-                         f"{opts['density_steps']} and {opts['density_grid_points']}.")
-    if not 0 < float(opts["tol"]) < 1:
-        raise ValueError(f"tol must be in (0, 1), got {opts['tol']}.")
-    if opts["mode"] not in ("auto", "exact", "iterative"):
-        raise ValueError(f"mode must be 'auto', 'exact' or 'iterative', got {opts['mode']!r}.")
-    return opts
 
 
 # --------------------------------------------------------------------------- pieces
@@ -330,7 +288,7 @@ def run_hessian_spectrum(problem: Problem, options: dict[str, Any], ctx: RunCont
         ValueError: on bad options.
         Cancelled: when the monitor says so, between products.
     """
-    opts = _merge_options(dict(options))
+    opts = OPTIONS.resolve(options)
     p = problem.num_params
     k_top = min(int(opts["top_k"]), p)
     k_bot = min(int(opts["bottom_k"]), p)

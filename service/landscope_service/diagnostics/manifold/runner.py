@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from ..context import RunContext
+from ..options.minimizer_manifold import OPTIONS
 from ..output import Artifact, RunOutput
 from ..problem import Problem
 from .fit import FitResult, levenberg_marquardt
@@ -27,20 +28,8 @@ from .walk import walk_manifold
 
 __all__ = ["DEFAULT_OPTIONS", "choose_route", "run_minimizer_manifold"]
 
-DEFAULT_OPTIONS: dict[str, Any] = {
-    "fit_tol": 1e-20,
-    "fit_max_steps": 100,
-    "route": "auto",
-    "memory_mb": 1024,
-    "chunk_size": None,
-    "rank_rtol": None,
-    "hessian_exact_max_params": 2048,
-    "walk_steps": 5,
-    "walk_step_length": 0.05,
-    "retract_max_steps": 20,
-    "control_step": True,
-}
-"""Defaults of every option (the API schema carries the same ``load_default`` values)."""
+DEFAULT_OPTIONS: dict[str, Any] = OPTIONS.defaults()
+"""Defaults, derived from the kind's option table ``diagnostics/options/minimizer_manifold.py``."""
 
 SPECTRUM_IN_RESULT_MAX = 1024
 """Singular values are listed in the result up to this many; all go to the artifact."""
@@ -61,37 +50,6 @@ def _f(x: float | None) -> float | None:
         return None
     x = float(x)
     return x if math.isfinite(x) else None
-
-
-def _options(options: dict[str, Any]) -> dict[str, Any]:
-    unknown = set(options) - set(DEFAULT_OPTIONS)
-    if unknown:
-        raise ValueError(f"Unknown options: {sorted(unknown)}; expected a subset of "
-                         f"{sorted(DEFAULT_OPTIONS)}.")
-    opts = {**DEFAULT_OPTIONS, **options}
-    for key in ("fit_tol", "walk_step_length"):
-        v = opts[key]
-        if isinstance(v, bool) or not isinstance(v, int | float):
-            raise TypeError(f"{key} must be a number, got {type(v).__name__}.")
-        if not (v > 0 and math.isfinite(v)):
-            raise ValueError(f"{key} must be a finite number > 0, got {v}.")
-    if opts["rank_rtol"] is not None and not (0 < opts["rank_rtol"] < 1):
-        raise ValueError(f"rank_rtol must be in (0, 1) or None, got {opts['rank_rtol']}.")
-    for key, low in (("fit_max_steps", 0), ("memory_mb", 1), ("hessian_exact_max_params", 0),
-                     ("walk_steps", 0), ("retract_max_steps", 1)):
-        v = opts[key]
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise TypeError(f"{key} must be an integer, got {type(v).__name__}.")
-        if v < low:
-            raise ValueError(f"{key} must be >= {low}, got {v}.")
-    if opts["chunk_size"] is not None and (
-        isinstance(opts["chunk_size"], bool) or not isinstance(opts["chunk_size"], int)
-        or opts["chunk_size"] < 1
-    ):
-        raise ValueError(f"chunk_size must be an integer >= 1 or None, got {opts['chunk_size']}.")
-    if opts["route"] not in ("auto", "dense", "gram"):
-        raise ValueError(f"route must be 'auto', 'dense' or 'gram', got {opts['route']!r}.")
-    return opts
 
 
 def _fit_block(fit: FitResult, tol: float, max_steps: int, P: int, m: int) -> dict[str, Any]:
@@ -148,7 +106,7 @@ def run_minimizer_manifold(problem: Problem, options: dict[str, Any], ctx: RunCo
             "minimizer_manifold needs the squared loss (mse): Cooper's theorem is about "
             f"exact fits; got {problem.loss}."
         )
-    opts = _options(options)
+    opts = OPTIONS.resolve(options)
     mon = ctx.monitor
     memory_bytes = float(opts["memory_mb"]) * 2**20
     fn = ResidualFunction(problem, chunk_size=opts["chunk_size"], memory_bytes=memory_bytes)

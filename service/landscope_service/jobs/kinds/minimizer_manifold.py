@@ -1,8 +1,8 @@
 """Job kind ``minimizer_manifold``: Cooper's zero-loss manifold, predicted vs measured.
 
-Declares the options schema and the submit-time check; the runner lives in the core
-(``landscope_service.diagnostics.manifold.runner``) and is imported by the worker only.
-This module must not import torch.
+Declares the submit-time check; the options live in the core's table
+``diagnostics/options/minimizer_manifold.py`` (the schema here is derived from it) and the
+runner in ``diagnostics/manifold/runner.py``. This module must not import torch.
 
 Error keys of :func:`check`: keys are relative to ``options`` (``"route"``,
 ``"memory_mb"``); a key starting with ``^`` names a top-level request field
@@ -13,76 +13,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import ValidationError, fields, validate
+from marshmallow import ValidationError
 
-from .base import KindSpec, OptionsSchema, SubmitContext
+from .base import KindSpec, SubmitContext
 
 __all__ = ["KIND", "MinimizerManifoldOptionsSchema", "check"]
 
 _MIB = 2**20
 _BYTES_F64 = 8
-
-
-class MinimizerManifoldOptionsSchema(OptionsSchema):
-    """Options of ``minimizer_manifold`` (every field has a default).
-
-    The same defaults are ``DEFAULT_OPTIONS`` of the core's runner (a test checks it).
-    """
-
-    fit_tol = fields.Float(
-        load_default=1e-20,
-        validate=validate.Range(min=0, min_inclusive=False, max=1.0),
-        metadata={"description": "Loss (mean squared error) at or below which the fit "
-                  "counts as interpolating."},
-    )
-    fit_max_steps = fields.Integer(
-        strict=True, load_default=100, validate=validate.Range(min=0, max=10_000),
-        metadata={"description": "Levenberg-Marquardt step budget (Jacobian evaluations)."},
-    )
-    route = fields.String(
-        load_default="auto", validate=validate.OneOf(["auto", "dense", "gram"]),
-        metadata={"description": "Jacobian route: dense J (SVD) or the Gram matrix J J^T "
-                  "built from blocks; auto picks dense when 3 * 8 rN P bytes fit memory_mb."},
-    )
-    memory_mb = fields.Integer(
-        strict=True, load_default=1024, validate=validate.Range(min=16, max=16_384),
-        metadata={"description": "Working-memory budget (MiB) for Jacobian blocks and the "
-                  "route choice."},
-    )
-    chunk_size = fields.Integer(
-        strict=True, load_default=None, allow_none=True, validate=validate.Range(min=1),
-        metadata={"description": "Samples per Jacobian block; null sizes blocks from "
-                  "memory_mb."},
-    )
-    rank_rtol = fields.Float(
-        load_default=None, allow_none=True,
-        validate=validate.Range(min=0, min_inclusive=False, max=1, max_inclusive=False),
-        metadata={"description": "Override of the relative rank tolerance "
-                  "(sigma_i > rank_rtol * sigma_max); null uses the documented rule."},
-    )
-    hessian_exact_max_params = fields.Integer(
-        strict=True, load_default=2048, validate=validate.Range(min=0, max=8192),
-        metadata={"description": "Dense Hessian (P HVPs) when P is at most this; else the "
-                  "nullity comes from the Gram matrix."},
-    )
-    walk_steps = fields.Integer(
-        strict=True, load_default=5, validate=validate.Range(min=0, max=1000),
-        metadata={"description": "Steps along random directions in null(J)."},
-    )
-    walk_step_length = fields.Float(
-        load_default=0.05, validate=validate.Range(min=0, min_inclusive=False, max=1e3),
-        metadata={"description": "Euclidean length of each walk step (and of the control "
-                  "step) in parameter space."},
-    )
-    retract_max_steps = fields.Integer(
-        strict=True, load_default=20, validate=validate.Range(min=1, max=1000),
-        metadata={"description": "Gauss-Newton steps allowed per retraction."},
-    )
-    control_step = fields.Boolean(
-        load_default=True,
-        metadata={"description": "Also take one step orthogonal to null(J) and report "
-                  "its loss rise."},
-    )
 
 
 def check(options: dict[str, Any], ctx: SubmitContext) -> None:
@@ -130,13 +68,13 @@ def check(options: dict[str, Any], ctx: SubmitContext) -> None:
         raise ValidationError(errors)
 
 
-KIND = KindSpec(
-    name="minimizer_manifold",
-    options_schema=MinimizerManifoldOptionsSchema,
-    runner="landscope_service.diagnostics.manifold.runner:run_minimizer_manifold",
+KIND = KindSpec.from_table(
+    "minimizer_manifold",
     check=check,
     summary=(
         "Fit to zero squared loss, Jacobian rank, predicted P - rN vs measured dimension "
         "(Cooper), Hessian nullity, and a walk along the zero-loss manifold."
     ),
 )
+
+MinimizerManifoldOptionsSchema = KIND.options_schema
