@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,18 @@ from typing import Any
 
 import requests
 
-__all__ = ["LocalStack", "WorkerProcess", "find_redis_server", "free_port"]
+__all__ = ["LOCAL_REDIS_ARGS", "LocalStack", "WorkerProcess", "find_redis_server", "free_port"]
+
+LOCAL_REDIS_ARGS: tuple[str, ...] = (
+    "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
+    "--maxmemory-policy", "noeviction",
+)
+"""Persistence of the local Redis: an append-only file in the stack's data folder, written
+before every reply and fsynced once a second. A killed Redis (kill -9) loses nothing it
+acknowledged, because the AOF is written to the kernel before the reply is sent; only a
+crash of the whole machine can lose the last second. ``always`` would fsync before every
+reply, adding a disk flush to the latency of every submission for a case (power loss on
+a developer's machine) that the local stack does not need to survive."""
 
 
 def free_port() -> int:
@@ -90,6 +102,10 @@ class LocalStack:
         data_dir: blob/artifact folder (a temporary one by default).
         env: extra environment for every process (``LANDSCOPE_*`` settings).
         api_workers: gunicorn worker processes.
+        redis_args: persistence and memory arguments of ``redis-server`` (port, bind and
+            folder are added); :data:`LOCAL_REDIS_ARGS` by default.
+        restart_redis: restart Redis (same port, same files) whenever it exits while the
+            stack is up.
     """
 
     port: int | None = None
@@ -100,6 +116,8 @@ class LocalStack:
     env: dict[str, str] = field(default_factory=dict)
     api_workers: int = 2
     quiet: bool = True
+    redis_args: tuple[str, ...] = LOCAL_REDIS_ARGS
+    restart_redis: bool = True
 
     def __post_init__(self) -> None:
         self._tmp = Path(tempfile.mkdtemp(prefix="landscope-"))
@@ -113,6 +131,9 @@ class LocalStack:
         self.worker_procs: list[WorkerProcess] = []
         self._redis: subprocess.Popen[bytes] | None = None
         self._api: subprocess.Popen[bytes] | None = None
+        self._stopping = threading.Event()
+        self._redis_watch: threading.Thread | None = None
+        self.redis_restarts = 0
 
     # ------------------------------------------------------------------ facts
     @property
@@ -154,18 +175,57 @@ class LocalStack:
         return proc
 
     # ------------------------------------------------------------------ lifecycle
-    def start(self, timeout: float = 60.0) -> LocalStack:
+    @property
+    def redis_dir(self) -> Path:
+        """Where Redis keeps its append-only file: ``<data folder>/redis``."""
+        assert self.data_dir is not None
+        return Path(self.data_dir) / "redis"
+
+    @property
+    def redis_pid(self) -> int | None:
+        return None if self._redis is None else self._redis.pid
+
+    def start_redis(self) -> None:
+        """Start (or restart) Redis on this stack's port, with its files in
+        :attr:`redis_dir`, and wait until it answers (it has loaded its AOF)."""
+        self.redis_dir.mkdir(parents=True, exist_ok=True)
         log = self._tmp / "redis.log"
         self._redis = self._spawn(
             [find_redis_server(), "--port", str(self.redis_port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no", "--dir", str(self._tmp),
-             "--protected-mode", "yes"],
+             "--dir", str(self.redis_dir), "--protected-mode", "yes", *self.redis_args],
             log, dict(os.environ),
         )
         import redis
 
         client = redis.Redis(port=self.redis_port)
-        _wait(lambda: client.ping(), 15, "redis-server", self._redis, log)
+        _wait(lambda: client.ping(), 30, "redis-server", self._redis, log)
+
+    def _watch_redis(self) -> None:
+        """Restart Redis whenever it exits while the stack is up."""
+        while not self._stopping.is_set():
+            proc = self._redis
+            if proc is None:
+                return
+            proc.wait()
+            if self._stopping.is_set():
+                return
+            with (self._tmp / "redis.log").open("a") as fh:
+                fh.write(f"landscope: redis-server exited with {proc.returncode}; restarting\n")
+            try:
+                self.start_redis()
+                self.redis_restarts += 1
+            except (RuntimeError, TimeoutError) as e:
+                with (self._tmp / "redis.log").open("a") as fh:
+                    fh.write(f"landscope: restart failed: {e}\n")
+                if self._stopping.wait(1.0):
+                    return
+
+    def start(self, timeout: float = 60.0) -> LocalStack:
+        self.start_redis()
+        if self.restart_redis:
+            self._redis_watch = threading.Thread(target=self._watch_redis, daemon=True,
+                                                 name="landscope-redis-watch")
+            self._redis_watch.start()
         self.start_api(timeout)
         for i in range(self.workers):
             self.start_worker(name=f"w{i + 1}", concurrency=self.concurrency)
@@ -216,6 +276,7 @@ class LocalStack:
                 wp.proc.wait(5)
 
     def stop(self) -> None:
+        self._stopping.set()
         for proc in reversed(self._procs):
             if proc.poll() is None:
                 try:
