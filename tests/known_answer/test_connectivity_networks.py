@@ -84,7 +84,8 @@ def test_linear_121_connected_at_zero() -> None:
     ps = res["parameter_space"]
     assert ps["n_lambda"] == [1, 1, 1]
     # The straight segment between opposite signs crosses the origin (loss 1) ...
-    assert ps["pairs"][0]["linear"] == pytest.approx(1.0, abs=1e-6)
+    # (a certified upper bound: the highest sample plus its resolution, rel. 1e-4)
+    assert 1.0 - 1e-12 <= ps["pairs"][0]["linear"] <= 1.0 + 1e-3
     # ... while the optimised path keeps the loss near 0 (rotation within w1 . w2 = 1).
     assert max(h for h in ps["merge_heights"]) < 1e-2
     fb = res["theory"]["freeman_bruna_linear"]

@@ -110,7 +110,7 @@ def _fake_fns(true_B: np.ndarray, linear_B: np.ndarray, calls: list[list[tuple[i
     def cheap(pairs):
         return [[PairOutcome(i, j, "linear", float(linear_B[i, j]), 10, 0)] for i, j in pairs]
 
-    def refine(pairs):
+    def refine(pairs, targets=None):
         calls.append(list(pairs))
         return [[PairOutcome(i, j, "neb", float(true_B[i, j]), 50, 1000)] for i, j in pairs]
 

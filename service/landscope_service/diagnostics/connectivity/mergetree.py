@@ -20,35 +20,45 @@ component is born at its lowest minimum; when two components merge at height ``h
 the one with the higher minimum (birth ``b_young``) dies, giving the bar
 ``[b_young, h)`` of persistence ``h - b_young``; the global lowest minimum never dies.
 
-Relative persistence threshold ``tau``: a merge with persistence ``< tau * scale``
-(``scale`` = the spread of heights; the runner uses :func:`cheap_spread`, the largest
-finite linear-path bound minus the lowest minimum, the same for every refinement) is
+Noise level ``tol`` (:func:`noise_level`): a merge with persistence ``< tol`` is
 treated as numerical noise: its effective height is lowered to ``b_young``, i.e. the
-younger minimum is counted as part of the older component from its birth. With
-``tau = 0`` the raw counts are reported. The MST is built with Kruskal's algorithm on a
-union-find (``scipy.sparse.csgraph.minimum_spanning_tree`` is not used because it reads
-zero weights, common here, as missing edges).
+younger minimum is counted as part of the older component from its birth. The level is
+set by what was resolved, never by straight-line bounds: a user's absolute tolerance in
+loss units if given, else ``max(tau * S, LOSS_SCALE_FRACTION * L_ref)`` with ``S`` the
+spread of the resolved heights (the minima's losses and the merge heights of refined
+pairs, minus the lowest minimum) and ``L_ref`` the loss of the zero output when the
+objective has a data set (none for analytic functions). With ``tol = 0`` the raw counts
+are reported; they are always reported beside the effective ones.
+
+The MST is built with Kruskal's algorithm on a union-find
+(``scipy.sparse.csgraph.minimum_spanning_tree`` is not used because it reads zero
+weights, common here, as missing edges).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 __all__ = [
+    "LOSS_SCALE_FRACTION",
     "Merge",
     "MergeTree",
     "UnionFind",
     "bottleneck_matrix",
     "build_merge_tree",
-    "cheap_spread",
     "default_lambda_grid",
     "minimum_spanning_edges",
+    "noise_level",
+    "resolved_spread",
 ]
+
+LOSS_SCALE_FRACTION = 1e-3
+"""Fraction of the zero-output loss below which a persistence is not resolved."""
 
 
 class UnionFind:
@@ -144,7 +154,7 @@ class Merge:
         survivor: lowest minimum of the surviving (older) component.
         absorbed: lowest minimum of the dying (younger) component.
         persistence: ``height - birth of the younger component``.
-        noise: True when ``persistence < tau * scale``.
+        noise: True when ``persistence`` is below the noise level.
         members: the minima of the merged component, sorted.
     """
 
@@ -168,6 +178,7 @@ class MergeTree:
         merges: MST edges in order of height.
         threshold: the relative persistence threshold ``tau``.
         scale: the spread of heights the threshold is relative to.
+        noise_tol: the absolute noise level actually used.
     """
 
     losses: np.ndarray
@@ -175,6 +186,7 @@ class MergeTree:
     merges: list[Merge]
     threshold: float
     scale: float
+    noise_tol: float = 0.0
     _deaths: dict[int, float] = field(default_factory=dict)
 
     @property
@@ -187,8 +199,8 @@ class MergeTree:
 
     @property
     def tolerance(self) -> float:
-        """Absolute height tolerance ``tau * scale`` (noise level)."""
-        return self.threshold * self.scale
+        """Absolute height tolerance (the noise level)."""
+        return self.noise_tol
 
     def barcode(self) -> list[tuple[int, float, float | None]]:
         """H0 bars ``(minimum, birth, death)``; death None for the immortal bar(s)."""
@@ -228,7 +240,7 @@ class MergeTree:
         """For each of :meth:`components`, whether it holds a lowest minimum.
 
         A component holds a global minimum when its lowest loss is within the noise
-        tolerance ``tau * scale`` (and ``1e-12`` absolute) of the lowest loss found.
+        level (and ``1e-12`` absolute) of the lowest loss found.
         A component without one is a spurious valley (relative to the minima found).
         """
         tol = max(self.tolerance, 1e-12)
@@ -237,7 +249,8 @@ class MergeTree:
             for g in self.components(lam, effective=effective)
         ]
 
-    def merge_heights(self, *, effective: bool = True) -> list[float]:
+    def merge_heights(self, *, effective: bool = False) -> list[float]:
+        """Barrier heights of the merges (``effective=True``: noise merges lowered)."""
         return [m.effective_height if effective else m.height for m in self.merges]
 
     def to_json(self) -> dict[str, Any]:
@@ -249,6 +262,7 @@ class MergeTree:
         return {
             "threshold": self.threshold,
             "scale": fin(self.scale),
+            "noise_level": fin(self.noise_tol),
             "merges": [
                 {
                     "height": fin(m.height),
@@ -275,6 +289,7 @@ def build_merge_tree(
     *,
     threshold: float = 1e-2,
     scale: float | None = None,
+    tolerance: float | None = None,
 ) -> MergeTree:
     """Merge tree of the minima from their barrier matrix.
 
@@ -286,6 +301,8 @@ def build_merge_tree(
         threshold: relative persistence threshold ``tau >= 0``.
         scale: spread the threshold is relative to; default: the largest finite
             barrier minus the lowest loss (1 if that is 0).
+        tolerance: the absolute noise level; if given it replaces ``threshold * scale``
+            (see :func:`noise_level`).
 
     Returns:
         The :class:`MergeTree`.
@@ -304,6 +321,9 @@ def build_merge_tree(
         scale = spread if spread > 0 else 1.0
     if not (math.isfinite(scale) and scale >= 0):
         raise ValueError(f"scale must be finite and >= 0, got {scale}.")
+    if tolerance is not None and not (math.isfinite(tolerance) and tolerance >= 0):
+        raise ValueError(f"tolerance must be finite and >= 0, got {tolerance}.")
+    tol = threshold * scale if tolerance is None else float(tolerance)
     uf = UnionFind(m)
     low = {i: i for i in range(m)}  # root -> lowest minimum of its component
     members = {i: [i] for i in range(m)}
@@ -314,7 +334,7 @@ def build_merge_tree(
         li, lj = low[ri], low[rj]
         old, young = (li, lj) if (L[li], li) <= (L[lj], lj) else (lj, li)
         persistence = w - float(L[young])
-        noise = persistence < threshold * scale
+        noise = persistence < tol
         eff = float(L[young]) if noise else w
         uf.union(i, j)
         r = uf.find(i)
@@ -342,21 +362,63 @@ def build_merge_tree(
         merges=merges,
         threshold=threshold,
         scale=float(scale),
+        noise_tol=tol,
         _deaths=deaths,
     )
 
 
-def cheap_spread(losses: Sequence[float], cheap: Any) -> float:
-    """Spread of heights for the noise threshold: largest finite cheap bound minus the
-    lowest loss (1 if that is 0).
+def resolved_spread(
+    losses: Sequence[float], barriers: Any, refined: Iterable[tuple[int, int]]
+) -> float:
+    """Spread of the resolved heights: the highest of the minima's losses and of the
+    merge heights carried by refined pairs, minus the lowest loss (1 if that is 0).
 
-    Taken from the cheap (linear) bounds, which every refinement strategy computes
-    alike, so that the noise level does not depend on which pairs were refined.
+    Merges carried by an unrefined (straight-line) bound are left out: one far minimum
+    or one bad straight line must not raise the noise level of every merge.
     """
-    L, B = _as_matrix(losses, cheap)
-    fin = B[np.isfinite(B)]
-    spread = float(fin.max() - L.min()) if fin.size else 0.0
+    L, B = _as_matrix(losses, barriers)
+    done = {(min(p), max(p)) for p in refined}
+    tops = [float(L.max())]
+    tops += [w for w, i, j in minimum_spanning_edges(L.tolist(), B) if (i, j) in done]
+    spread = max(tops) - float(L.min())
     return spread if spread > 0 else 1.0
+
+
+def noise_level(
+    losses: Sequence[float],
+    barriers: Any,
+    refined: Iterable[tuple[int, int]],
+    *,
+    threshold: float,
+    abs_tol: float | None = None,
+    loss_scale: float | None = None,
+) -> tuple[float, dict[str, Any]]:
+    """The noise level of merges and how it was set.
+
+    ``abs_tol`` (loss units) if given; else ``max(threshold * S, LOSS_SCALE_FRACTION *
+    loss_scale)`` with ``S`` = :func:`resolved_spread` and ``loss_scale`` the loss of the
+    zero output (None: no such term).
+
+    Returns:
+        ``(tol, rule)`` with ``rule`` a JSON description of the terms.
+    """
+    if abs_tol is not None:
+        if not (math.isfinite(abs_tol) and abs_tol >= 0):
+            raise ValueError(f"noise_tol must be finite and >= 0, got {abs_tol}.")
+        return float(abs_tol), {"rule": "absolute", "noise_level": float(abs_tol)}
+    s = resolved_spread(losses, barriers, refined)
+    rel = threshold * s
+    floor = LOSS_SCALE_FRACTION * loss_scale if loss_scale is not None else 0.0
+    tol = max(rel, floor)
+    return tol, {
+        "rule": "relative",
+        "noise_level": tol,
+        "threshold": threshold,
+        "resolved_spread": s,
+        "loss_scale": loss_scale,
+        "loss_scale_fraction": LOSS_SCALE_FRACTION if loss_scale is not None else None,
+        "set_by": "loss_scale" if floor > rel else "resolved_spread",
+    }
 
 
 def default_lambda_grid(losses: Sequence[float], barriers: Any, num: int = 64) -> list[float]:

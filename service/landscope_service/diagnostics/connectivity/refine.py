@@ -59,9 +59,12 @@ class PairOutcome:
     Attributes:
         i, j: the minima (``i < j``).
         method: path finder (``linear``, ``bezier``, ``neb``).
-        barrier: highest loss along the path (upper bound on the minimax barrier).
+        barrier: highest loss sampled along the path; ``barrier + resolution`` bounds
+            the path maximum, hence the minimax barrier, from above.
         num_loss_evals, num_grad_evals: work spent.
         ts, losses: the profile along the path.
+        resolution: the path maximum lies in ``[barrier - resolution, barrier]``.
+        bracketed: the maximum lies next to the highest sample (see :mod:`.profile`).
     """
 
     i: int
@@ -72,10 +75,24 @@ class PairOutcome:
     num_grad_evals: int
     ts: list[float] = field(default_factory=list)
     losses: list[float] = field(default_factory=list)
+    resolution: float = 0.0
+    bracketed: bool = True
+
+    @property
+    def upper(self) -> float:
+        """``barrier + resolution``: the certified upper bound on the path maximum."""
+        return self.barrier + self.resolution
 
 
 PairFn = Callable[[list[Pair]], list[list[PairOutcome]]]
 """``fn(pairs) -> outcomes``: for each pair, the list of paths found for it."""
+
+RefineFn = Callable[[list[Pair], list[float]], list[list[PairOutcome]]]
+"""``fn(pairs, targets) -> outcomes``; a pair's path finder may stop once its barrier is
+at or below its target (a lower barrier could change no merge by more than the noise)."""
+
+NoiseFn = Callable[[np.ndarray, set[Pair]], float]
+"""``fn(bounds, refined) -> noise level`` (see :func:`.mergetree.noise_level`)."""
 
 
 @dataclass
@@ -84,7 +101,8 @@ class RefineReport:
 
     Attributes:
         strategy: the strategy used.
-        bounds: ``(M, M)`` best upper bound per pair (diagonal: the minima's losses).
+        bounds: ``(M, M)`` best certified upper bound (``barrier + resolution``) per pair
+            (diagonal: the minima's losses).
         cheap: ``(M, M)`` the cheap (linear) bounds.
         best: for each pair, its best outcome.
         outcomes: every outcome per pair.
@@ -93,6 +111,10 @@ class RefineReport:
         mst_stable: every edge of the final MST was refined.
         budget_exhausted: refinement stopped on the budget.
         num_loss_evals, num_grad_evals: totals over all outcomes.
+        noise_tol: the noise level when refinement stopped.
+        history: after each round, the merge heights so far and the levels that can
+            still change (``open_levels``: ``[lower, upper)`` per merge that an unrefined
+            pair could still lower by more than the noise level).
     """
 
     strategy: str
@@ -106,6 +128,8 @@ class RefineReport:
     budget_exhausted: bool
     num_loss_evals: int
     num_grad_evals: int
+    noise_tol: float = 0.0
+    history: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         m = self.bounds.shape[0]
@@ -119,6 +143,7 @@ class RefineReport:
             "budget_exhausted": self.budget_exhausted,
             "num_loss_evals": self.num_loss_evals,
             "num_grad_evals": self.num_grad_evals,
+            "rounds_log": self.history,
         }
 
 
@@ -126,36 +151,44 @@ def _pairs(m: int) -> list[Pair]:
     return [(i, j) for i in range(m) for j in range(i + 1, m)]
 
 
-def _candidates(
-    L: np.ndarray, bounds: np.ndarray, cheap: np.ndarray, done: set[Pair], tol: float,
-    *, optimistic: bool = True,
-) -> list[Pair]:
-    """For each tree edge above the noise level, the best unrefined pair across it.
+def _predictions(
+    L: np.ndarray, bounds: np.ndarray, cheap: np.ndarray, done: set[Pair]
+) -> np.ndarray:
+    """Optimistic prediction of every pair's optimised barrier.
 
-    Removing a tree edge ``e = (u, v)`` of height ``h_e`` splits the minima into two
-    sides; only a pair across the cut with an optimised barrier below ``h_e - tol``
-    can lower that merge. Among the unrefined pairs across the cut, the one with the
-    lowest optimistic prediction ``max(L_i, L_j) + r (linear_ij - max(L_i, L_j))`` is
-    chosen (``r``: the smallest ratio of optimised to linear excess seen so far), if
-    that prediction is below ``h_e - tol``. One pair per edge and round. With
-    ``optimistic=False`` the prediction is the lower bound ``max(L_i, L_j)`` itself.
+    ``max(L_i, L_j) + r (linear_ij - max(L_i, L_j))`` with ``r`` the smallest ratio of
+    optimised to linear excess seen on the refined pairs (0 before any).
     """
-    if not done:
-        return []
     floor = np.maximum.outer(L, L)
     ratios = []
     for i, j in done:
         ex = cheap[i, j] - floor[i, j]
         if np.isfinite(ex) and ex > 0:
             ratios.append(max(0.0, (bounds[i, j] - floor[i, j]) / ex))
-    r = min(ratios, default=0.0) if optimistic else 0.0
+    r = min(ratios, default=0.0)
     ex_all = cheap - floor
-    pred = np.where(
-        np.isfinite(ex_all), floor + r * np.where(np.isfinite(ex_all), ex_all, 0), floor
-    )
+    finite = np.isfinite(ex_all)
+    return np.where(finite, floor + r * np.where(finite, ex_all, 0), floor)
+
+
+def _cuts(
+    L: np.ndarray, bounds: np.ndarray, done: set[Pair], tol: float, lower: np.ndarray
+) -> list[tuple[float, float, np.ndarray]]:
+    """For each tree edge above the noise level: ``(height, lowest lower, candidates)``.
+
+    Removing a tree edge of height ``h`` splits the minima in two sides; only a pair
+    across the cut whose optimised barrier is below ``h - tol`` can lower that merge.
+    ``candidates`` is a boolean ``(M, M)`` mask (upper triangle) of the unrefined pairs
+    across the cut with ``lower_ij < h - tol``; ``lowest lower`` the smallest such
+    ``lower_ij`` (``inf`` if none), i.e. the merge may still move down to it.
+    """
     m = L.shape[0]
+    floor = np.maximum.outer(L, L)
     tree = minimum_spanning_edges(L.tolist(), bounds)
-    chosen: list[tuple[float, Pair]] = []
+    not_done = np.triu(np.ones((m, m), dtype=bool), 1)
+    for i, j in done:
+        not_done[i, j] = False
+    out: list[tuple[float, float, np.ndarray]] = []
     for k, (h, u, v) in enumerate(tree):
         if h - floor[u, v] <= tol:
             continue
@@ -163,44 +196,109 @@ def _candidates(
         for k2, (_, a, b) in enumerate(tree):
             if k2 != k:
                 uf.union(a, b)
-        side = [uf.find(x) == uf.find(u) for x in range(m)]
-        best: tuple[float, Pair] | None = None
-        for i in range(m):
-            for j in range(i + 1, m):
-                if side[i] == side[j] or (i, j) in done:
-                    continue
-                if pred[i, j] < h - tol and (best is None or pred[i, j] < best[0]):
-                    best = (float(pred[i, j]), (i, j))
-        if best is not None and best[1] not in {p for _, p in chosen}:
-            chosen.append(best)
-    return [p for _, p in sorted(chosen)]
+        root = uf.find(u)
+        side = np.array([uf.find(x) == root for x in range(m)])
+        mask = (side[:, None] != side[None, :]) & not_done & (lower < h - tol)
+        low = float(lower[mask].min()) if mask.any() else np.inf
+        out.append((h, low, mask))
+    return out
+
+
+def _candidates(
+    L: np.ndarray,
+    bounds: np.ndarray,
+    cheap: np.ndarray,
+    done: set[Pair],
+    tol: float,
+    *,
+    optimistic: bool = True,
+    per_edge: int = 1,
+) -> list[Pair]:
+    """For each tree edge above the noise level, the most promising unrefined pairs.
+
+    A pair qualifies for an edge of height ``h`` when it crosses the edge's cut, is
+    unrefined and its lower estimate is below ``h - tol``: with ``optimistic=True`` the
+    estimate is the prediction of :func:`_predictions` (a heuristic), otherwise the sound
+    lower bound ``max(L_i, L_j)`` (no path between two minima stays below the higher).
+    Among the qualifying pairs of an edge, the ``per_edge`` with the lowest prediction
+    are chosen (the likeliest bypass first, so the final tree is found early).
+    """
+    if not done:
+        return []
+    pred = _predictions(L, bounds, cheap, done)
+    lower = pred if optimistic else np.maximum.outer(L, L)
+    chosen: dict[Pair, float] = {}
+    for _, _, mask in _cuts(L, bounds, done, tol, lower):
+        idx = np.argwhere(mask)
+        if idx.size == 0:
+            continue
+        order = np.argsort(pred[idx[:, 0], idx[:, 1]], kind="stable")[:per_edge]
+        for i, j in idx[order]:
+            chosen.setdefault((int(i), int(j)), float(pred[i, j]))
+    return [p for p, _ in sorted(chosen.items(), key=lambda kv: (kv[1], kv[0]))]
+
+
+def _snapshot(
+    L: np.ndarray,
+    bounds: np.ndarray,
+    done: set[Pair],
+    tol: float,
+    rounds: int,
+    sound: bool,
+) -> dict[str, Any]:
+    """The merge tree so far and the levels that can still change (JSON)."""
+    tree = minimum_spanning_edges(L.tolist(), bounds)
+    lower = np.maximum.outer(L, L)
+    open_levels: list[list[float]] = []
+    for h, low, _ in _cuts(L, bounds, done, tol, lower):
+        if np.isfinite(low):
+            open_levels.append([float(low), float(h)])
+    for h, i, j in tree:
+        if (i, j) not in done and h - lower[i, j] > tol:
+            open_levels.append([float(lower[i, j]), float(h)])
+    return {
+        "round": rounds,
+        "pairs_refined": len(done),
+        "merge_heights": [float(h) for h, _, _ in tree],
+        "merge_edges": [[i, j] for _, i, j in tree],
+        "noise_level": float(tol),
+        "open_levels": sorted(open_levels) if sound else None,
+    }
 
 
 def refine_barriers(
     losses: Sequence[float],
     cheap_fn: PairFn,
-    refine_fn: PairFn,
+    refine_fn: RefineFn,
     *,
     strategy: Strategy = "exact",
     budget_pairs: int | None = None,
-    on_round: Callable[[int, int], None] | None = None,
+    on_round: Callable[[int, int, dict[str, Any]], None] | None = None,
     beyond_mst: bool = True,
-    rel_tol: float = 0.0,
+    noise_fn: NoiseFn | None = None,
+    target_tol: float = 0.0,
+    per_edge: int = 1,
 ) -> RefineReport:
     """Upper bounds on all pairwise barriers, refining the pairs that matter first.
 
     Args:
         losses: losses of the ``M`` minima.
         cheap_fn: cheap paths for a list of pairs (called once, on all pairs).
-        refine_fn: optimised paths for a list of pairs (called once per round).
+        refine_fn: optimised paths for a list of pairs and their targets ``max(L_i, L_j)
+            + target_tol`` (called once per round).
         strategy: ``"exact"``, ``"mst"``, ``"all"`` or ``"none"``.
         budget_pairs: most pairs to refine (None: no limit).
-        on_round: called with ``(pairs refined so far, pairs total)`` after each call.
+        on_round: called with ``(pairs refined so far, pairs total, snapshot)`` after
+            each call; the snapshot is the merge tree so far and the levels that can
+            still change (also kept in ``history``).
         beyond_mst: once the tree is stable, also refine the non-tree pairs that could
-            still lower a merge height under the optimistic prediction (see module doc).
-        rel_tol: height changes up to ``tol = rel_tol * spread`` (the noise level;
-            spread = largest finite cheap bound minus lowest loss, as in
-            :func:`.mergetree.build_merge_tree`) do not count as changes.
+            still lower a merge height under the optimistic prediction (``mst`` only).
+        noise_fn: the noise level from the current bounds and refined pairs (default:
+            0); height changes up to it do not count as changes.
+        target_tol: a path finder may stop once a pair's barrier is within this of its
+            lower bound ``max(L_i, L_j)`` (a level known before refinement, at most the
+            final noise level).
+        per_edge: pairs per tree edge and round beyond the tree.
 
     Returns:
         The :class:`RefineReport`.
@@ -218,6 +316,7 @@ def refine_barriers(
     bounds = np.full((m, m), np.inf)
     np.fill_diagonal(bounds, L)
     best: dict[Pair, PairOutcome] = {}
+    history: list[dict[str, Any]] = []
 
     def absorb(batch: list[Pair], results: list[list[PairOutcome]]) -> None:
         if len(results) != len(batch):
@@ -225,43 +324,55 @@ def refine_barriers(
         for p, outs in zip(batch, results, strict=True):
             for o in outs:
                 outcomes[p].append(o)
-                if p not in best or o.barrier < best[p].barrier:
+                if p not in best or o.upper < best[p].upper:
                     best[p] = o
             if p in best:
-                bounds[p] = bounds[p[::-1]] = min(bounds[p], best[p].barrier)
+                bounds[p] = bounds[p[::-1]] = min(bounds[p], best[p].upper)
+
+    def noise(done: set[Pair]) -> float:
+        return float(noise_fn(bounds, done)) if noise_fn is not None else 0.0
+
+    def targets(batch: list[Pair]) -> list[float]:
+        return [float(max(L[i], L[j]) + target_tol) for i, j in batch]
 
     if pairs:
         absorb(pairs, cheap_fn(pairs))
     cheap = bounds.copy()
-    finite = cheap[np.isfinite(cheap)]
-    tol = rel_tol * float(finite.max() - L.min()) if finite.size else 0.0
     refined: list[Pair] = []
     rounds = 0
     budget_hit = False
     remaining = np.inf if budget_pairs is None else budget_pairs
     total = len(pairs)
-    if on_round is not None:
-        on_round(0, total)
+    done: set[Pair] = set()
+    sound = strategy in ("exact", "all")
 
+    def report_round() -> None:
+        snap = _snapshot(L, bounds, done, noise(done), rounds, sound)
+        history.append(snap)
+        if on_round is not None:
+            on_round(len(refined), total, snap)
+
+    report_round()
     if strategy == "all" and pairs:
         todo = sorted(pairs, key=lambda p: -bounds[p])
         if len(todo) > remaining:
             todo = todo[: int(remaining)]
             budget_hit = True
         if todo:
-            absorb(todo, refine_fn(todo))
+            absorb(todo, refine_fn(todo, targets(todo)))
             refined.extend(todo)
+            done.update(todo)
             rounds = 1
-            if on_round is not None:
-                on_round(len(refined), total)
+            report_round()
     elif strategy in ("mst", "exact"):
-        done: set[Pair] = set()
         while True:
             tree = minimum_spanning_edges(L.tolist(), bounds)
             todo = [(i, j) for w, i, j in sorted(tree, key=lambda e: -e[0]) if (i, j) not in done]
             if not todo and (beyond_mst or strategy == "exact"):
-                todo = _candidates(L, bounds, cheap, done, tol,
-                                   optimistic=strategy == "mst")
+                todo = _candidates(
+                    L, bounds, cheap, done, noise(done),
+                    optimistic=strategy == "mst", per_edge=per_edge,
+                )
             if not todo:
                 break
             if remaining <= 0:
@@ -270,13 +381,12 @@ def refine_barriers(
             if len(todo) > remaining:
                 todo = todo[: int(remaining)]
                 budget_hit = True
-            absorb(todo, refine_fn(todo))
+            absorb(todo, refine_fn(todo, targets(todo)))
             done.update(todo)
             refined.extend(todo)
             remaining -= len(todo)
             rounds += 1
-            if on_round is not None:
-                on_round(len(refined), total)
+            report_round()
     tree = minimum_spanning_edges(L.tolist(), bounds)
     refined_set = set(refined)
     stable = all((i, j) in refined_set for _, i, j in tree) if strategy != "none" else False
@@ -293,4 +403,6 @@ def refine_barriers(
         budget_exhausted=budget_hit,
         num_loss_evals=sum(o.num_loss_evals for o in all_out),
         num_grad_evals=sum(o.num_grad_evals for o in all_out),
+        noise_tol=noise(done),
+        history=history,
     )

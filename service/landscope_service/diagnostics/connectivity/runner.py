@@ -35,7 +35,13 @@ from ..output import Artifact, RunOutput
 from ..problem import Problem, flatten
 from .align import align_flat, hidden_layers
 from .analysis import pair_paths, path_configs
-from .mergetree import MergeTree, build_merge_tree, cheap_spread, default_lambda_grid
+from .mergetree import (
+    MergeTree,
+    bottleneck_matrix,
+    build_merge_tree,
+    default_lambda_grid,
+    noise_level,
+)
 from .minima import init_params, minimize
 from .objective import has_batchnorm, problem_objective
 from .plots import merge_tree_png, path_profiles_png
@@ -55,10 +61,24 @@ DEFAULT_OPTIONS: dict[str, Any] = OPTIONS.defaults()
 """Defaults, derived from the option table ``diagnostics/options/level_set_connectivity.py``."""
 
 BARRIER_NOTE = (
-    "Each barrier is the highest loss found along the best path found between two minima: "
-    "an upper bound on the true minimax barrier (min over paths of the max loss). Merge "
-    "heights are therefore upper bounds and N_lambda upper bounds on the number of "
-    "components of the level set that contain the minima."
+    "Every reported path barrier is at least the maximum of the loss along its path, up "
+    "to the local curvature estimate between samples: the path maximum lies in "
+    "[barrier - resolution, barrier]. A path found is one path, so each barrier is an upper "
+    "bound on the true minimax barrier (min over paths of the max loss); the only lower "
+    "bound is max(L_i, L_j). The barrier matrix gives each pair's best known upper bound, "
+    "direct or through a chain of pairs (ultrametric closure). Merge heights are therefore "
+    "upper bounds and N_lambda is an upper bound on the number of components of the level "
+    "set that contain the minima."
+)
+
+GUARANTEE = (
+    "Under the local curvature estimate between samples (curvature_safety times the "
+    "largest curvature of the cubic interpolants of the interval and its neighbours): "
+    "every reported path barrier is >= the maximum of the loss along its path, and that "
+    "maximum is >= barrier - resolution. Hence every barrier-matrix entry is >= the true "
+    "minimax barrier of its pair, every merge height is >= the true merge height of the "
+    "sampled minima, and n_lambda_raw is >= the true number of level-set components "
+    "holding them."
 )
 
 
@@ -108,8 +128,9 @@ def pair_piece(problem: Problem, payload: dict[str, Any], monitor: Monitor) -> d
     """Subtask: paths between two minima.
 
     Payload: ``{"i", "j", "theta_a", "theta_b", "methods", "paths": {linear, bezier,
-    neb configs}, "seed"}``. Result: ``{"i", "j", "paths": [{"method", "barrier",
-    "ts", "losses", "num_loss_evals", "num_grad_evals"}]}``.
+    neb configs}, "seed", "target"}`` (``target``: optional level at or below which the
+    path finder may stop). Result: ``{"i", "j", "paths": [{"method", "barrier",
+    "resolution", "bracketed", "ts", "losses", "num_loss_evals", "num_grad_evals"}]}``.
     """
     monitor.check()
     obj = problem_objective(problem)
@@ -117,7 +138,17 @@ def pair_piece(problem: Problem, payload: dict[str, Any], monitor: Monitor) -> d
     a = payload["theta_a"].to(device=device, dtype=dtype)
     b = payload["theta_b"].to(device=device, dtype=dtype)
     cfgs = path_configs(payload.get("paths"))
-    results = pair_paths(obj, a, b, list(payload["methods"]), cfgs, seed=int(payload["seed"]))
+    target = payload.get("target")
+    results = pair_paths(
+        obj,
+        a,
+        b,
+        list(payload["methods"]),
+        cfgs,
+        seed=int(payload["seed"]),
+        target=None if target is None else float(target),
+        check=monitor.check,
+    )
     return {
         "i": int(payload["i"]),
         "j": int(payload["j"]),
@@ -125,6 +156,8 @@ def pair_piece(problem: Problem, payload: dict[str, Any], monitor: Monitor) -> d
             {
                 "method": r.method,
                 "barrier": r.barrier,
+                "resolution": r.resolution,
+                "bracketed": r.bracketed,
                 "ts": r.ts,
                 "losses": r.losses,
                 "num_loss_evals": r.num_loss_evals,
@@ -155,15 +188,74 @@ def _matrix(b: np.ndarray) -> list[list[float | None]]:
     return [[_fin(v) for v in row] for row in b.tolist()]
 
 
-def _space_json(tree: MergeTree, grid: list[float], report: RefineReport) -> dict[str, Any]:
-    comps = [tree.components(lam) for lam in grid]
+def _scale(rule: Mapping[str, Any]) -> float:
+    spread = rule.get("resolved_spread")
+    return float(spread) if spread is not None else 1.0
+
+
+def zero_output_loss(problem: Problem, like: Mapping[str, Tensor]) -> float | None:
+    """The loss of the zero output (zero logits for cross-entropy) on the data set.
+
+    A data-dependent loss unit for the noise level (:func:`.mergetree.noise_level`):
+    for mse the mean square of the targets, for cross-entropy ``log C`` with ``C`` the
+    number of classes. None when it is zero or not finite.
+    """
+    if problem.num_samples == 0:
+        return None
+    if problem.loss == "mse":
+        value = float(problem.y.double().pow(2).mean())
+    else:
+        with torch.no_grad():
+            out = problem.forward(dict(like), problem.x[:1])
+        value = math.log(int(out.shape[1])) if out.ndim >= 2 else 0.0
+    return value if math.isfinite(value) and value > 0 else None
+
+
+def closure_matrix(
+    losses: list[float], bounds: np.ndarray
+) -> tuple[np.ndarray, list[list[str | None]]]:
+    """Best known upper bound of every pair and where it comes from.
+
+    A chain of paths through other minima is a path, so the minimax over chains of the
+    direct bounds (the ultrametric closure, :func:`.mergetree.bottleneck_matrix`) is an
+    upper bound too. Returns the closure and, per pair, ``"direct"`` (the pair's own path
+    is the best), ``"chain"`` (a chain through other pairs is lower) or None (no bound).
+    """
+    closed = bottleneck_matrix(losses, bounds)
+    m = len(losses)
+    src: list[list[str | None]] = [[None] * m for _ in range(m)]
+    for i in range(m):
+        src[i][i] = "minimum"
+        for j in range(m):
+            if i == j or not math.isfinite(float(closed[i, j])):
+                continue
+            direct = float(min(bounds[i, j], bounds[j, i]))
+            src[i][j] = "direct" if direct <= float(closed[i, j]) else "chain"
+    return closed, src
+
+
+def _space_json(
+    tree: MergeTree, grid: list[float], report: RefineReport, rule: Mapping[str, Any]
+) -> dict[str, Any]:
+    losses = tree.losses.tolist()
+    closed, source = closure_matrix(losses, tree.barriers)
+    direct = np.where(np.eye(len(losses), dtype=bool), tree.losses, report.bounds)
+    refined = set(report.refined)
     return {
-        "barriers": _matrix(tree.barriers),
+        "barriers": _matrix(closed),
+        "barrier_source": source,
+        "barriers_direct": _matrix(direct),
+        "barriers_linear": _matrix(
+            np.where(np.eye(len(losses), dtype=bool), tree.losses, report.cheap)
+        ),
         "n_lambda": [tree.n_lambda(lam) for lam in grid],
         "n_lambda_raw": [tree.n_lambda(lam, effective=False) for lam in grid],
-        "components": comps,
+        "components": [tree.components(lam) for lam in grid],
         "contains_global_min": [tree.contains_global_min(lam) for lam in grid],
         "merge_heights": [_fin(h) for h in tree.merge_heights()],
+        "merge_heights_effective": [_fin(h) for h in tree.merge_heights(effective=True)],
+        "noise_level": _fin(tree.tolerance),
+        "noise_rule": dict(rule),
         "merge_tree": tree.to_json(),
         "refinement": report.to_json(),
         "pairs": [
@@ -171,9 +263,11 @@ def _space_json(tree: MergeTree, grid: list[float], report: RefineReport) -> dic
                 "i": i,
                 "j": j,
                 "barrier": _fin(o.barrier),
+                "resolution": _fin(o.resolution),
+                "bracketed": bool(o.bracketed),
                 "method": o.method,
                 "linear": _fin(report.cheap[i, j]),
-                "refined": (i, j) in set(report.refined),
+                "refined": (i, j) in refined,
             }
             for (i, j), o in sorted(report.best.items())
         ],
@@ -286,7 +380,13 @@ def run_level_set_connectivity(
     span = 0.6 / len(spaces)
 
     def make_fn(space: str, meths: list[str], stage: str, lo: float, hi: float) -> Any:
-        def fn(pairs: list[tuple[int, int]]) -> list[list[PairOutcome]]:
+        # Progress of a stage: the share of all pairs done, so it never goes backwards
+        # from one round to the next.
+        done_pairs = [0]
+
+        def fn(
+            pairs: list[tuple[int, int]], targets: list[float] | None = None
+        ) -> list[list[PairOutcome]]:
             payloads = [
                 {
                     "i": i,
@@ -296,11 +396,16 @@ def run_level_set_connectivity(
                     "methods": meths,
                     "paths": path_opts,
                     "seed": derive_seed(ctx.seed, 2, i, j),
+                    "target": None if targets is None else float(targets[k]),
                 }
-                for i, j in pairs
+                for k, (i, j) in enumerate(pairs)
             ]
+            total = max(n_pairs, 1)
+            a = lo + (hi - lo) * min(done_pairs[0], total) / total
+            b = lo + (hi - lo) * min(done_pairs[0] + len(pairs), total) / total
+            done_pairs[0] += len(pairs)
             out = ctx.executor.map(
-                pair_piece, problem, payloads, _counting(mon, lo, hi, stage, "pairs")
+                pair_piece, problem, payloads, _counting(mon, a, b, stage, "pairs")
             )
             return [
                 [
@@ -313,6 +418,8 @@ def run_level_set_connectivity(
                         num_grad_evals=int(p["num_grad_evals"]),
                         ts=list(p["ts"]),
                         losses=list(p["losses"]),
+                        resolution=float(p["resolution"]),
+                        bracketed=bool(p["bracketed"]),
                     )
                     for p in r["paths"]
                 ]
@@ -321,12 +428,44 @@ def run_level_set_connectivity(
 
         return fn
 
+    tau = float(opts["persistence_threshold"])
+    abs_tol = opts.get("noise_tol")
+    abs_tol = None if abs_tol is None else float(abs_tol)
+    loss_scale = zero_output_loss(problem, like)
+
+    def noise_fn(bounds: np.ndarray, done: set[tuple[int, int]]) -> float:
+        return noise_level(
+            losses, bounds, done, threshold=tau, abs_tol=abs_tol, loss_scale=loss_scale
+        )[0]
+
+    target_tol = noise_level(
+        losses, np.diag(losses), [], threshold=0.0, abs_tol=abs_tol, loss_scale=loss_scale
+    )[0]
     reports: dict[str, RefineReport] = {}
     for s_idx, space in enumerate(spaces):
         base = 0.3 + s_idx * span
         mon.report("cheap_bounds", base, f"0/{n_pairs} pairs done ({space})", force=True)
         cheap_fn = make_fn(space, ["linear"], "cheap_bounds", base, base + 0.15 * span)
         refine_fn = make_fn(space, methods, "refine", base + 0.15 * span, base + span)
+        lo_frac, hi_frac = base + 0.15 * span, base + span
+
+        def on_round(
+            done: int,
+            total: int,
+            snap: dict[str, Any],
+            _s: str = space,
+            _lo: float = lo_frac,
+            _hi: float = hi_frac,
+        ) -> None:
+            n_open = len(snap["open_levels"] or [])
+            mon.report(
+                "refine",
+                _lo + (_hi - _lo) * min(done, max(total, 1)) / max(total, 1),
+                f"round {snap['round']} ({_s}): {done}/{total} pairs refined; "
+                f"{len(snap['merge_heights'])} merges, {n_open} can still move down",
+                force=True,
+            )
+
         reports[space] = refine_barriers(
             losses,
             cheap_fn,
@@ -334,19 +473,32 @@ def run_level_set_connectivity(
             strategy=opts["refine"]["strategy"],
             budget_pairs=opts["refine"]["budget_pairs"],
             beyond_mst=bool(opts["refine"]["beyond_mst"]),
-            rel_tol=float(opts["persistence_threshold"]),
+            noise_fn=noise_fn,
+            target_tol=target_tol,
+            on_round=on_round,
         )
         mon.check()
 
     # ------------------------------------------------------------ aggregation
-    tau = float(opts["persistence_threshold"])
-    # One noise scale for every strategy and space: the spread of the cheap bounds.
-    scale = cheap_spread(losses, reports["parameter"].cheap)
-    tree = build_merge_tree(losses, reports["parameter"].bounds, threshold=tau, scale=scale)
+    # The noise level from what was resolved (minima and refined barriers), or the
+    # user's absolute tolerance; never from the straight-line bounds.
+    p_rep = reports["parameter"]
+    tol, rule = noise_level(
+        losses, p_rep.bounds, p_rep.refined, threshold=tau, abs_tol=abs_tol,
+        loss_scale=loss_scale,
+    )
+    tree = build_merge_tree(losses, p_rep.bounds, threshold=tau, scale=_scale(rule), tolerance=tol)
     tree_perm: MergeTree | None = None
+    rule_perm: dict[str, Any] | None = None
     if "permutation" in reports:
-        both = np.minimum(reports["parameter"].bounds, reports["permutation"].bounds)
-        tree_perm = build_merge_tree(losses, both, threshold=tau, scale=scale)
+        both = np.minimum(p_rep.bounds, reports["permutation"].bounds)
+        refined_both = set(p_rep.refined) | set(reports["permutation"].refined)
+        tol_p, rule_perm = noise_level(
+            losses, both, refined_both, threshold=tau, abs_tol=abs_tol, loss_scale=loss_scale
+        )
+        tree_perm = build_merge_tree(
+            losses, both, threshold=tau, scale=_scale(rule_perm), tolerance=tol_p
+        )
     if opts["lambda_grid"] is not None:
         grid = sorted(float(x) for x in opts["lambda_grid"])
         if not grid or not all(math.isfinite(x) for x in grid):
@@ -355,10 +507,10 @@ def run_level_set_connectivity(
         grid = default_lambda_grid(
             losses, reports["parameter"].bounds, int(opts["lambda_grid_size"])
         )
-    param_json = _space_json(tree, grid, reports["parameter"])
+    param_json = _space_json(tree, grid, reports["parameter"], rule)
     perm_json: dict[str, Any] | None = None
-    if tree_perm is not None:
-        perm_json = _space_json(tree_perm, grid, reports["permutation"])
+    if tree_perm is not None and rule_perm is not None:
+        perm_json = _space_json(tree_perm, grid, reports["permutation"], rule_perm)
         perm_json["barriers_aligned"] = _matrix(
             np.where(np.eye(m, dtype=bool), np.asarray(losses), reports["permutation"].bounds)
         )
@@ -369,6 +521,7 @@ def run_level_set_connectivity(
         "minima": minima_info,
         "barriers_are_upper_bounds": True,
         "barrier_note": BARRIER_NOTE,
+        "guarantee": GUARANTEE,
         "loss": problem.loss,
         "loss_convention": "PyTorch mean reduction (mse: mean over samples and outputs)",
         "batchnorm_statistics": "recomputed at every path point on the full data set"

@@ -17,7 +17,15 @@ from torch import nn
 
 from .mergetree import MergeTree
 
-__all__ = ["ArchitectureFacts", "architecture_facts", "theory_block"]
+__all__ = [
+    "CONFIRMED",
+    "CONTRADICTED",
+    "NOT_CONFIRMED",
+    "ArchitectureFacts",
+    "architecture_facts",
+    "theory_block",
+    "verdict",
+]
 
 _ACTIVATIONS = {
     "ReLU": "relu",
@@ -86,8 +94,26 @@ def architecture_facts(model: nn.Module) -> ArchitectureFacts:
     return ArchitectureFacts(ok and len(widths) >= 2, widths, acts, bias, bn)
 
 
-def _max_n(tree: MergeTree, grid: list[float]) -> int:
-    return max((tree.n_lambda(lam) for lam in grid), default=0)
+Verdict = str
+"""``"confirmed"``, ``"not confirmed at this resolution"`` or ``"contradicted"``."""
+
+CONFIRMED = "confirmed"
+NOT_CONFIRMED = "not confirmed at this resolution"
+CONTRADICTED = "contradicted"
+
+
+def verdict(holds_on_upper_bounds: bool, contradicted: bool = False) -> Verdict:
+    """The verdict on a prediction that measured upper bounds can confirm.
+
+    Barriers are upper bounds and the only lower bound on a pair's barrier is
+    ``max(L_i, L_j)``, so a measured N_lambda can only overcount components: a
+    measurement that meets the prediction confirms it (within the noise level), one that
+    does not meet it is "not confirmed at this resolution" (better paths may exist), and
+    "contradicted" needs a proof from lower bounds (``contradicted``).
+    """
+    if contradicted:
+        return CONTRADICTED
+    return CONFIRMED if holds_on_upper_bounds else NOT_CONFIRMED
 
 
 def theory_block(
@@ -128,6 +154,8 @@ def theory_block(
         bool(hidden) and n0 is not None and nL is not None and all(n > min(n0, nL) for n in hidden)
     )
     fb_applies = linear and loss == "mse" and not f.bias and width_ok
+    raw_counts = [tree.n_lambda(lam, effective=False) for lam in alive_grid]
+    fb_verdict = verdict(max_n <= 1) if fb_applies else None
     fb = {
         "statement": "Linear network, squared loss: if every hidden width n_l > "
         "min(n_0, n_L) then N_lambda = 1 for all lambda (Freeman & Bruna 2016).",
@@ -141,8 +169,9 @@ def theory_block(
         },
         "applies": fb_applies,
         "predicted_n_lambda": 1 if fb_applies else None,
-        "measured": dict(measured_common),
-        "agrees": (max_n <= 1) if fb_applies else None,
+        "measured": {**measured_common, "max_n_lambda_raw": max(raw_counts, default=0)},
+        "verdict": fb_verdict,
+        "agrees": True if fb_verdict == CONFIRMED else None,
     }
 
     relu = f.is_mlp and bool(f.activations) and all(a == "relu" for a in f.activations)
@@ -173,11 +202,13 @@ def theory_block(
 
     quad = two_layer and f.activations == ["quadratic"]
     quad_ok = quad and m_hidden is not None and m_hidden > 2 * num_samples
+    quad_applies = bool(quad_ok and loss == "mse")
+    quad_verdict = verdict(not spurious) if quad_applies else None
     quadratic = {
         "statement": "Two-layer network with phi(z) = z^2 and hidden width m > 2N: no "
         "spurious valleys, every component of every Omega(lambda) contains a global "
         "minimum (Venturi, Bandeira & Bruna 2019); N_lambda may still exceed 1.",
-        "applies": quad and loss == "mse",
+        "applies": quad_applies,
         "hypotheses": {
             "two_layer_quadratic": quad,
             "squared_loss": loss == "mse",
@@ -185,12 +216,13 @@ def theory_block(
             "two_N": 2 * num_samples,
             "width_condition": bool(quad_ok),
         },
-        "predicts_no_spurious_valleys": bool(quad_ok and loss == "mse"),
+        "predicts_no_spurious_valleys": quad_applies,
         "measured": {
             **measured_common,
             "lambdas_with_spurious_valley": [float(x) for x in spurious],
         },
-        "agrees": (not spurious) if (quad_ok and loss == "mse") else None,
+        "verdict": quad_verdict,
+        "agrees": True if quad_verdict == CONFIRMED else None,
     }
     return {
         "architecture": {
@@ -203,7 +235,12 @@ def theory_block(
         "note": "Barriers are upper bounds on minimax barriers, so measured N_lambda is an "
         "upper bound on the number of components of Omega(lambda) holding the sampled "
         "minima; components without sampled minima are not seen. 'Global minimum' means "
-        "the lowest loss among the minima found.",
+        "the lowest loss among the minima found. Verdicts: 'confirmed' (the measurement "
+        "meets the prediction, merges below the noise level counted as joined), 'not "
+        "confirmed at this resolution' (it does not, but better paths may exist: measured "
+        "counts can only overcount), 'contradicted' (never from upper bounds alone); "
+        "'agrees' is true when confirmed and null otherwise.",
+        "noise_level": tree.tolerance,
         "freeman_bruna_linear": fb,
         "freeman_bruna_relu": fb_relu,
         "two_layer_relu_scale": venturi,
