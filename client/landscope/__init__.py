@@ -36,8 +36,17 @@ from landscope._http import RetryPolicy
 from landscope._jobs import Jobs
 from landscope._torch import state_dict_to_safetensors
 from landscope._version import __version__
+from landscope.from_module import UnsupportedModuleError, from_module
 from landscope.kinds.evaluate import EvaluateOptions, EvaluateResult, PerSampleLoss
-from landscope.spec import JobRequest, blob_data, inline_data, mlp, model, synthetic_data
+from landscope.spec import (
+    JobRequest,
+    ModelSpec,
+    blob_data,
+    inline_data,
+    mlp,
+    model,
+    synthetic_data,
+)
 from landscope.types import (
     TERMINAL_STATUSES,
     ArtifactInfo,
@@ -72,6 +81,7 @@ __all__ = [
     "JobStatus",
     "Jobs",
     "LandscopeError",
+    "ModelSpec",
     "NotFoundError",
     "Page",
     "PayloadTooLargeError",
@@ -81,9 +91,11 @@ __all__ = [
     "RateLimitError",
     "RetryPolicy",
     "UnprocessableEntityError",
+    "UnsupportedModuleError",
     "WaitTimeout",
     "__version__",
     "blob_data",
+    "from_module",
     "inline_data",
     "mlp",
     "model",

@@ -87,7 +87,7 @@ class Client:
             url, key, timeout=timeout, retry=policy, session=session, sleep=sleep, rng=rng
         )
         self.blobs = Blobs(self._transport)
-        self.jobs = Jobs(self._transport, sleep=sleep, clock=clock)
+        self.jobs = Jobs(self._transport, sleep=sleep, clock=clock, blobs=self.blobs)
 
     def health(self) -> dict[str, Any]:
         """``GET /healthz``: whether the API process answers.

@@ -13,6 +13,7 @@ from typing import Any, TypeVar, assert_never, overload
 
 import requests
 
+from landscope._blobs import Blobs
 from landscope._exceptions import (
     APIConnectionError,
     InvalidResponseError,
@@ -21,7 +22,7 @@ from landscope._exceptions import (
 )
 from landscope._http import Transport, path_segment
 from landscope._progress import ProgressCallback, make_reporter
-from landscope.spec import JobRequest
+from landscope.spec import JobRequest, ModelSpec
 from landscope.types import Job, JobStatus, Page
 
 __all__ = ["Jobs"]
@@ -53,6 +54,8 @@ class Jobs:
         transport: the client's transport.
         sleep: the sleep function used between polls.
         clock: a monotonic clock for ``wait`` deadlines.
+        blobs: the client's blob resource (uploads a :class:`~landscope.ModelSpec`'s
+            weights on submit).
     """
 
     def __init__(
@@ -61,8 +64,10 @@ class Jobs:
         *,
         sleep: Callable[[float], None] | None = None,
         clock: Callable[[], float] | None = None,
+        blobs: Blobs | None = None,
     ) -> None:
         self._transport = transport
+        self._blobs = blobs if blobs is not None else Blobs(transport)
         self._sleep = sleep if sleep is not None else time.sleep
         self._clock = clock if clock is not None else time.monotonic
 
@@ -76,6 +81,9 @@ class Jobs:
 
         Args:
             request: a :class:`~landscope.JobRequest` or the JSON request as a mapping.
+                A request whose ``model`` is a :class:`~landscope.ModelSpec` (from
+                ``from_module``) has its weights uploaded first, unless the service
+                already holds those bytes.
             idempotency_key: your own key (<= 255 characters) to make resubmission
                 across processes safe; a random UUID4 otherwise.
 
@@ -85,6 +93,8 @@ class Jobs:
         Raises:
             UnprocessableEntityError: the request is invalid; ``errors`` says where.
         """
+        if isinstance(request, JobRequest) and isinstance(request.model, ModelSpec):
+            self._blobs.ensure(request.model.weights)  # content-addressed: uploaded once
         body = request.to_json() if isinstance(request, JobRequest) else dict(request)
         key = idempotency_key if idempotency_key is not None else str(uuid.uuid4())
         if not key or len(key) > 255:

@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -24,6 +25,7 @@ __all__ = [
     "Activation",
     "DataFormat",
     "JobRequest",
+    "ModelSpec",
     "blob_data",
     "inline_data",
     "mlp",
@@ -203,13 +205,44 @@ def synthetic_data(name: str, num_samples: int, seed: int = 0, **params: Any) ->
 
 
 @dataclass(frozen=True)
+class ModelSpec:
+    """A network described for the service, with its weights (from :func:`~landscope.from_module`).
+
+    Attributes:
+        architecture: the ``graph`` architecture (JSON).
+        weights: a safetensors file of the state_dict entries the graph uses, under the
+            module's own names.
+        unused: state_dict keys of the module that its ``forward`` never uses (left out
+            of ``weights``).
+    """
+
+    architecture: dict[str, Any]
+    weights: bytes = field(repr=False)
+    unused: tuple[str, ...] = ()
+
+    @property
+    def weights_id(self) -> str:
+        """The blob id the weights get once uploaded (``sha256:<hex>`` of the bytes)."""
+        return f"sha256:{hashlib.sha256(self.weights).hexdigest()}"
+
+    def model(self) -> dict[str, Any]:
+        """The request's ``model`` object, referring to the weights by their blob id.
+
+        The weights must be uploaded (``client.blobs.upload(spec.weights)``);
+        ``client.jobs.submit`` does it for a request whose ``model`` is this spec.
+        """
+        return {"architecture": dict(self.architecture), "weights": self.weights_id}
+
+
+@dataclass(frozen=True)
 class JobRequest:
     """A job request (the body of ``POST /v1/jobs``).
 
     Attributes:
         kind: ``evaluate``, ``hessian_spectrum``, ``minimizer_manifold`` or
             ``level_set_connectivity``.
-        model: from :func:`model`.
+        model: from :func:`model`, or a :class:`ModelSpec` (``from_module``), whose
+            weights ``client.jobs.submit`` uploads once.
         data: from :func:`inline_data`, :func:`blob_data` or :func:`synthetic_data`.
         loss: ``mse`` or ``cross_entropy`` (PyTorch mean reduction).
         options: the kind's options: a typed options object (``EvaluateOptions()``) or
@@ -222,7 +255,7 @@ class JobRequest:
     """
 
     kind: str
-    model: Mapping[str, Any]
+    model: Mapping[str, Any] | ModelSpec
     data: Mapping[str, Any]
     loss: Loss | str = "mse"
     options: Mapping[str, Any] | KindOptions | None = None
@@ -243,7 +276,9 @@ class JobRequest:
             options = self.options.to_json()
         body: dict[str, Any] = {
             "kind": self.kind,
-            "model": dict(self.model),
+            "model": self.model.model()
+            if isinstance(self.model, ModelSpec)
+            else dict(self.model),
             "data": dict(self.data),
             "loss": self.loss,
             "options": options,

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from ..diagnostics.problem import Problem
 from .data import ReadBlob, flatten_messages, load_data, read_blob_or_error
+from .graph_build import GraphModule, init_graph_params
 from .shapes import ArchitectureInfo, analyze
 from .weights import load_weights
 
@@ -105,11 +106,11 @@ def _module(layer: dict[str, Any], name: str, info: ArchitectureInfo) -> nn.Modu
     raise ValueError(f"Unknown layer type {kind!r}.")
 
 
-def build_model(arch: dict[str, Any], *, device: torch.device | str = "cpu") -> nn.Sequential:
-    """The ``torch.nn.Sequential`` of an architecture spec.
+def build_model(arch: dict[str, Any], *, device: torch.device | str = "cpu") -> nn.Module:
+    """The ``torch.nn.Sequential`` of an architecture spec (a :class:`.GraphModule` for a graph).
 
     Args:
-        arch: a validated architecture (``mlp`` or ``sequential``).
+        arch: a validated architecture (``mlp``, ``sequential`` or ``graph``).
         device: where to create it; ``"meta"`` allocates nothing (the parameters then
             come from :func:`init_params` or a weights file).
 
@@ -121,6 +122,9 @@ def build_model(arch: dict[str, Any], *, device: torch.device | str = "cpu") -> 
         SpecError: if the layers do not fit together.
     """
     info = analyze(arch)
+    if info.graph is not None:
+        with torch.device(device):
+            return GraphModule(info.graph).eval()
     with torch.device(device):
         model = nn.Sequential(
             *(_module(layer, str(i), info) for i, layer in enumerate(info.layers))
@@ -155,6 +159,11 @@ def init_params(
     """
     info = analyze(arch)
     gen = torch.Generator(device="cpu").manual_seed(int(seed))
+    if info.graph is not None:
+        return {
+            k: v.to(device=device, dtype=dtype)
+            for k, v in init_graph_params(info.graph, gen).items()
+        }
     out: dict[str, Tensor] = {}
     for name, shape in info.param_shapes.items():
         module, leaf = name.rsplit(".", 1)

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 from marshmallow import ValidationError
 
 from ..jobs.kinds.base import SubmitContext
-from .data import ReadBlob, inspect_data
+from .data import ReadBlob, inspect_data, load_arrays
 from .shapes import ArchitectureInfo, SpecError, analyze
 from .weights import check_weights
 
@@ -44,6 +45,40 @@ def _weights_checker(read_blob: ReadBlob, info: ArchitectureInfo) -> Callable[[s
         check_weights(raw, info.param_shapes, buffer_shapes=info.buffer_shapes)
 
     return check
+
+
+def _token_problems(
+    data: dict[str, Any], read_blob: ReadBlob, info: ArchitectureInfo, loss: str
+) -> dict[str, Any]:
+    """Token ids must be integers in ``[0, num_embeddings)`` of the embedding they feed."""
+    where = next((k for k in ("inline", "blob", "synthetic") if k in data), "inline")
+    if where == "synthetic":
+        return {"data": {"synthetic": [
+            "This graph takes int64 token ids, which the synthetic generators do not make; "
+            "send the tokens inline or as an npz/safetensors blob."
+        ]}}
+    x, _ = load_arrays(
+        data, read_blob, loss=loss, input_dim=info.input_shape, output_dim=info.output_dim
+    )
+    path = ["data", "inline", "x"] if where == "inline" else ["data", "blob"]
+    vocab = info.graph.max_token if info.graph is not None else None
+    msg: str | None = None
+    frac = np.argwhere(x != np.round(x))
+    if frac.size:
+        msg = f"Token ids must be integers; x{list(map(int, frac[0]))} is {x[tuple(frac[0])]!r}."
+    elif vocab is not None:
+        bad = np.argwhere((x < 0) | (x >= vocab))
+        if bad.size:
+            msg = (
+                f"Token id {int(x[tuple(bad[0])])} at x{list(map(int, bad[0]))} is outside "
+                f"[0, {vocab}) (num_embeddings of the embedding the input feeds)."
+            )
+    if msg is None:
+        return {}
+    out: Any = [msg]
+    for key in reversed(path):
+        out = {key: out}
+    return dict(out)
 
 
 def submit_context(request: dict[str, Any], read_blob: ReadBlob) -> SubmitContext:
@@ -104,6 +139,8 @@ def submit_context(request: dict[str, Any], read_blob: ReadBlob) -> SubmitContex
                 _merge(errors, e.messages)
             else:
                 _merge(errors, {"data": {"_schema": list(e.messages)}})
+        if "data" not in errors and info.input_dtype == "int64":
+            _merge(errors, _token_problems(request["data"], read_blob, info, loss))
     if errors:
         raise ValidationError(errors)
     return SubmitContext(

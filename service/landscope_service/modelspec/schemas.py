@@ -22,6 +22,7 @@ from marshmallow import (
     validates_schema,
 )
 
+from .graph import GRAPH_LIMITS, OPS
 from .shapes import ACTIVATIONS, LIMITS, SpecError, analyze
 
 __all__ = [
@@ -31,6 +32,9 @@ __all__ = [
     "SYNTHETIC_NAMES",
     "ArchitectureSchema",
     "DataSchema",
+    "GraphInputSchema",
+    "GraphNodeSchema",
+    "GraphSchema",
     "InlineDataSchema",
     "LayerSchema",
     "MLPSchema",
@@ -326,11 +330,111 @@ class SequentialSchema(_StrictSchema):
         _check_fits(data)
 
 
+_NAME_RE = r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$"
+_NAME_MSG = "Must be dot-separated words of letters, digits and underscores, like 'layer1.0.conv1'."
+
+
+class GraphInputSchema(_StrictSchema):
+    """The graph's input: ``{"name": "x", "shape": [...], "dtype": "float" | "int64"}``.
+
+    ``shape`` is one sample's shape, of any rank: ``[T]`` token ids, ``[T, d]``, ``[C, H, W]``.
+    """
+
+    name = fields.String(load_default="x", validate=validate.Regexp(_NAME_RE, error=_NAME_MSG))
+    shape = fields.List(
+        _int(1, LIMITS["max_width"]),
+        required=True,
+        validate=validate.Length(
+            min=1,
+            max=GRAPH_LIMITS["max_rank"],
+            error=f"Must list 1 to {GRAPH_LIMITS['max_rank']} sizes (one sample, no batch).",
+        ),
+    )
+    dtype = fields.String(
+        load_default="float",
+        validate=validate.OneOf(
+            ("float", "int64"), error="Must be 'float' or 'int64' (token ids for an embedding)."
+        ),
+    )
+
+    @validates_schema(skip_on_field_errors=True)
+    def _size(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if math.prod(data["shape"]) > LIMITS["max_input_numel"]:
+            raise ValidationError(
+                {"shape": [f"At most {LIMITS['max_input_numel']} values per sample."]}
+            )
+
+
+class GraphNodeSchema(_StrictSchema):
+    """A node: ``{"name", "op", "inputs": [names], "attrs": {...}, "module"?}``.
+
+    ``op`` is one of the graph ops (docs/modelspec.md lists them with their attributes);
+    ``module`` names the node whose parameters this one uses (a layer called twice).
+    """
+
+    name = fields.String(required=True, validate=validate.Regexp(_NAME_RE, error=_NAME_MSG))
+    op = fields.String(
+        required=True,
+        validate=validate.OneOf(sorted(OPS), error="Unknown op; use one of: {choices}."),
+    )
+    inputs = fields.List(
+        fields.String(validate=validate.Length(min=1, max=1000)),
+        load_default=list,
+        validate=validate.Length(max=1024, error="At most 1024 inputs."),
+    )
+    attrs = fields.Dict(keys=fields.String(), load_default=dict)
+    module = fields.String(validate=validate.Regexp(_NAME_RE, error=_NAME_MSG))
+
+
+class _BoundedNodes(fields.List):
+    """A list of nodes whose length is checked before any node is read."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if isinstance(value, list) and len(value) > GRAPH_LIMITS["max_nodes"]:
+            raise ValidationError(
+                f"At most {GRAPH_LIMITS['max_nodes']} nodes, got {len(value)}; a graph this "
+                "large is refused before it is read."
+            )
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class GraphSchema(_StrictSchema):
+    """``{"type": "graph", "input": {...}, "nodes": [...], "output": "<node>"}``.
+
+    Named nodes from an allow-list of ops; parameter names are node names, so a traced
+    module's ``state_dict`` keys are kept (see :mod:`.graph` and docs/modelspec.md).
+    Shapes, parameters and limits are checked here, without torch; errors name the node.
+    """
+
+    type = fields.String(required=True, validate=validate.Equal("graph"))
+    input = fields.Nested(GraphInputSchema, required=True)
+    nodes = _BoundedNodes(
+        fields.Nested(GraphNodeSchema), required=True, validate=validate.Length(min=1)
+    )
+    output = fields.String(required=True, validate=validate.Regexp(_NAME_RE, error=_NAME_MSG))
+    module_order = fields.List(
+        fields.String(validate=validate.Regexp(_NAME_RE, error=_NAME_MSG)),
+        validate=validate.Length(max=GRAPH_LIMITS["max_nodes"]),
+        metadata={
+            "description": "Optional: the nodes with parameters in the order their modules "
+            "are registered (the state_dict order); default: the order of first use."
+        },
+    )
+
+    @validates_schema(skip_on_field_errors=True)
+    def _fits(self, data: dict[str, Any], **kwargs: Any) -> None:
+        _check_fits(data)
+
+
 class ArchitectureSchema(_Polymorphic):
-    """An architecture, ``mlp`` or ``sequential`` by its ``type``."""
+    """An architecture, ``mlp``, ``sequential`` or ``graph`` by its ``type``."""
 
     what: ClassVar[str] = "architecture"
-    types: ClassVar[dict[str, type[Schema]]] = {"mlp": MLPSchema, "sequential": SequentialSchema}
+    types: ClassVar[dict[str, type[Schema]]] = {
+        "mlp": MLPSchema,
+        "sequential": SequentialSchema,
+        "graph": GraphSchema,
+    }
 
 
 # ---------------------------------------------------------------------------- model

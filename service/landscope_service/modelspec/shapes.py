@@ -30,6 +30,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .graph import ACTIVATION_OPS, GraphError, GraphInfo, analyze_graph
+
 __all__ = [
     "ACTIVATIONS",
     "LIMITS",
@@ -107,7 +109,9 @@ class ArchitectureInfo:
         num_params: P, the total parameter count.
         activations: activation types in the order they appear.
         layer_inputs: module name (``"0"``, ``"3.1"``) -> shape of that layer's input.
-        layer_types: module name -> layer type.
+        layer_types: module name -> layer type (for a graph: module path -> op).
+        input_dtype: ``"float"``, or ``"int64"`` for token ids (graph only).
+        graph: the checked graph of a ``graph`` architecture, else ``None``.
     """
 
     layers: tuple[dict[str, Any], ...]
@@ -119,6 +123,8 @@ class ArchitectureInfo:
     activations: tuple[str, ...]
     layer_inputs: dict[str, tuple[int, ...]]
     layer_types: dict[str, str]
+    input_dtype: str = "float"
+    graph: GraphInfo | None = None
 
     @property
     def input_dim(self) -> int:
@@ -181,12 +187,18 @@ def layers_of(arch: dict[str, Any]) -> list[dict[str, Any]]:
         return _mlp_layers(arch)
     if kind == "sequential":
         return list(arch["layers"])
-    raise ValueError(f"Unknown architecture type: expected 'mlp' or 'sequential', got {kind!r}.")
+    if kind == "graph":
+        return []
+    raise ValueError(
+        f"Unknown architecture type: expected 'mlp', 'sequential' or 'graph', got {kind!r}."
+    )
 
 
 def _arch_input_shape(arch: dict[str, Any]) -> tuple[int, ...]:
     if arch.get("type") == "mlp":
         return (int(arch["input_dim"]),)
+    if arch.get("type") == "graph":
+        return tuple(int(s) for s in arch["input"]["shape"])
     return tuple(int(s) for s in arch["input_shape"])
 
 
@@ -339,6 +351,8 @@ def analyze(arch: dict[str, Any]) -> ArchitectureInfo:
         SpecError: if the layers do not fit together or exceed :data:`LIMITS`; ``path``
             says where, relative to the architecture.
     """
+    if arch.get("type") == "graph":
+        return _analyze_graph(arch)
     layers = layers_of(arch)
     in_shape = _arch_input_shape(arch)
     walker = _Walker()
@@ -366,6 +380,34 @@ def analyze(arch: dict[str, Any]) -> ArchitectureInfo:
         activations=tuple(walker.activations),
         layer_inputs=walker.layer_inputs,
         layer_types=walker.layer_types,
+    )
+
+
+def _analyze_graph(arch: dict[str, Any]) -> ArchitectureInfo:
+    try:
+        g = analyze_graph(
+            arch,
+            max_params=LIMITS["max_params"],
+            max_activation_numel=LIMITS["max_activation_numel"],
+        )
+    except GraphError as e:
+        raise SpecError(e.path, e.message) from e
+    layer_inputs: dict[str, tuple[int, ...]] = {}
+    for node in g.nodes:
+        if node.module in g.modules and node.module not in layer_inputs:
+            layer_inputs[node.module] = node.in_shapes[0] if node.in_shapes else ()
+    return ArchitectureInfo(
+        layers=(),
+        param_shapes=dict(g.params),
+        buffer_shapes=dict(g.buffers),
+        input_shape=g.input_shape,
+        output_shape=g.output_shape,
+        num_params=sum(math.prod(s) for s in g.params.values()),
+        activations=tuple(n.op for n in g.nodes if n.op in ACTIVATION_OPS),
+        layer_inputs=layer_inputs,
+        layer_types=dict(g.modules),
+        input_dtype=g.input_dtype,
+        graph=g,
     )
 
 

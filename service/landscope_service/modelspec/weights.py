@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .containers import DecodeError, current_limits, read_safetensors_header, zip_central_directory
+from .names import mapping_hint
 from .pickle_walker import TensorRef, symbolic_unpickle
 
 if TYPE_CHECKING:
@@ -227,6 +228,7 @@ def _problems(
     optional: Mapping[str, tuple[int, ...]],
     *,
     check_values: bool,
+    ordered: bool = True,
 ) -> list[str]:
     problems: list[str] = []
     missing = [k for k in expected if k not in tensors]
@@ -235,6 +237,12 @@ def _problems(
         problems.append(f"missing tensors {_names(missing)}")
     if unexpected:
         problems.append(f"unexpected tensors {_names(unexpected)}")
+    if missing or unexpected:
+        hint = mapping_hint(
+            {k: tuple(t.shape) for k, t in tensors.items()}, expected, optional, ordered=ordered
+        )
+        if hint:
+            problems.append(hint)
     for name, t in tensors.items():
         need = expected.get(name, optional.get(name))
         if need is None:
@@ -282,7 +290,13 @@ def check_weights(
             mismatch, e.g. ``"tensor '0.weight' has shape (8, 4), the architecture
             needs (8, 3)"``.
     """
-    problems = _problems(_read(data), expected_shapes, buffer_shapes or {}, check_values=True)
+    problems = _problems(
+        _read(data),
+        expected_shapes,
+        buffer_shapes or {},
+        check_values=True,
+        ordered=bytes(data[:4]) == b"PK\x03\x04",  # .pt keeps the module's order
+    )
     if problems:
         raise ValueError("; ".join(problems) + ".")
 
