@@ -162,9 +162,9 @@ def _residual_hessian(pr: Problem) -> Tensor:
     """R = sum_mu sum_k (dL/df_k)(x_mu) d^2 f_k(x_mu)/dtheta^2, built independently."""
     theta = flatten(pr.params)
     out = pr.forward(pr.params, pr.x).detach().requires_grad_(True)
-    from landscope_service.diagnostics.problem import _loss_value
+    from landscope_service.diagnostics.problem import loss_value
 
-    gout = torch.autograd.grad(_loss_value(pr.loss, out, pr.y), out)[0].detach()
+    gout = torch.autograd.grad(loss_value(pr.loss, out, pr.y), out)[0].detach()
 
     def contracted(t: Tensor) -> Tensor:
         return (pr.forward(unflatten(t, pr.params), pr.x) * gout).sum()

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, grad_and_value, vmap
 
-from ..problem import Problem, _loss_value, flatten, unflatten
+from ..problem import Problem, flatten, loss_value, unflatten
 
 __all__ = ["Objective", "flat_params", "has_batchnorm", "problem_objective"]
 
@@ -140,7 +140,7 @@ def problem_objective(problem: Problem) -> Objective:
 
         return Objective(fn, vectorize=True)
 
-    single_batch = problem.batch_size is None or problem.batch_size >= problem.num_samples
+    single_batch = problem.num_batches == 1
     bn_names = {n for n, _ in bns}
 
     if single_batch:
@@ -153,7 +153,7 @@ def problem_objective(problem: Problem) -> Objective:
                 # mode never touch the problem's buffers.
                 bufs = _fresh_buffers(model, problem)
                 out = functional_call(model, (unflatten(theta, like), bufs), (problem.x,))
-                return _loss_value(problem.loss, out, problem.y)
+                return loss_value(problem.loss, out, problem.y)
             finally:
                 model.train(was)
 
@@ -180,14 +180,11 @@ def problem_objective(problem: Problem) -> Objective:
                 for xb, _, _ in problem.batches():
                     functional_call(model, (params, bufs), (xb,))
             model.eval()
-            total: Tensor | None = None
-            for xb, yb, w in problem.batches():
-                out = functional_call(model, (params, bufs), (xb,))
-                term = _loss_value(problem.loss, out, yb) * w
-                total = term if total is None else total + term
-            if total is None:
-                raise RuntimeError("The data set is empty.")
-            return total
+            return problem.batch_sum(
+                lambda xb, yb: loss_value(
+                    problem.loss, functional_call(model, (params, bufs), (xb,)), yb
+                )
+            )
         finally:
             for name, m in bns:
                 m.momentum = saved[name]

@@ -47,9 +47,12 @@ from ..problem import Params, Problem
 __all__ = [
     "HVP_VARIANTS",
     "HVPVariant",
+    "as_rows",
     "gradient",
+    "join_flat",
     "make_hvp",
     "resolve_variant",
+    "split_flat",
 ]
 
 HVPVariant = Literal[
@@ -69,12 +72,6 @@ HVP_VARIANTS: tuple[str, ...] = (
 
 FlatHVP = Callable[[Tensor], Tensor]
 """``hvp(V) -> H V`` for ``V`` of shape ``(P,)`` or ``(P, k)`` (flat, in ``params`` order)."""
-
-
-def _num_batches(problem: Problem) -> int:
-    n = problem.num_samples
-    bs = n if problem.batch_size is None else min(problem.batch_size, n)
-    return -(-n // bs)
 
 
 def resolve_variant(problem: Problem, variant: str) -> str:
@@ -99,7 +96,7 @@ def resolve_variant(problem: Problem, variant: str) -> str:
     return "double_backward"
 
 
-def _split(vec: Tensor, like: Params) -> Params:
+def split_flat(vec: Tensor, like: Params) -> Params:
     """Split ``(P,)`` or ``(k, P)`` into tensors shaped like ``like`` (leading dim kept)."""
     out: Params = {}
     offset = 0
@@ -111,7 +108,7 @@ def _split(vec: Tensor, like: Params) -> Params:
     return out
 
 
-def _join(tensors: Params | tuple[Tensor, ...] | list[Tensor], lead: int) -> Tensor:
+def join_flat(tensors: Params | tuple[Tensor, ...] | list[Tensor], lead: int) -> Tensor:
     """Concatenate per-parameter tensors into ``(P,)`` (``lead=0``) or ``(k, P)``."""
     values = tensors.values() if isinstance(tensors, dict) else tensors
     if lead == 0:
@@ -122,17 +119,10 @@ def _join(tensors: Params | tuple[Tensor, ...] | list[Tensor], lead: int) -> Ten
 def gradient(problem: Problem, params: Params | None = None) -> Tensor:
     """Flat gradient ``dL/dtheta`` of the full-data loss, accumulated over batches."""
     p = problem.params if params is None else params
-    total: Tensor | None = None
-    for xb, yb, w in problem.batches():
-        g = grad(problem.loss_fn)(p, xb, yb)
-        flat = _join(g, 0) * w
-        total = flat if total is None else total + flat
-    if total is None:
-        raise RuntimeError("The data set is empty.")
-    return total
+    return problem.batch_sum(lambda xb, yb: join_flat(grad(problem.loss_fn)(p, xb, yb), 0))
 
 
-def _check_block(vec: Tensor, num_params: int) -> tuple[Tensor, bool]:
+def as_rows(vec: Tensor, num_params: int) -> tuple[Tensor, bool]:
     """Return ``(k, P)`` rows and whether the input was a single vector."""
     if vec.ndim == 1:
         if vec.shape[0] != num_params:
@@ -158,24 +148,17 @@ def _jvp_grad(problem: Problem, params: Params, v: Params, xb: Tensor, yb: Tenso
 
 def _fn_hvp_one(problem: Problem, params: Params, v: Params, mode: str) -> Params:
     """One product ``H v`` of the full-data loss with ``torch.func``."""
-    total: Params | None = None
-    for xb, yb, w in problem.batches():
 
-        def loss_b(p: Params, xb: Tensor = xb, yb: Tensor = yb) -> Tensor:
+    def batch_hv(xb: Tensor, yb: Tensor) -> Params:
+        if mode == "forward_over_reverse":
+            return _jvp_grad(problem, params, v, xb, yb)
+
+        def loss_b(p: Params) -> Tensor:
             return problem.loss_fn(p, xb, yb)
 
-        if mode == "forward_over_reverse":
-            hv = _jvp_grad(problem, params, v, xb, yb)
-        else:
-            hv = vjp(grad(loss_b), params)[1](v)[0]
-        if total is None:
-            total = {k: t * w for k, t in hv.items()}
-        else:
-            for k, t in hv.items():
-                total[k] = total[k] + t * w
-    if total is None:
-        raise RuntimeError("The data set is empty.")
-    return total
+        return vjp(grad(loss_b), params)[1](v)[0]  # type: ignore[no-any-return]
+
+    return problem.batch_sum(batch_hv)
 
 
 class _DoubleBackward:
@@ -183,7 +166,7 @@ class _DoubleBackward:
 
     def __init__(self, problem: Problem) -> None:
         self.problem = problem
-        self.reuse = _num_batches(problem) == 1
+        self.reuse = problem.num_batches == 1
         self._leaves: list[Tensor] | None = None
         self._grads: list[Tensor] | None = None
 
@@ -199,7 +182,7 @@ class _DoubleBackward:
                ) -> Tensor:
         k = rows.shape[0]
         like = dict(zip(self.problem.params, leaves, strict=True))
-        parts = _split(rows, like)
+        parts = split_flat(rows, like)
         outs = [parts[n] for n in self.problem.params]
         with torch.enable_grad():
             if k == 1:
@@ -211,7 +194,7 @@ class _DoubleBackward:
                     torch.zeros_like(lf) if r is None else r
                     for r, lf in zip(res, leaves, strict=True)
                 )
-                return _join(list(res), 0).unsqueeze(0)
+                return join_flat(list(res), 0).unsqueeze(0)
             res = torch.autograd.grad(
                 grads, leaves, grad_outputs=outs, retain_graph=retain,
                 is_grads_batched=True, allow_unused=True,
@@ -220,7 +203,7 @@ class _DoubleBackward:
                 torch.zeros((k, *lf.shape), dtype=lf.dtype, device=lf.device) if r is None else r
                 for r, lf in zip(res, leaves, strict=True)
             )
-            return _join(list(res), k)
+            return join_flat(list(res), k)
 
     def __call__(self, rows: Tensor) -> Tensor:
         if self.reuse:
@@ -228,14 +211,12 @@ class _DoubleBackward:
                 xb, yb, _ = next(iter(self.problem.batches()))
                 self._leaves, self._grads = self._graph(xb, yb)
             return self._apply(self._leaves, self._grads, rows, retain=True)
-        total: Tensor | None = None
-        for xb, yb, w in self.problem.batches():
+
+        def batch_rows(xb: Tensor, yb: Tensor) -> Tensor:
             leaves, grads = self._graph(xb, yb)
-            part = self._apply(leaves, grads, rows, retain=False) * w
-            total = part if total is None else total + part
-        if total is None:
-            raise RuntimeError("The data set is empty.")
-        return total
+            return self._apply(leaves, grads, rows, retain=False)
+
+        return self.problem.batch_sum(batch_rows)
 
 
 def make_hvp(problem: Problem, variant: str = "auto", block_size: int = 8) -> FlatHVP:
@@ -276,7 +257,7 @@ def make_hvp(problem: Problem, variant: str = "auto", block_size: int = 8) -> Fl
     elif mode == "vmap_forward_over_reverse":
 
         def one(v_flat: Tensor) -> Tensor:
-            return _join(_fn_hvp_one(problem, params, _split(v_flat, params),
+            return join_flat(_fn_hvp_one(problem, params, split_flat(v_flat, params),
                                      "forward_over_reverse"), 0)
 
         def rows_fn(rows: Tensor) -> Tensor:
@@ -289,11 +270,12 @@ def make_hvp(problem: Problem, variant: str = "auto", block_size: int = 8) -> Fl
 
         def rows_fn(rows: Tensor) -> Tensor:
             return torch.stack([
-                _join(_fn_hvp_one(problem, params, _split(r, params), mode), 0) for r in rows
+                join_flat(_fn_hvp_one(problem, params, split_flat(r, params), mode), 0)
+                for r in rows
             ])
 
     def hvp(vec: Tensor) -> Tensor:
-        rows, single = _check_block(vec, num_params)
+        rows, single = as_rows(vec, num_params)
         with torch.no_grad() if mode != "double_backward" else torch.enable_grad():
             out = rows_fn(rows.to(device=problem.device, dtype=problem.dtype))
         out = out.detach()

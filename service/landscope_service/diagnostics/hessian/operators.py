@@ -14,8 +14,8 @@ import torch
 from torch import Tensor
 from torch.func import grad, jvp, vjp
 
-from ..problem import Params, Problem, _loss_value
-from .hvp import FlatHVP, _check_block, _join, _split, make_hvp, resolve_variant
+from ..problem import Params, Problem, loss_value
+from .hvp import FlatHVP, as_rows, join_flat, make_hvp, resolve_variant, split_flat
 
 __all__ = [
     "BlockOperator",
@@ -72,7 +72,7 @@ class _Counted:
         return self._count
 
     def _count_input(self, vec: Tensor) -> None:
-        _check_block(vec, self._size)
+        as_rows(vec, self._size)
         self._count += 1 if vec.ndim == 1 else int(vec.shape[1])
 
 
@@ -125,33 +125,26 @@ class GGNOperator(_Counted):
 
     def _one(self, v: Params) -> Params:
         problem = self.problem
-        total: Params | None = None
-        for xb, yb, w in problem.batches():
 
-            def f(p: Params, xb: Tensor = xb) -> Tensor:
+        def out_loss(o: Tensor, y: Tensor) -> Tensor:
+            return loss_value(problem.loss, o, y)
+
+        def batch_gv(xb: Tensor, yb: Tensor) -> Params:
+            def f(p: Params) -> Tensor:
                 return problem.forward(p, xb)
 
-            def out_loss(o: Tensor, y: Tensor) -> Tensor:
-                return _loss_value(problem.loss, o, y)
-
             out, jv = jvp(f, (self._params,), (v,))[:2]
-            hu = jvp(lambda o, yb=yb: grad(out_loss)(o, yb), (out,), (jv,))[1]
+            hu = jvp(lambda o: grad(out_loss)(o, yb), (out,), (jv,))[1]
             pull = vjp(f, self._params)[1]
-            gv = pull(hu)[0]
-            if total is None:
-                total = {k: t * w for k, t in gv.items()}
-            else:
-                for k, t in gv.items():
-                    total[k] = total[k] + t * w
-        if total is None:
-            raise RuntimeError("The data set is empty.")
-        return total
+            return pull(hu)[0]  # type: ignore[no-any-return]
+
+        return problem.batch_sum(batch_gv)
 
     def __matmul__(self, vec: Tensor) -> Tensor:
         self._count_input(vec)
-        rows, single = _check_block(vec, self._size)
+        rows, single = as_rows(vec, self._size)
         with torch.no_grad():
-            out = torch.stack([_join(self._one(_split(r, self._params)), 0) for r in rows])
+            out = torch.stack([join_flat(self._one(split_flat(r, self._params)), 0) for r in rows])
         return out[0] if single else out.T
 
 
