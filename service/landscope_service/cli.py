@@ -16,10 +16,15 @@ def _api(args: argparse.Namespace) -> int:
     cmd = [
         sys.executable, "-m", "gunicorn", "landscope_service.api:create_app()",
         "--bind", f"{args.host}:{args.port}", "--workers", str(args.workers),
-        "--threads", str(args.threads), "--worker-class", "gthread",
+        "--worker-class", args.worker_class,
         "--access-logfile", "-" if args.access_log else "/dev/null",
         "--graceful-timeout", "10", "--timeout", "60", "--no-control-socket",
     ]
+    if args.worker_class == "gevent":
+        # One greenlet per connection: a long poll or a slow body holds no thread.
+        cmd += ["--worker-connections", str(args.connections)]
+    else:
+        cmd += ["--threads", str(args.threads)]
     os.execv(sys.executable, cmd)
     return 0  # pragma: no cover
 
@@ -73,8 +78,13 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("--host", default="127.0.0.1")
     a.add_argument("--port", type=int, default=8000)
     a.add_argument("--workers", type=int, default=2)
+    a.add_argument("--worker-class", default="gevent", choices=["gevent", "gthread"],
+                   help="gevent (default): connections are greenlets, so long polls and "
+                        "slow bodies hold no thread; gthread: a thread per request")
+    a.add_argument("--connections", type=int, default=1000,
+                   help="gevent: concurrent connections per process")
     a.add_argument("--threads", type=int, default=16,
-                   help="threads per process; long polls (wait=) hold one each")
+                   help="gthread: threads per process; long polls (wait=) hold one each")
     a.add_argument("--access-log", action="store_true")
     a.set_defaults(func=_api)
     w = sub.add_parser("worker", help="run a Celery worker")

@@ -57,6 +57,15 @@ class RedisMetrics:
         self._observe(pipe, "http", (method, endpoint, str(status)), seconds, HTTP_BUCKETS)
         pipe.execute()
 
+    def http_requests(self, observations: Sequence[tuple[str, str, int, float]]) -> None:
+        """Many ``(method, endpoint, status, seconds)`` observations in one round trip."""
+        if not observations:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for method, endpoint, status, seconds in observations:
+            self._observe(pipe, "http", (method, endpoint, str(status)), seconds, HTTP_BUCKETS)
+        pipe.execute()
+
     def job_submitted(self, kind: str) -> None:
         self.client.hincrby("ls:m:submitted", kind, 1)
 

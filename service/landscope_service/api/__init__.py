@@ -13,6 +13,7 @@ from werkzeug.exceptions import HTTPException
 from .. import __version__
 from ..jobs.dispatch import Dispatcher
 from ..jobs.errors import JobError
+from ..jobs.limits import ActiveJobCaps, WaitSlots
 from ..jobs.ratelimit import SubmitRateLimiter
 from ..jobs.store import JobStore
 from ..jobs.submit import Submissions
@@ -24,14 +25,23 @@ from ..storage.blobs import BlobService
 from ..storage.store import make_store
 from ..worker.celery_app import make_celery
 from . import blobs, jobs, system
-from .errors import handle_http_exception, handle_job_error, handle_unexpected
+from .deadline import BodyDeadline
+from .errors import (
+    handle_http_exception,
+    handle_job_error,
+    handle_redis_down,
+    handle_unexpected,
+)
 from .extensions import LandscopeApi, Services
+from .httpmetrics import HttpMetricsBuffer
 from .limits import install_body_limits
 from .options import register_option_components
+from .waits import JobWaits
 
 __all__ = ["create_app"]
 
 BLUEPRINTS = (system.blp, blobs.blp, jobs.blp)
+REDIS_CONNECTIONS = 64  # per API process
 
 
 def create_app(
@@ -63,8 +73,13 @@ def create_app(
     if config:
         app.config.update(config)
     configure_logging(s.log_level)
-    client = redis.Redis.from_url(s.redis_url)
+    # A bounded pool that makes a request wait for a free connection (up to 5 s, then 503)
+    # instead of failing: under gevent, hundreds of requests may want Redis at once.
+    client = redis.Redis(connection_pool=redis.BlockingConnectionPool.from_url(
+        s.redis_url, max_connections=REDIS_CONNECTIONS, timeout=5))
     metrics = RedisMetrics(client)
+    http_metrics = HttpMetricsBuffer(
+        metrics, interval_s=app.config.get("METRICS_FLUSH_S", 0.0 if app.testing else 1.0))
     store = make_store(s.storage, data_dir=s.data_dir, client=client)
     job_store = JobStore(client, result_ttl_s=s.result_ttl_s,
                          idempotency_ttl_s=s.idempotency_ttl_s, lease_s=s.lease_s,
@@ -84,7 +99,12 @@ def create_app(
             settings=s, jobs=job_store, blobs=blob_service,
             limiter=SubmitRateLimiter(client, s.submit_rate_per_min, clock=clock),
             dispatcher=dispatcher,
+            caps=ActiveJobCaps(client, s.max_queued_per_tenant, s.max_running_per_tenant,
+                               clock=clock),
         ),
+        waits=JobWaits(client),
+        http_metrics=http_metrics,
+        wait_slots=WaitSlots(client, s.max_waits_per_tenant, clock=clock),
     )
     api = LandscopeApi(app)
     app.extensions["landscope_api"] = api
@@ -94,6 +114,8 @@ def create_app(
     register_option_components(api.spec)  # each public kind's options, as components
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(JobError, handle_job_error)
+    app.register_error_handler(redis.ConnectionError, handle_redis_down)
+    app.register_error_handler(redis.TimeoutError, handle_redis_down)
     app.register_error_handler(Exception, handle_unexpected)
 
     @app.before_request
@@ -105,13 +127,11 @@ def create_app(
         t0 = g.get("t0")
         if t0 is not None and request.path != "/metrics":
             endpoint = request.url_rule.rule if request.url_rule is not None else "unmatched"
-            try:
-                metrics.http_request(request.method, endpoint, resp.status_code,
-                                     time.perf_counter() - t0)
-            except Exception:  # metrics must never break a request
-                pass
+            http_metrics.record(request.method, endpoint, resp.status_code,
+                                time.perf_counter() - t0)
         return resp
 
     install_body_limits(app)  # 413 for any body over its limit (chunked too), JSON depth
 
+    app.wsgi_app = BodyDeadline(app.wsgi_app, s.body_timeout_s)  # type: ignore[method-assign]
     return app

@@ -17,9 +17,16 @@ from werkzeug.exceptions import HTTPException
 
 from ..jobs.errors import JobError
 
-__all__ = ["PROBLEM_MEDIA_TYPE", "ProblemSchema", "abort", "problem_response"]
+__all__ = [
+    "PROBLEM_MEDIA_TYPE",
+    "ProblemSchema",
+    "abort",
+    "handle_redis_down",
+    "problem_response",
+]
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
+RETRY_AFTER_DOWN_S = 5  # Retry-After of a 503 while Redis is unreachable
 log = logging.getLogger("landscope.api")
 
 _DEFAULT_CODES = {
@@ -28,6 +35,7 @@ _DEFAULT_CODES = {
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    408: "request_timeout",
     409: "conflict",
     413: "payload_too_large",
     415: "unsupported_media_type",
@@ -59,6 +67,7 @@ def problem_response(
     errors: Any = None,
     headers: dict[str, str] | None = None,
 ) -> Response:
+    """The one error body; ``errors`` (when given) is always an object."""
     code = code or _DEFAULT_CODES.get(status, "error")
     body: dict[str, Any] = {
         "type": f"https://landscope.dev/problems/{code}",
@@ -68,7 +77,7 @@ def problem_response(
         "detail": detail,
     }
     if errors:
-        body["errors"] = errors
+        body["errors"] = _as_object(errors)
     resp = Response(json.dumps(body), status=status, mimetype=PROBLEM_MEDIA_TYPE)
     for k, v in (headers or {}).items():
         resp.headers[k] = v
@@ -93,13 +102,25 @@ def abort(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _flatten_location(errors: Any) -> Any:
-    """webargs nests messages under the location ("json", "query"): drop that level."""
+def _flatten_location(errors: Any) -> dict[str, Any]:
+    """webargs nests messages under the location ("json", "query"): drop that level.
+
+    The result is always an object (field path -> messages): messages about the body as a
+    whole (malformed JSON, a list where an object belongs) go under ``body``.
+    """
     if isinstance(errors, dict) and len(errors) == 1:
         (loc, inner), = errors.items()
         if loc in ("json", "query", "headers", "form", "files", "view_args", "path"):
-            return inner
-    return errors
+            if isinstance(inner, dict):
+                return inner
+            return {"body" if loc == "json" else loc: inner}
+    return _as_object(errors)
+
+
+def _as_object(errors: Any) -> dict[str, Any]:
+    if isinstance(errors, dict):
+        return errors
+    return {"body": errors if isinstance(errors, list) else [str(errors)]}
 
 
 def _summary(errors: Any, prefix: str = "") -> str:
@@ -151,6 +172,13 @@ def handle_job_error(error: JobError) -> Response:
     """A refusal of the job logic (``jobs/``), with its status and Retry-After."""
     return problem_response(error.status, error.detail, code=error.code, errors=error.errors,
                             headers=error.headers())
+
+
+def handle_redis_down(error: Exception) -> Response:
+    """Redis unreachable (refused, timed out, reset): 503 ``unavailable``, retry later."""
+    log.warning("redis unavailable: %s", error)
+    return problem_response(503, "The job store is unavailable; retry shortly.",
+                            code="unavailable", headers={"Retry-After": str(RETRY_AFTER_DOWN_S)})
 
 
 def handle_unexpected(error: Exception) -> Response:

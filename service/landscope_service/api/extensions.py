@@ -10,12 +10,15 @@ from flask import current_app
 from flask_smorest import Api
 
 from ..jobs.dispatch import Dispatcher
+from ..jobs.limits import WaitSlots
 from ..jobs.store import JobStore
 from ..jobs.submit import Submissions
 from ..settings import Settings
 from ..storage.blobs import BlobService
 from ..storage.store import ObjectStore
 from .errors import PROBLEM_MEDIA_TYPE, ProblemSchema
+from .httpmetrics import HttpMetricsBuffer
+from .waits import JobWaits
 
 
 class LandscopeApi(Api):  # type: ignore[misc]
@@ -41,6 +44,9 @@ class Services:
     celery: Celery
     dispatcher: Dispatcher
     submissions: Submissions
+    waits: JobWaits
+    wait_slots: WaitSlots
+    http_metrics: HttpMetricsBuffer
 
 
 def services() -> Services:

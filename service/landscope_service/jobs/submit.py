@@ -20,6 +20,7 @@ from ..storage.blobs import BlobService
 from .dispatch import Dispatcher, queue_for
 from .errors import ConflictError, InvalidRequestError, UnavailableError
 from .kinds.base import KindSpec
+from .limits import ActiveJobCaps
 from .ratelimit import SubmitRateLimiter
 from .registry import kinds
 from .store import IdempotencyConflict, IdempotencyInProgress, JobStore
@@ -98,6 +99,7 @@ class Submissions:
     blobs: BlobService
     limiter: SubmitRateLimiter
     dispatcher: Dispatcher
+    caps: ActiveJobCaps
 
     def submit(self, tenant: str, req: dict[str, Any],
                idempotency_key: str | None = None) -> tuple[dict[str, Any], bool]:
@@ -113,11 +115,15 @@ class Submissions:
         validate_request(req, settings=self.settings, jobs=self.jobs, read_blob=read_blob)
         queue = queue_for(req)
         metadata = req.pop("metadata")
+        reservation = self.caps.reserve(tenant)
+        job_id: str | None = None
         try:
             job, created = self.jobs.create(
                 tenant=tenant, kind=req["kind"], request=req, metadata=metadata,
                 queue=queue, idempotency_key=idempotency_key,
             )
+            if created:
+                job_id = job["id"]
         except IdempotencyConflict:
             raise InvalidRequestError(
                 "This Idempotency-Key was used with a different request; use a new key.",
@@ -126,6 +132,8 @@ class Submissions:
             raise ConflictError(
                 "A request with this Idempotency-Key is still being processed; retry.",
                 code="idempotency_in_progress", retry_after=1) from None
+        finally:
+            self.caps.settle(tenant, reservation, job_id)
         if not created:
             return job, False
         try:

@@ -94,10 +94,19 @@ class JobById(MethodView):
         """Get a job: status, progress, result, error, artifacts.
 
         With ``wait=S`` the answer comes as soon as the job is finished, or after S seconds.
+        A tenant holds at most LANDSCOPE_MAX_WAITS_PER_TENANT waits at once (429 beyond).
         """
         job = _get_or_404(job_id)
         if args["wait"] > 0 and job["status"] not in FINISHED:
-            services().jobs.wait_finished(job_id, args["wait"])
+            svc = services()
+
+            def finished() -> bool:
+                status = svc.jobs.status(job_id)
+                return status is None or status in FINISHED
+
+            # One of the tenant's wait slots (429 beyond the cap); no thread is held.
+            with svc.wait_slots.hold(g.tenant, args["wait"]):
+                svc.waits.wait(job_id, args["wait"], finished)
             job = _get_or_404(job_id)
         if job["status"] == "running":  # a dead worker's job is noticed by any reader too
             svc = services()

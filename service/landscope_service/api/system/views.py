@@ -72,7 +72,9 @@ class Metrics(MethodView):
 
         from ...metrics import RedisMetrics, registry_for
 
-        body = generate_latest(registry_for(RedisMetrics(services().redis)))
+        svc = services()
+        svc.http_metrics.flush()  # this process's requests so far
+        body = generate_latest(registry_for(RedisMetrics(svc.redis)))
         return Response(body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 

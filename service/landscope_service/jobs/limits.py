@@ -1,0 +1,157 @@
+"""Per-tenant caps that keep one client from taking the service: concurrent long polls,
+queued jobs and running jobs. Each refusal is a :class:`TooManyRequestsError` (429 with
+``Retry-After``); each cap is a setting, 0 turns it off.
+
+Counts live in Redis, so they hold across API processes and hosts, and every check is
+one Lua script, so concurrent requests of one tenant cannot overshoot a cap. A count
+never leaks when a process dies: a wait slot carries its own expiry, and the set of a
+tenant's active jobs is pruned of finished (or expired) jobs at every check. The clock is
+injected (UNIX seconds), so tests move time instead of sleeping.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import redis
+
+from .errors import TooManyRequestsError
+
+__all__ = ["ActiveJobCaps", "WaitSlots"]
+
+# KEYS[1]=zset of slots; ARGV: now ms, expiry ms, cap, token. 1 if taken, 0 if full.
+_TAKE_SLOT = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[4])
+local ttl = tonumber(ARGV[2]) - tonumber(ARGV[1])
+if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
+return 1
+"""
+
+# KEYS[1]=zset of a tenant's active jobs and reservations; ARGV: now ms, reservation expiry
+# ms, queued cap, running cap, reservation token, job key prefix.
+# Members are job ids (score 0) or reservations "r:<token>" (score: expiry ms). Finished or
+# vanished jobs and lapsed reservations are pruned. Returns {code, queued, running}:
+# code 'ok' (the reservation is added), 'queued' or 'running' (a cap is reached).
+_RESERVE = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '(0', ARGV[1])
+local queued, running = 0, 0
+for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], 0, 0)) do
+  local st = redis.call('HGET', ARGV[6] .. m, 'status')
+  if st == 'queued' then queued = queued + 1
+  elseif st == 'running' then running = running + 1
+  else redis.call('ZREM', KEYS[1], m) end
+end
+queued = queued + redis.call('ZCOUNT', KEYS[1], '(0', '+inf')
+local qcap, rcap = tonumber(ARGV[3]), tonumber(ARGV[4])
+if qcap > 0 and queued >= qcap then return {'queued', queued, running} end
+if rcap > 0 and running >= rcap then return {'running', queued, running} end
+redis.call('ZADD', KEYS[1], ARGV[2], 'r:' .. ARGV[5])
+return {'ok', queued, running}
+"""
+
+# KEYS[1]=zset; ARGV: token, job id (empty: drop the reservation only).
+_SETTLE = """
+redis.call('ZREM', KEYS[1], 'r:' .. ARGV[1])
+if ARGV[2] ~= '' then redis.call('ZADD', KEYS[1], 0, ARGV[2]) end
+return 1
+"""
+
+
+@dataclass
+class WaitSlots:
+    """At most ``cap`` concurrent long polls per tenant (0: no cap)."""
+
+    client: redis.Redis
+    cap: int
+    retry_after_s: int = 1
+    clock: Callable[[], float] = field(default=time.time)
+
+    def __post_init__(self) -> None:
+        self._take = self.client.register_script(_TAKE_SLOT)
+
+    @staticmethod
+    def key(tenant: str) -> str:
+        return f"ls:waits:{tenant}"
+
+    @contextmanager
+    def hold(self, tenant: str, seconds: float) -> Iterator[None]:
+        """Hold one of the tenant's wait slots for at most ``seconds`` (plus a margin).
+
+        Raises :class:`TooManyRequestsError` when all are taken.
+        """
+        if self.cap <= 0:
+            yield
+            return
+        token = secrets.token_hex(8)
+        now_ms = int(self.clock() * 1000)
+        expiry_ms = now_ms + int((seconds + 30) * 1000)  # a dead process frees it by then
+        if not self._take(keys=[self.key(tenant)], args=[now_ms, expiry_ms, self.cap, token]):
+            raise TooManyRequestsError(
+                f"This API key already holds {self.cap} long polls (wait=); poll without "
+                "wait, or wait for one of them to return.",
+                code="too_many_waits", retry_after=self.retry_after_s)
+        try:
+            yield
+        finally:
+            self.client.zrem(self.key(tenant), token)
+
+
+@dataclass
+class ActiveJobCaps:
+    """At most ``max_queued`` queued and ``max_running`` running jobs per tenant at submit.
+
+    :meth:`reserve` counts the tenant's jobs and holds a place for the new one until
+    :meth:`settle` records its id (or drops the place when the job was not created).
+    """
+
+    client: redis.Redis
+    max_queued: int
+    max_running: int
+    retry_after_s: int = 5
+    clock: Callable[[], float] = field(default=time.time)
+
+    def __post_init__(self) -> None:
+        self._reserve = self.client.register_script(_RESERVE)
+        self._settle = self.client.register_script(_SETTLE)
+
+    @property
+    def enabled(self) -> bool:
+        return self.max_queued > 0 or self.max_running > 0
+
+    @staticmethod
+    def key(tenant: str) -> str:
+        return f"ls:tenant:{tenant}:active"
+
+    def reserve(self, tenant: str) -> str | None:
+        """A reservation token, or None when no cap is set; 429 when a cap is reached."""
+        if not self.enabled:
+            return None
+        token = secrets.token_hex(8)
+        now_ms = int(self.clock() * 1000)
+        code, queued, running = self._reserve(
+            keys=[self.key(tenant)],
+            args=[now_ms, now_ms + 60_000, self.max_queued, self.max_running, token, "ls:job:"])
+        code = code.decode() if isinstance(code, bytes) else str(code)
+        if code == "queued":
+            raise TooManyRequestsError(
+                f"This API key has {queued} queued jobs (LANDSCOPE_MAX_QUEUED_PER_TENANT="
+                f"{self.max_queued}); wait for some to start or cancel some, then retry.",
+                code="too_many_queued", retry_after=self.retry_after_s)
+        if code == "running":
+            raise TooManyRequestsError(
+                f"This API key has {running} running jobs (LANDSCOPE_MAX_RUNNING_PER_TENANT="
+                f"{self.max_running}); wait for one to finish or cancel one, then retry.",
+                code="too_many_running", retry_after=self.retry_after_s)
+        return token
+
+    def settle(self, tenant: str, token: str | None, job_id: str | None) -> None:
+        """Replace the reservation by the created job's id (None: the job was not made)."""
+        if token is None:
+            return
+        self._settle(keys=[self.key(tenant)], args=[token, job_id or ""])

@@ -1,0 +1,215 @@
+"""Per-tenant caps (waits, queued, running), one error shape, Redis down -> 503, the
+long-poll hub and batched request metrics: real app, real (private) Redis; time moved by
+an injected clock, work by the job store's own transitions."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from typing import Any
+
+import pytest
+
+from landscope_service.jobs.errors import TooManyRequestsError
+from landscope_service.jobs.limits import ActiveJobCaps, WaitSlots
+from landscope_service.jobs.store import JobStore
+
+from support import AUTH_A, AUTH_B, evaluate_request
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+# ---------------------------------------------------------------------- wait slots
+def test_wait_slots_cap_release_and_expiry(redis_client: Any) -> None:
+    clock = Clock(1_000_000.0)
+    slots = WaitSlots(redis_client, 2, clock=clock)
+    with slots.hold("a", 10), slots.hold("a", 10):
+        with pytest.raises(TooManyRequestsError) as info, slots.hold("a", 10):
+            pass
+        assert info.value.code == "too_many_waits" and info.value.retry_after == 1
+        with slots.hold("b", 10):  # another tenant has its own slots
+            pass
+    with slots.hold("a", 10), slots.hold("a", 10):  # released on exit
+        pass
+    # A process that died holding slots: they lapse after the wait plus 30 s.
+    redis_client.zadd(WaitSlots.key("a"), {"dead1": (clock.now + 40) * 1000,
+                                            "dead2": (clock.now + 40) * 1000})
+    with pytest.raises(TooManyRequestsError), slots.hold("a", 10):
+        pass
+    clock.now += 41
+    with slots.hold("a", 10):
+        pass
+
+
+def test_wait_slots_zero_is_off(redis_client: Any) -> None:
+    slots = WaitSlots(redis_client, 0)
+    with slots.hold("a", 30), slots.hold("a", 30), slots.hold("a", 30):
+        assert redis_client.exists(WaitSlots.key("a")) == 0
+
+
+# ---------------------------------------------------------------------- queued / running
+def _create(store: JobStore, tenant: str = "t") -> str:
+    job, _ = store.create(tenant=tenant, kind="evaluate", request={}, metadata={}, queue="cpu")
+    return str(job["id"])
+
+
+def test_queued_cap_counts_reservations_and_frees_on_start(redis_client: Any) -> None:
+    store = JobStore(redis_client)
+    caps = ActiveJobCaps(redis_client, max_queued=2, max_running=0, clock=Clock(1e6))
+    first = caps.reserve("t")
+    second = caps.reserve("t")  # two in flight: the cap counts reservations too
+    with pytest.raises(TooManyRequestsError) as info:
+        caps.reserve("t")
+    assert info.value.code == "too_many_queued" and info.value.retry_after == 5
+    assert "LANDSCOPE_MAX_QUEUED_PER_TENANT=2" in info.value.detail
+    a = _create(store)
+    caps.settle("t", first, a)
+    caps.settle("t", second, None)  # that submit failed: its place is free again
+    caps.settle("t", caps.reserve("t"), _create(store))
+    with pytest.raises(TooManyRequestsError):
+        caps.reserve("t")
+    assert store.start(a, worker="w", max_attempts=3)[0] == "started"  # no longer queued
+    caps.settle("t", caps.reserve("t"), _create(store))
+    caps.reserve("other")  # per tenant
+
+
+def test_running_cap_and_pruning_of_finished_jobs(redis_client: Any) -> None:
+    store = JobStore(redis_client)
+    caps = ActiveJobCaps(redis_client, max_queued=0, max_running=1, clock=Clock(1e6))
+    job = _create(store)
+    caps.settle("t", caps.reserve("t"), job)
+    store.start(job, worker="w", max_attempts=3)
+    with pytest.raises(TooManyRequestsError) as info:
+        caps.reserve("t")
+    assert info.value.code == "too_many_running"
+    store.succeed(job, {}, [])
+    token = caps.reserve("t")
+    assert token is not None
+    assert redis_client.zscore(ActiveJobCaps.key("t"), job) is None  # pruned
+
+
+def test_lapsed_reservation_is_dropped(redis_client: Any) -> None:
+    clock = Clock(1e6)
+    caps = ActiveJobCaps(redis_client, max_queued=1, max_running=0, clock=clock)
+    caps.reserve("t")  # a process died between reserve and settle
+    with pytest.raises(TooManyRequestsError):
+        caps.reserve("t")
+    clock.now += 61
+    assert caps.reserve("t") is not None
+
+
+def test_submit_over_the_queued_cap_is_429(settings: Any, redis_client: Any) -> None:
+    from landscope_service.api import create_app
+
+    app = create_app({"TESTING": True}, settings=dataclasses.replace(
+        settings, max_queued_per_tenant=2))
+    http = app.test_client()
+    for seed in range(2):
+        assert http.post("/v1/jobs", json=evaluate_request(seed=seed),
+                         headers=AUTH_A).status_code == 202
+    resp = http.post("/v1/jobs", json=evaluate_request(seed=3), headers=AUTH_A)
+    assert resp.status_code == 429 and resp.headers["Retry-After"] == "5"
+    body = resp.get_json()
+    assert body["code"] == "too_many_queued" and "cancel" in body["detail"]
+    assert http.post("/v1/jobs", json=evaluate_request(), headers=AUTH_B).status_code == 202
+    job_id = http.get("/v1/jobs", headers=AUTH_A).get_json()["items"][0]["id"]
+    assert http.post(f"/v1/jobs/{job_id}/cancel", headers=AUTH_A).status_code == 202
+    assert http.post("/v1/jobs", json=evaluate_request(seed=4), headers=AUTH_A).status_code \
+        == 202
+
+
+def test_long_poll_over_the_wait_cap_is_429(settings: Any, redis_client: Any) -> None:
+    from landscope_service.api import create_app
+
+    app = create_app({"TESTING": True}, settings=dataclasses.replace(
+        settings, max_waits_per_tenant=1))
+    http = app.test_client()
+    job = http.post("/v1/jobs", json=evaluate_request(), headers=AUTH_A).get_json()
+    redis_client.zadd(WaitSlots.key("tenant-a"), {"held": 9e15})  # one wait in progress
+    resp = http.get(f"/v1/jobs/{job['id']}?wait=5", headers=AUTH_A)
+    assert resp.status_code == 429 and resp.get_json()["code"] == "too_many_waits"
+    assert resp.headers["Retry-After"] == "1"
+    assert http.get(f"/v1/jobs/{job['id']}", headers=AUTH_A).status_code == 200  # no wait
+
+
+# ---------------------------------------------------------------------- long-poll hub
+def test_waits_wake_on_the_finish_event(app: Any, redis_client: Any) -> None:
+    svc = app.extensions["landscope"]
+    job = _create(svc.jobs)
+    svc.jobs.start(job, worker="w", max_attempts=3)
+    svc.waits.recheck_s = 3600  # only the event can wake it
+    seen: list[bool] = []
+    registered = threading.Event()
+
+    def finished() -> bool:
+        registered.set()
+        done = svc.jobs.status(job) == "succeeded"
+        seen.append(done)
+        return done
+
+    t = threading.Thread(target=svc.waits.wait, args=(job, 3000.0, finished))
+    t.start()
+    assert registered.wait(30)
+    svc.jobs.succeed(job, {}, [])
+    t.join(60)
+    assert not t.is_alive() and seen[-1] is True
+
+
+# ---------------------------------------------------------------------- error shapes
+def test_malformed_json_errors_is_an_object(http: Any) -> None:
+    resp = http.post("/v1/jobs", data=b"{not json",
+                     headers={**AUTH_A, "Content-Type": "application/json"})
+    body = resp.get_json()
+    assert resp.status_code == 400 and body["code"] == "malformed_json"
+    assert isinstance(body["errors"], dict) and "body" in body["errors"]
+
+
+def test_a_list_body_errors_is_an_object(http: Any) -> None:
+    resp = http.post("/v1/jobs", json=[1, 2], headers=AUTH_A)
+    assert resp.status_code == 422 and isinstance(resp.get_json()["errors"], dict)
+
+
+# ---------------------------------------------------------------------- Redis down
+def test_redis_unreachable_is_503_with_retry_after(settings: Any) -> None:
+    from landscope_service.api import create_app
+    from landscope_service.local import free_port
+
+    down = dataclasses.replace(settings, redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    http = create_app({"TESTING": True}, settings=down).test_client()
+    for method, path, kwargs in [
+        ("post", "/v1/jobs", {"json": evaluate_request()}),
+        ("get", "/v1/jobs", {}),
+        ("get", "/v1/jobs/job_01M8TJ643BK3GH7YTZ5FH54P9C?wait=5", {}),
+        ("post", "/v1/jobs/job_01M8TJ643BK3GH7YTZ5FH54P9C/cancel", {}),
+        ("post", "/v1/blobs", {"data": b"abc"}),
+        ("get", "/metrics", {}),
+    ]:
+        resp = getattr(http, method)(path, headers=AUTH_A, **kwargs)
+        assert resp.status_code == 503, (path, resp.get_json())
+        assert resp.mimetype == "application/problem+json"
+        assert resp.get_json()["code"] == "unavailable" and resp.headers["Retry-After"] == "5"
+    assert http.get("/healthz").status_code == 200  # liveness never needs Redis
+    ready = http.get("/readyz")
+    assert ready.status_code == 503 and ready.get_json()["redis"] is False
+
+
+# ---------------------------------------------------------------------- metrics
+def test_request_metrics_are_batched_and_flushed_on_scrape(settings: Any,
+                                                           redis_client: Any) -> None:
+    from landscope_service.api import create_app
+
+    app = create_app({"TESTING": True, "METRICS_FLUSH_S": 3600.0}, settings=settings)
+    http = app.test_client()
+    for _ in range(3):
+        http.get("/healthz")
+    assert redis_client.keys("ls:m:http:*") == []  # buffered, not yet written
+    text = http.get("/metrics").get_data(as_text=True)
+    line = 'landscope_http_request_duration_seconds_count{endpoint="/healthz",method="GET",' \
+           'status="200"} 3.0'
+    assert line in text
