@@ -346,11 +346,14 @@ class Blob:
         id: ``sha256:<hex>``; use it as ``model.weights`` or ``data.blob``.
         size: bytes.
         created_at: when it was first uploaded.
+        expires_at: when it expires unless used before (uploaded again, or read by a
+            job, renews it); ``None`` if it never expires.
     """
 
     id: str
     size: int
     created_at: datetime | None = None
+    expires_at: datetime | None = None
 
     @classmethod
     def from_json(cls, data: Any) -> Blob:
@@ -360,6 +363,7 @@ class Blob:
             id=_get(obj, "id", str, "blob"),
             size=int(_get(obj, "size", int, "blob")),
             created_at=parse_timestamp(obj.get("created_at"), "created_at"),
+            expires_at=parse_timestamp(obj.get("expires_at"), "expires_at"),
         )
 
     def __str__(self) -> str:

@@ -84,7 +84,8 @@ def create_app(
     job_store = JobStore(client, result_ttl_s=s.result_ttl_s,
                          idempotency_ttl_s=s.idempotency_ttl_s, lease_s=s.lease_s,
                          metrics=metrics)
-    blob_service = BlobService(client, store)
+    blob_service = BlobService(client, store, ttl_s=s.blob_ttl_s,
+                               tenant_cap_bytes=s.tenant_blob_bytes)
     celery = make_celery(s)
     dispatcher = Dispatcher(celery, job_store)
     app.extensions["landscope"] = Services(

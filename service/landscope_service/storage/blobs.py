@@ -1,65 +1,159 @@
-"""Content-addressed blobs, visible per tenant.
+"""Content-addressed blobs, visible per tenant, with retention and a per-tenant byte cap.
 
 The bytes live once in the object store under ``blobs/sha256/<hex>``; each tenant that
 uploaded them has a record ``ls:blob:<tenant>:<hex>`` in Redis, so a tenant sees only
 the blobs it uploaded, even when two tenants upload the same bytes.
+
+Retention: a record lives ``ttl_s`` after the blob was last *used* (uploaded again, or
+read by a job at submit time or in the worker); every use renews it, and the blob
+object shows when it will expire (``expires_at``, from the record's own Redis TTL, so it
+is exact whatever moves the expiry). The bytes go once no tenant's record is left: each
+tenant's blobs are listed in ``ls:blobsizes:<tenant>`` (hex -> size) and each digest's
+tenants in ``ls:blobowners:<hex>``; :meth:`BlobService.sweep` (run at most once a minute
+by uploads, and callable by any periodic task) removes what expired.
+
+Cap: a tenant's live blobs may total at most ``tenant_cap_bytes``; an upload beyond it
+raises :class:`BlobQuotaError` (the API's 429), with the seconds until the tenant's
+next blob expires as the time to retry.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis
 
 from .store import ObjectStore
 
-__all__ = ["BLOB_ID", "BlobService", "artifact_key"]
+__all__ = ["BLOB_ID", "BlobQuotaError", "BlobService", "artifact_key"]
 
 BLOB_ID = re.compile(r"^sha256:[0-9a-f]{64}$")
+_SWEEP_EVERY_S = 60
+_TENANTS = "ls:blobtenants"
 
 
 def artifact_key(job_id: str, name: str) -> str:
     return f"artifacts/{job_id}/{name}"
 
 
+class BlobQuotaError(Exception):
+    """An upload would take a tenant's stored blob bytes over its cap."""
+
+    def __init__(self, used: int, size: int, cap: int, retry_after_s: int) -> None:
+        super().__init__(
+            f"Storing {size} more bytes would take this API key's blobs to {used + size} "
+            f"bytes, above its cap of {cap} (LANDSCOPE_TENANT_BLOB_BYTES); delete blobs you "
+            f"no longer need (DELETE /v1/blobs/{{id}}) or retry once older ones expire."
+        )
+        self.used, self.size, self.cap, self.retry_after_s = used, size, cap, retry_after_s
+
+
 @dataclass
 class BlobService:
+    """Blob records and bytes.
+
+    Args:
+        client: Redis.
+        store: where the bytes live.
+        ttl_s: seconds a blob lives after its last use (``None``: for ever).
+        tenant_cap_bytes: bytes of live blobs one tenant may hold (0: no cap).
+        clock: seconds since the epoch (injected by tests).
+    """
+
     client: redis.Redis
     store: ObjectStore
+    ttl_s: int | None = None
+    tenant_cap_bytes: int = 0
+    clock: Callable[[], float] = field(default=time.time)
 
     @staticmethod
     def _meta_key(tenant: str, hexdigest: str) -> str:
         return f"ls:blob:{tenant}:{hexdigest}"
 
-    def _lock(self, digest: str) -> Any:
-        """Serialises put and delete of the same bytes (a delete never removes bytes that a
-        concurrent upload has just claimed)."""
-        return self.client.lock(f"ls:bloblock:{digest}", timeout=60, blocking_timeout=30)
+    @staticmethod
+    def _sizes_key(tenant: str) -> str:
+        return f"ls:blobsizes:{tenant}"
 
+    @staticmethod
+    def _owners_key(hexdigest: str) -> str:
+        return f"ls:blobowners:{hexdigest}"
+
+    def _lock(self, name: str) -> Any:
+        """Serialises put and delete of the same bytes (a delete never removes bytes that a
+        concurrent upload has just claimed), or the uploads of one tenant (its cap)."""
+        return self.client.lock(f"ls:bloblock:{name}", timeout=60, blocking_timeout=30)
+
+    def _px(self) -> int | None:
+        return None if self.ttl_s is None else int(self.ttl_s * 1000)
+
+    # ------------------------------------------------------------------ records
     def put(self, tenant: str, data: bytes) -> tuple[dict[str, Any], bool]:
-        """Store bytes; return ``(meta, created)``; the same bytes give the same id."""
+        """Store bytes; return ``(meta, created)``; the same bytes give the same id.
+
+        Uploading bytes this tenant already has renews their retention.
+
+        Raises:
+            BlobQuotaError: new bytes over the tenant's cap (nothing is stored).
+        """
         digest = hashlib.sha256(data).hexdigest()
         key = f"blobs/sha256/{digest}"
-        meta = {"id": f"sha256:{digest}", "size": len(data), "created_at": time.time()}
-        with self._lock(digest):
-            if not self.store.exists(key):
-                self.store.put(key, data)
-            created = bool(self.client.set(self._meta_key(tenant, digest), json.dumps(meta),
-                                           nx=True))
+        meta = {"id": f"sha256:{digest}", "size": len(data), "created_at": self.clock()}
+        self._maybe_sweep()
+        with self._lock(f"tenant:{tenant}"):
+            if self.touch(tenant, digest):
+                return self.meta(tenant, meta["id"]) or meta, False
+            if self.tenant_cap_bytes:
+                used = self.usage(tenant)
+                if used + len(data) > self.tenant_cap_bytes:
+                    raise BlobQuotaError(used, len(data), self.tenant_cap_bytes,
+                                            self._next_expiry_s(tenant))
+            with self._lock(digest):
+                if not self.store.exists(key):
+                    self.store.put(key, data)
+                pipe = self.client.pipeline()
+                pipe.set(self._meta_key(tenant, digest), json.dumps(meta), nx=True,
+                         px=self._px())
+                pipe.hset(self._sizes_key(tenant), digest, len(data))
+                pipe.sadd(self._owners_key(digest), tenant)
+                pipe.sadd(_TENANTS, tenant)
+                created = bool(pipe.execute()[0])
         if not created:
             meta = self.meta(tenant, meta["id"]) or meta
-        return meta, created
+        return self._with_expiry(tenant, digest, meta), created
+
+    def _with_expiry(self, tenant: str, digest: str, meta: dict[str, Any]) -> dict[str, Any]:
+        pttl = int(self.client.pttl(self._meta_key(tenant, digest)))  # type: ignore[arg-type]
+        return {**meta, "expires_at": self.clock() + pttl / 1000 if pttl >= 0 else None}
 
     def meta(self, tenant: str, blob_id: str) -> dict[str, Any] | None:
+        """``{id, size, created_at, expires_at}`` (times in epoch seconds; ``expires_at``
+        None when blobs do not expire), or None if this tenant has no such blob."""
         if not BLOB_ID.match(blob_id):
             return None
-        raw = self.client.get(self._meta_key(tenant, blob_id.split(":", 1)[1]))
-        return None if raw is None else json.loads(raw)  # type: ignore[arg-type]
+        key = self._meta_key(tenant, blob_id.split(":", 1)[1])
+        pipe = self.client.pipeline()
+        pipe.get(key)
+        pipe.pttl(key)
+        raw, pttl = pipe.execute()
+        if raw is None:
+            return None
+        meta: dict[str, Any] = json.loads(raw)
+        meta["expires_at"] = self.clock() + int(pttl) / 1000 if int(pttl) >= 0 else None
+        return meta
+
+    def touch(self, tenant: str, hexdigest: str) -> bool:
+        """Renew a blob's retention (a use); False if this tenant has no such blob."""
+        key = self._meta_key(tenant, hexdigest)
+        if self.ttl_s is None:
+            return bool(self.client.exists(key))
+        return bool(self.client.pexpire(key, int(self.ttl_s * 1000)))
 
     def delete(self, tenant: str, blob_id: str) -> bool:
         """Forget this tenant's blob; the bytes go once no tenant refers to them.
@@ -72,13 +166,77 @@ class BlobService:
         digest = blob_id.split(":", 1)[1]
         with self._lock(digest):
             self.client.delete(self._meta_key(tenant, digest))
-            owners = self.client.scan_iter(match=f"ls:blob:*:{digest}", count=1000)
-            if not any(True for _ in owners):
-                self.store.delete(f"blobs/sha256/{digest}")
+            self._forget(tenant, digest)
         return True
 
     def read(self, tenant: str, blob_id: str) -> bytes:
-        """The blob's bytes; KeyError if this tenant has no such blob."""
-        if self.meta(tenant, blob_id) is None:
+        """The blob's bytes (a use: renews its retention); KeyError if this tenant has no
+        such blob."""
+        if not BLOB_ID.match(blob_id) or not self.touch(tenant, blob_id.split(":", 1)[1]):
             raise KeyError(blob_id)
         return self.store.get(f"blobs/sha256/{blob_id.split(':', 1)[1]}")
+
+    # ------------------------------------------------------------------ retention and cap
+    def _forget(self, tenant: str, digest: str) -> None:
+        """Drop ``tenant``'s bookkeeping of ``digest`` (its record is gone); remove the
+        bytes when no tenant's record is left. Call with the digest's lock held."""
+        pipe = self.client.pipeline()
+        pipe.hdel(self._sizes_key(tenant), digest)
+        pipe.srem(self._owners_key(digest), tenant)
+        pipe.smembers(self._owners_key(digest))
+        owners = pipe.execute()[2]
+        live = [o for o in owners
+                if self.client.exists(self._meta_key(o.decode(), digest))]
+        if not live:
+            self.client.delete(self._owners_key(digest))
+            self.store.delete(f"blobs/sha256/{digest}")
+
+    def _live(self, tenant: str) -> dict[str, int]:
+        """This tenant's live blobs (hex -> size); expired ones are forgotten on the way."""
+        sizes = {k.decode(): int(v) for k, v in
+                 self.client.hgetall(self._sizes_key(tenant)).items()}  # type: ignore[union-attr]
+        if not sizes:
+            return {}
+        pipe = self.client.pipeline()
+        for digest in sizes:
+            pipe.exists(self._meta_key(tenant, digest))
+        alive = pipe.execute()
+        for digest, ok in zip(list(sizes), alive, strict=True):
+            if not ok:
+                with self._lock(digest):
+                    if not self.client.exists(self._meta_key(tenant, digest)):
+                        self._forget(tenant, digest)
+                        del sizes[digest]
+        return sizes
+
+    def usage(self, tenant: str) -> int:
+        """Bytes of this tenant's live blobs."""
+        return sum(self._live(tenant).values())
+
+    def _next_expiry_s(self, tenant: str) -> int:
+        """Whole seconds until this tenant's next blob expires (at least 1)."""
+        digests = list(self._live(tenant))
+        if not digests or self.ttl_s is None:
+            return 60
+        pipe = self.client.pipeline()
+        for digest in digests:
+            pipe.pttl(self._meta_key(tenant, digest))
+        ttls = [int(t) for t in pipe.execute() if int(t) >= 0]
+        return max(1, math.ceil(min(ttls) / 1000)) if ttls else 1
+
+    def sweep(self) -> int:
+        """Forget expired records of every tenant and remove bytes no one holds.
+
+        Returns:
+            The number of tenants looked at.
+        """
+        tenants = [t.decode() for t in self.client.smembers(_TENANTS)]  # type: ignore[union-attr]
+        for tenant in tenants:
+            if not self._live(tenant):
+                self.client.srem(_TENANTS, tenant)
+        return len(tenants)
+
+    def _maybe_sweep(self) -> None:
+        if self.ttl_s is not None and self.client.set("ls:blobsweep", "1", nx=True,
+                                                      ex=_SWEEP_EVERY_S):
+            self.sweep()

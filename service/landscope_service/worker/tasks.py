@@ -41,7 +41,8 @@ def _runtime(hostname: str) -> JobRuntime:
 
         from .fanout import make_executor_factory
 
-        rt = JobRuntime(settings=settings, jobs=jobs, blobs=BlobService(client, store),
+        blobs = BlobService(client, store, ttl_s=settings.blob_ttl_s)  # reads renew retention
+        rt = JobRuntime(settings=settings, jobs=jobs, blobs=blobs,
                         store=store, hostname=hostname)
         rt.make_executor = make_executor_factory(app, rt)
         _state.update(runtime=rt, pid=os.getpid())

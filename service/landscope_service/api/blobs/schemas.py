@@ -9,3 +9,8 @@ class BlobSchema(Schema):
     id = fields.String(metadata={"description": "sha256:<hex>"})
     size = fields.Integer()
     created_at = fields.String()
+    expires_at = fields.String(
+        allow_none=True,
+        metadata={"description": "When the blob expires unless it is used (uploaded again or "
+                                 "read by a job) before; every use moves it to "
+                                 "LANDSCOPE_BLOB_TTL_S from then. Null: never."})
