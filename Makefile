@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 TORCH_PIN := torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-unit test-integration lint fuzz openapi bench bench-env clean
+.PHONY: install demo test test-unit test-integration lint fuzz openapi sdk bench bench-env clean
 
 install: $(STAMP)
 
@@ -32,13 +32,21 @@ test-integration: install
 lint: install
 	$(VENV)/bin/ruff check client service tests benchmarks examples scripts
 	$(VENV)/bin/mypy --strict client/landscope
+	$(PY) -m landscope_service.codegen all --check
 
 # Property-based fuzzing of the live API against its own OpenAPI document.
 fuzz: install
 	LANDSCOPE_FUZZ_EXAMPLES=200 $(PY) -m pytest -q tests/integration/test_schemathesis.py
 
+# The OpenAPI document and the kinds' docs tables, from the code (the option tables);
+# then the SDK's typed options classes, from the committed openapi.json.
 openapi: install
 	$(PY) -m landscope_service.api.openapi > service/landscope_service/api/openapi.json
+	$(PY) -m landscope_service.codegen docs
+	$(MAKE) sdk
+
+sdk: install
+	$(PY) -m landscope_service.codegen sdk
 
 # Benchmarks never run in `make test`. The anchors live in their own venv.
 bench-env:

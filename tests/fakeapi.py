@@ -24,9 +24,10 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import pytest
 
 from landscope import Client
+from landscope.kinds import KNOWN_KINDS
 
 API_KEY = "test-key"
-KINDS = ("evaluate", "hessian_spectrum", "minimizer_manifold", "level_set_connectivity")
+KINDS = KNOWN_KINDS  # the SDK's list, generated from openapi.json (the registry's kinds)
 REQUEST_FIELDS = {
     "kind",
     "model",

@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 from safetensors.numpy import save
 
+from landscope_service.jobs.registry import public_kinds
+
 from support import AUTH_A
 
 BASE: dict[str, Any] = {
@@ -46,6 +48,25 @@ CASES = [
      ["options", "num_trained"]),
     ("connectivity: empty lambda grid", _req("level_set_connectivity", {"lambda_grid": []}),
      ["options", "lambda_grid"]),
+    # strict types, in every kind's options (one strict base schema)
+    ("strict boolean", _req("hessian_spectrum", {"trace": "yes"}), ["options", "trace"]),
+    ("strict number", _req("hessian_spectrum", {"tol": "1e-6"}), ["options", "tol"]),
+    ("strict integer, not a boolean", _req("hessian_spectrum", {"top_k": True}),
+     ["options", "top_k"]),
+    ("strict nested number", _req("level_set_connectivity", {"train": {"lr": "0.1"}}),
+     ["options", "train", "lr"]),
+    ("strict nested boolean", _req("level_set_connectivity", {"paths": {"neb": {"climb": 1}}}),
+     ["options", "paths", "neb", "climb"]),
+    ("strict evaluate number", _req("evaluate", {"stationary_tol": "1e-6"}),
+     ["options", "stationary_tol"]),
+    ("manifold: strict boolean", _req("minimizer_manifold", {"control_step": "false"}),
+     ["options", "control_step"]),
+    ("exclusive bound", _req("evaluate", {"stationary_tol": 0}), ["options", "stationary_tol"]),
+    ("hessian: cross-field rule", _req("hessian_spectrum", {"max_basis": 6}),
+     ["options", "max_basis"]),
+    ("connectivity: nested rule", _req("level_set_connectivity",
+                                       {"paths": {"neb": {"images": 30}}}),
+     ["options", "paths", "neb", "max_pivots"]),
     ("connectivity: unknown minimum blob",
      _req("level_set_connectivity", {"minima": ["sha256:" + "1" * 64]}), ["options", "minima"]),
 ]
@@ -75,8 +96,7 @@ def test_connectivity_minima_that_do_not_match_the_spec(http: Any, redis_client:
     assert redis_client.llen("cpu") == 0
 
 
-@pytest.mark.parametrize("kind", ["evaluate", "hessian_spectrum", "minimizer_manifold",
-                                  "level_set_connectivity"])
+@pytest.mark.parametrize("kind", list(public_kinds()))
 def test_defaults_are_accepted(http: Any, kind: str) -> None:
     resp = http.post("/v1/jobs", json=_req(kind, {}), headers=AUTH_A)
     assert resp.status_code == 202, resp.get_json()

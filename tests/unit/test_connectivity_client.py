@@ -13,6 +13,7 @@ from landscope.kinds.level_set_connectivity import (
     LevelSetConnectivityResult,
     NEBOptions,
     PathOptions,
+    TrainOptions,
 )
 from landscope_service.diagnostics import Problem, RunContext
 from landscope_service.diagnostics.connectivity import run_level_set_connectivity
@@ -23,14 +24,15 @@ DT = torch.float64
 
 def test_options_defaults_match_server_schema() -> None:
     schema = LevelSetConnectivityOptionsSchema()
-    assert LevelSetConnectivityOptions().to_json() == schema.load({})
+    assert LevelSetConnectivityOptions().to_json(full=True) == schema.load({})
     opts = LevelSetConnectivityOptions(
         num_trained=3,
         align=True,
         paths=PathOptions(methods=("neb", "bezier"), neb=NEBOptions(cycles=2)),
         lambda_grid=(0.0, 0.5),
     )
-    assert schema.load(opts.to_json()) == opts.to_json()
+    assert schema.load(opts.to_json()) == opts.to_json(full=True)
+    assert opts.to_json()["paths"] == {"methods": ["neb", "bezier"], "neb": {"cycles": 2}}
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +48,8 @@ def result_json() -> dict:
         align=True,
         paths=PathOptions(neb=NEBOptions(cycles=2, steps=30)),
         lambda_grid_size=12,
+        train=TrainOptions(steps=80),
     ).to_json()
-    opts["train"]["steps"] = 80
     return run_level_set_connectivity(prob, opts, RunContext(seed=2)).result
 
 

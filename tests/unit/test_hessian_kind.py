@@ -26,7 +26,8 @@ def test_defaults_equal_runner_defaults() -> None:
 def test_client_defaults_equal_server_defaults() -> None:
     from landscope.kinds.hessian_spectrum import HessianSpectrumOptions
 
-    assert HessianSpectrumOptions().to_json() == HessianSpectrumOptionsSchema().load({})
+    assert HessianSpectrumOptions().to_json(full=True) == HessianSpectrumOptionsSchema().load({})
+    assert HessianSpectrumOptions().to_json() == {}  # only what differs from the defaults
 
 
 def test_kind_declaration() -> None:

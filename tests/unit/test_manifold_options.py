@@ -32,10 +32,11 @@ def test_kind_declaration() -> None:
 def test_defaults_agree_across_schema_runner_and_sdk() -> None:
     loaded = MinimizerManifoldOptionsSchema().load({})
     assert loaded == DEFAULT_OPTIONS
-    assert MinimizerManifoldOptions().to_json() == DEFAULT_OPTIONS
-    # the SDK's JSON loads back unchanged
+    assert MinimizerManifoldOptions().to_json(full=True) == DEFAULT_OPTIONS
+    # the SDK's JSON (only what differs from the defaults) loads back to the full options
     custom = MinimizerManifoldOptions(walk_steps=2, route="gram", rank_rtol=1e-6)
-    assert MinimizerManifoldOptionsSchema().load(custom.to_json()) == custom.to_json()
+    assert custom.to_json() == {"walk_steps": 2, "route": "gram", "rank_rtol": 1e-6}
+    assert MinimizerManifoldOptionsSchema().load(custom.to_json()) == custom.to_json(full=True)
 
 
 @pytest.mark.parametrize(

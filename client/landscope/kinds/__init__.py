@@ -29,13 +29,7 @@ __all__ = [
     "result_class",
 ]
 
-KNOWN_KINDS: tuple[str, ...] = (
-    "evaluate",
-    "hessian_spectrum",
-    "minimizer_manifold",
-    "level_set_connectivity",
-)
-"""The kinds this SDK version knows; the server may know more."""
+from landscope.kinds._options import KNOWN_KINDS  # generated from openapi.json (make sdk)
 
 T_co = TypeVar("T_co", covariant=True)
 

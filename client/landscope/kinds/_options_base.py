@@ -34,6 +34,10 @@ def _check(name: str, value: Any, spec: Mapping[str, Any]) -> None:
         return  # a nested options object: checked when it was made
     if (kind != "boolean" and isinstance(value, bool)) or not isinstance(value, _TYPES[kind]):
         raise TypeError(f"{name} must be of JSON type {kind}, got {type(value).__name__}.")
+    return _check_value(name, value, spec, kind)
+
+
+def _check_value(name: str, value: Any, spec: Mapping[str, Any], kind: str) -> None:
     if kind == "number" and not math.isfinite(value):
         raise ValueError(f"{name} must be a finite number, got {value}.")
     bounds: tuple[tuple[str, Callable[[Any, Any], bool], str], ...] = (

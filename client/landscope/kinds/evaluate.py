@@ -10,30 +10,9 @@ from landscope._exceptions import InvalidResponseError
 
 from ._json import int_ as _integer
 from ._json import num as _number
+from ._options import EvaluateOptions
 
 __all__ = ["EvaluateOptions", "EvaluateResult", "PerSampleLoss"]
-
-
-@dataclass(frozen=True)
-class EvaluateOptions:
-    """Options of ``evaluate``.
-
-    Attributes:
-        stationary_tol: the point counts as stationary when ``grad_norm`` is at most
-            this (``None``: the server's default, 1e-6).
-    """
-
-    stationary_tol: float | None = None
-
-    def __post_init__(self) -> None:
-        if self.stationary_tol is not None and not self.stationary_tol > 0:
-            raise ValueError(f"stationary_tol must be > 0, got {self.stationary_tol}.")
-
-    def to_json(self) -> dict[str, Any]:
-        """The ``options`` object of the job request; unset options are left out."""
-        if self.stationary_tol is None:
-            return {}
-        return {"stationary_tol": self.stationary_tol}
 
 
 @dataclass(frozen=True)

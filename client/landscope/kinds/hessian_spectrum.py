@@ -6,7 +6,6 @@ reads ``job.result``. Field meanings: docs/kinds/hessian_spectrum.md.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, cast
@@ -22,6 +21,7 @@ from ._json import opt_int as _opt_int
 from ._json import opt_num as _opt_num
 from ._json import str_ as _str
 from ._json import strs as _strs
+from ._options import HessianSpectrumOptions
 
 __all__ = [
     "Density",
@@ -39,84 +39,8 @@ __all__ = [
     "TraceEstimate",
 ]
 
-Mode = Literal["auto", "exact", "iterative"]
-HVP = Literal["auto", "double_backward", "forward_over_reverse", "reverse_over_reverse",
-              "vmap_forward_over_reverse"]
 Status = Literal["converged", "not_converged"]
 Verdict = Literal["minimum", "saddle", "inconclusive"]
-
-
-# --------------------------------------------------------------------------- options
-@dataclass(frozen=True)
-class HessianSpectrumOptions:
-    """Options of ``hessian_spectrum`` (defaults equal the server's).
-
-    Attributes:
-        mode: ``"exact"`` (dense Hessian, eigh), ``"iterative"`` (Lanczos and stochastic
-            Lanczos quadrature) or ``"auto"`` (exact when P <= ``exact_threshold``).
-        exact_threshold: largest P computed exactly in ``"auto"`` mode.
-        top_k: number of largest eigenvalues.
-        bottom_k: number of smallest (most negative) eigenvalues.
-        tol: residual tolerance ``||H y - theta y|| <= tol * ||H||``.
-        max_products: product budget of the extreme-eigenvalue run.
-        max_basis: Lanczos basis size before a thick restart.
-        block_size: block Lanczos block size (finds eigenvalues repeated up to this often).
-        trace: estimate the trace.
-        density: estimate the spectral density (stochastic Lanczos quadrature).
-        density_probes: independent probes (also the trace's samples).
-        density_steps: Lanczos steps per probe.
-        density_grid_points: points of the density grid.
-        density_sigma: Gaussian broadening; ``None``: sqrt(1e-5 * max(1, width)).
-        negative_tol: eigenvalues below ``-negative_tol * ||H||`` count as negative.
-        ggn_split: split the extreme eigenvalues into Gauss-Newton and residual parts.
-        blocks: per-layer diagonal blocks (top eigenvalue and trace).
-        block_max_products: product budget per block.
-        hvp: Hessian-vector product implementation (``"auto"``: fastest).
-        return_eigenvectors: write ``eigenvectors.safetensors``.
-    """
-
-    mode: Mode = "auto"
-    exact_threshold: int = 2048
-    top_k: int = 5
-    bottom_k: int = 1
-    tol: float = 1e-6
-    max_products: int = 2000
-    max_basis: int = 400
-    block_size: int = 1
-    trace: bool = True
-    density: bool = True
-    density_probes: int = 8
-    density_steps: int = 80
-    density_grid_points: int = 512
-    density_sigma: float | None = None
-    negative_tol: float = 1e-5
-    ggn_split: bool = True
-    blocks: bool = False
-    block_max_products: int = 300
-    hvp: HVP = "auto"
-    return_eigenvectors: bool = False
-
-    def __post_init__(self) -> None:
-        for name in ("top_k", "bottom_k", "exact_threshold"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}.")
-        for name in ("max_products", "density_probes", "block_max_products", "block_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}.")
-        if self.density_steps < 2 or self.density_grid_points < 2:
-            raise ValueError("density_steps and density_grid_points must be >= 2, got "
-                             f"{self.density_steps} and {self.density_grid_points}.")
-        if not 0 < self.tol < 1:
-            raise ValueError(f"tol must be in (0, 1), got {self.tol}.")
-        if self.density_sigma is not None and not self.density_sigma > 0:
-            raise ValueError(f"density_sigma must be > 0, got {self.density_sigma}.")
-        if self.max_basis < self.top_k + self.bottom_k + 2 * self.block_size:
-            raise ValueError(f"max_basis={self.max_basis} must be >= top_k + bottom_k + "
-                             "2 * block_size.")
-
-    def to_json(self) -> dict[str, Any]:
-        """The ``options`` object of the job request (every field)."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
 
 # --------------------------------------------------------------------------- result parts

@@ -11,7 +11,7 @@ barcode) and the theorems of THEORY.md section 1 beside the measurement. See
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from landscope._exceptions import InvalidResponseError
@@ -32,6 +32,15 @@ from ._json import opt_num as _opt_num
 from ._json import opt_nums as _opt_nums
 from ._json import opt_str as _opt_str
 from ._json import str_ as _str
+from ._options import (
+    BezierOptions,
+    LevelSetConnectivityOptions,
+    LinearOptions,
+    NEBOptions,
+    PathsOptions,
+    RefineOptions,
+    TrainOptions,
+)
 
 __all__ = [
     "BezierOptions",
@@ -40,11 +49,13 @@ __all__ = [
     "ConnectivityTheory",
     "LevelSetConnectivityOptions",
     "LevelSetConnectivityResult",
+    "LinearOptions",
     "MergeEvent",
     "MergeTree",
     "NEBOptions",
     "PairBarrier",
     "PathOptions",
+    "PathsOptions",
     "PersistenceBar",
     "ProfileOptions",
     "RefineOptions",
@@ -58,157 +69,10 @@ PathMethod = Literal["neb", "bezier"]
 Strategy = Literal["exact", "mst", "all", "none"]
 Space = Literal["parameter", "permutation"]
 
-
-# ---------------------------------------------------------------- options
-@dataclass(frozen=True)
-class TrainOptions:
-    """Full-batch training of each seed-trained minimum."""
-
-    optimizer: OptimizerName = "adam"
-    steps: int = 500
-    lr: float = 0.01
-    momentum: float = 0.9
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "optimizer": self.optimizer,
-            "steps": self.steps,
-            "lr": self.lr,
-            "momentum": self.momentum,
-        }
-
-
-@dataclass(frozen=True)
-class ProfileOptions:
-    """Evaluation grid of each path profile: uniform points, then zoom rounds."""
-
-    num_points: int = 33
-    refine_rounds: int = 3
-    refine_points: int = 8
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "num_points": self.num_points,
-            "refine_rounds": self.refine_rounds,
-            "refine_points": self.refine_points,
-        }
-
-
-@dataclass(frozen=True)
-class NEBOptions:
-    """Nudged elastic band with AutoNEB pivot insertion (Draxler et al. 2018)."""
-
-    images: int = 5
-    cycles: int = 4
-    steps: int = 150
-    lr: float = 0.05
-    spring: float = 1.0
-    climb: bool = True
-    max_pivots: int = 24
-    insert_per_cycle: int = 2
-    segment_points: int = 7
-    insert_tol: float = 1e-3
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "images": self.images,
-            "cycles": self.cycles,
-            "steps": self.steps,
-            "lr": self.lr,
-            "spring": self.spring,
-            "climb": self.climb,
-            "max_pivots": self.max_pivots,
-            "insert_per_cycle": self.insert_per_cycle,
-            "segment_points": self.segment_points,
-            "insert_tol": self.insert_tol,
-        }
-
-
-@dataclass(frozen=True)
-class BezierOptions:
-    """Quadratic Bezier curve trained on the mean loss (Garipov et al. 2018)."""
-
-    steps: int = 300
-    lr: float = 0.05
-    samples: int = 8
-
-    def to_json(self) -> dict[str, Any]:
-        return {"steps": self.steps, "lr": self.lr, "samples": self.samples}
-
-
-@dataclass(frozen=True)
-class PathOptions:
-    """Optimised path finders (the lower barrier of the methods wins) and settings."""
-
-    methods: tuple[PathMethod, ...] = ("neb",)
-    linear: ProfileOptions = field(default_factory=ProfileOptions)
-    neb: NEBOptions = field(default_factory=NEBOptions)
-    bezier: BezierOptions = field(default_factory=BezierOptions)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "methods": list(self.methods),
-            "linear": self.linear.to_json(),
-            "neb": self.neb.to_json(),
-            "bezier": self.bezier.to_json(),
-        }
-
-
-@dataclass(frozen=True)
-class RefineOptions:
-    """Which pairs get optimised paths (MST edges first) and the budget."""
-
-    strategy: Strategy = "exact"
-    budget_pairs: int | None = None
-    beyond_mst: bool = True
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "strategy": self.strategy,
-            "budget_pairs": self.budget_pairs,
-            "beyond_mst": self.beyond_mst,
-        }
-
-
-@dataclass(frozen=True)
-class LevelSetConnectivityOptions:
-    """Options of ``level_set_connectivity`` (defaults as the server's).
-
-    Attributes:
-        minima: weight blob ids of given minima.
-        num_trained: minima the service trains from seeds derived from the job seed.
-        train: training settings.
-        paths: path finders.
-        align: also report barriers and counts modulo hidden-unit permutations.
-        refine: refinement strategy and budget.
-        lambda_grid: the levels lambda (None: an automatic uniform grid).
-        lambda_grid_size: levels of the automatic grid.
-        persistence_threshold: relative persistence below which a merge is noise.
-    """
-
-    minima: tuple[str, ...] = ()
-    num_trained: int = 4
-    train: TrainOptions = field(default_factory=TrainOptions)
-    paths: PathOptions = field(default_factory=PathOptions)
-    align: bool = False
-    refine: RefineOptions = field(default_factory=RefineOptions)
-    lambda_grid: tuple[float, ...] | None = None
-    lambda_grid_size: int = 64
-    persistence_threshold: float = 1e-2
-
-    def to_json(self) -> dict[str, Any]:
-        """The ``options`` object of the job request."""
-        return {
-            "minima": list(self.minima),
-            "num_trained": self.num_trained,
-            "train": self.train.to_json(),
-            "paths": self.paths.to_json(),
-            "align": self.align,
-            "refine": self.refine.to_json(),
-            "lambda_grid": None if self.lambda_grid is None else list(self.lambda_grid),
-            "lambda_grid_size": self.lambda_grid_size,
-            "persistence_threshold": self.persistence_threshold,
-        }
+ProfileOptions = LinearOptions
+"""The earlier name of :class:`LinearOptions` (``paths.linear``)."""
+PathOptions = PathsOptions
+"""The earlier name of :class:`PathsOptions` (``paths``)."""
 
 
 # ---------------------------------------------------------------- results

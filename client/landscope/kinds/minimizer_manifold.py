@@ -25,6 +25,7 @@ from ._json import opt_int as _opt_int
 from ._json import opt_num as _opt_num
 from ._json import opt_str as _opt_str
 from ._json import str_ as _str
+from ._options import MinimizerManifoldOptions
 
 __all__ = [
     "CooperHypothesis",
@@ -40,75 +41,8 @@ __all__ = [
     "MinimizerManifoldResult",
 ]
 
-Route = Literal["auto", "dense", "gram"]
 FitStatus = Literal["interpolated", "stalled", "step_budget_exhausted"]
-_ROUTES = ("auto", "dense", "gram")
 _FIT_STATUSES = ("interpolated", "stalled", "step_budget_exhausted")
-
-
-# ---------------------------------------------------------------- options
-@dataclass(frozen=True)
-class MinimizerManifoldOptions:
-    """Options of ``minimizer_manifold`` (defaults as the server's).
-
-    Attributes:
-        fit_tol: loss (mean squared error) at or below which the fit interpolates.
-        fit_max_steps: Levenberg-Marquardt step budget.
-        route: ``"dense"`` (SVD of J), ``"gram"`` (J J^T from blocks) or ``"auto"``.
-        memory_mb: working-memory budget in MiB (route choice, block sizes).
-        chunk_size: samples per Jacobian block (None: from ``memory_mb``).
-        rank_rtol: override of the relative rank tolerance (None: documented rule).
-        hessian_exact_max_params: dense Hessian when P is at most this.
-        walk_steps: steps along random directions in null(J).
-        walk_step_length: Euclidean length of each walk step and of the control step.
-        retract_max_steps: Gauss-Newton steps per retraction.
-        control_step: also step orthogonally to null(J).
-    """
-
-    fit_tol: float = 1e-20
-    fit_max_steps: int = 100
-    route: Route = "auto"
-    memory_mb: int = 1024
-    chunk_size: int | None = None
-    rank_rtol: float | None = None
-    hessian_exact_max_params: int = 2048
-    walk_steps: int = 5
-    walk_step_length: float = 0.05
-    retract_max_steps: int = 20
-    control_step: bool = True
-
-    def __post_init__(self) -> None:
-        if not self.fit_tol > 0:
-            raise ValueError(f"fit_tol must be > 0, got {self.fit_tol}.")
-        if not self.walk_step_length > 0:
-            raise ValueError(f"walk_step_length must be > 0, got {self.walk_step_length}.")
-        if self.route not in _ROUTES:
-            raise ValueError(f"route must be one of {_ROUTES}, got {self.route!r}.")
-        for name, low in (("fit_max_steps", 0), ("walk_steps", 0), ("retract_max_steps", 1),
-                          ("memory_mb", 16), ("hessian_exact_max_params", 0)):
-            value = getattr(self, name)
-            if value < low:
-                raise ValueError(f"{name} must be >= {low}, got {value}.")
-        if self.chunk_size is not None and self.chunk_size < 1:
-            raise ValueError(f"chunk_size must be >= 1 or None, got {self.chunk_size}.")
-        if self.rank_rtol is not None and not 0 < self.rank_rtol < 1:
-            raise ValueError(f"rank_rtol must be in (0, 1) or None, got {self.rank_rtol}.")
-
-    def to_json(self) -> dict[str, Any]:
-        """The ``options`` object of the job request (every field)."""
-        return {
-            "fit_tol": self.fit_tol,
-            "fit_max_steps": self.fit_max_steps,
-            "route": self.route,
-            "memory_mb": self.memory_mb,
-            "chunk_size": self.chunk_size,
-            "rank_rtol": self.rank_rtol,
-            "hessian_exact_max_params": self.hessian_exact_max_params,
-            "walk_steps": self.walk_steps,
-            "walk_step_length": self.walk_step_length,
-            "retract_max_steps": self.retract_max_steps,
-            "control_step": self.control_step,
-        }
 
 
 # ---------------------------------------------------------------- result parts

@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from marshmallow import (
-    RAISE,
     Schema,
     ValidationError,
     fields,
@@ -22,6 +21,7 @@ from marshmallow import (
     validates_schema,
 )
 
+from ..strict import StrictBoolean, StrictFloat, StrictSchema
 from .graph import GRAPH_LIMITS, OPS
 from .shapes import ACTIVATIONS, LIMITS, SpecError, analyze
 
@@ -71,37 +71,6 @@ def _int(lo: int | None = None, hi: int | None = None, **kwargs: Any) -> fields.
     return fields.Integer(strict=True, validate=_range(lo, hi), **kwargs)
 
 
-class StrictBoolean(fields.Boolean):
-    """A boolean that accepts only JSON ``true`` and ``false`` (not 1, 0 or strings)."""
-
-    default_error_messages: ClassVar[dict[str, str]] = {  # type: ignore[assignment,misc]
-        "invalid": "Not a valid boolean: use true or false."
-    }
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
-        if not isinstance(value, bool):
-            raise self.make_error("invalid")
-        return value
-
-
-class StrictFloat(fields.Float):
-    """A finite JSON number; strings and booleans are rejected."""
-
-    default_error_messages: ClassVar[dict[str, str]] = {  # type: ignore[assignment,misc]
-        "invalid": "Not a valid number.",
-        "special": "Must be a finite number (not NaN or infinity).",
-    }
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(allow_nan=False, **kwargs)
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self.make_error("invalid")
-        out = super()._deserialize(value, attr, data, **kwargs)
-        return float(out) if out is not None else math.nan
-
-
 class IntOrPair(fields.Field):
     """A positive (or non-negative) integer, or a list of two; loads as ``[a, b]``."""
 
@@ -122,9 +91,7 @@ class IntOrPair(fields.Field):
         return [items[0], items[-1]]
 
 
-class _StrictSchema(Schema):
-    class Meta:
-        unknown = RAISE
+_StrictSchema = StrictSchema  # the one strict base of every request schema (..strict)
 
 
 # ---------------------------------------------------------------------------- polymorphism
