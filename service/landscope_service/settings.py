@@ -85,6 +85,18 @@ def _keys(name: str, raw: str) -> dict[str, str]:
     return out
 
 
+def _tenant_seconds(name: str, raw: str) -> dict[str, int]:
+    """``tenant:seconds,tenant2:seconds`` -> {tenant: seconds}."""
+    out: dict[str, int] = {}
+    for item in filter(None, (p.strip() for p in raw.split(","))):
+        tenant, sep, value = item.partition(":")
+        if not sep or not tenant or not value.strip().isdigit() or int(value) < 1:
+            raise SettingsError(f"{name}: entry {item!r} is not of the form tenant:seconds "
+                                "(seconds a positive integer).")
+        out[tenant.strip()] = int(value)
+    return out
+
+
 def _path(name: str, raw: str) -> Path:
     return Path(raw).expanduser()
 
@@ -213,6 +225,30 @@ class Settings:
                                             "doc": "A request body must arrive within this "
                                                    "many seconds of the headers (408 and the "
                                                    "connection closed otherwise)."})
+    max_runtime_s: int = field(default=0,
+                               metadata={"env": "LANDSCOPE_MAX_RUNTIME_S", "parse": _int(0),
+                                         "doc": "Default run-time limit of a job (0: none); a "
+                                                "job running longer fails with "
+                                                "deadline_exceeded, its progress kept."})
+    tenant_max_runtime_s: dict[str, int] = field(
+        default_factory=dict,
+        metadata={"env": "LANDSCOPE_TENANT_MAX_RUNTIME_S", "parse": _tenant_seconds,
+                  "doc": "Per-tenant run-time limits, tenant:seconds,...: a tenant's default "
+                         "and ceiling for a job's max_runtime_s (overrides "
+                         "LANDSCOPE_MAX_RUNTIME_S)."})
+    queue_timeout_s: int = field(default=0,
+                                 metadata={"env": "LANDSCOPE_QUEUE_TIMEOUT_S", "parse": _int(0),
+                                           "doc": "Default queue deadline (0: none): a job not "
+                                                  "started this many seconds after its submit "
+                                                  "ends expired."})
+    cancel_grace_s: float = field(default=2.0,
+                                  metadata={"env": "LANDSCOPE_CANCEL_GRACE_S",
+                                            "parse": _float(0.1),
+                                            "doc": "After a cancel (or a passed deadline), a job "
+                                                   "that has not stopped at a cooperative check "
+                                                   "within this many seconds is ended and its "
+                                                   "pool process killed (the worker replaces "
+                                                   "it)."})
     require_gpu_worker: bool = field(default=True,
                                      metadata={"env": "LANDSCOPE_REQUIRE_GPU_WORKER",
                                                "parse": _bool,

@@ -1,11 +1,36 @@
-"""What a diagnostic returns: a JSON-able result and named artifacts (files)."""
+"""What a diagnostic returns: a JSON-able result and named artifacts (files).
+
+Results hold only JSON types, and JSON has no NaN or infinity: every float a runner puts
+in a result goes through :func:`json_float` (or :func:`json_floats` for arrays), the one
+sanitiser of the core.
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, SupportsFloat
 
-__all__ = ["Artifact", "RunOutput"]
+import numpy as np
+
+__all__ = ["Artifact", "RunOutput", "json_float", "json_floats"]
+
+
+def json_float(x: SupportsFloat | None) -> float | None:
+    """A finite Python float, or None for None, NaN and infinities.
+
+    Accepts anything ``float()`` accepts: Python and numpy numbers, one-element arrays
+    and tensors.
+    """
+    if x is None:
+        return None
+    v = float(x)
+    return v if math.isfinite(v) else None
+
+
+def json_floats(xs: Any) -> list[float | None]:
+    """:func:`json_float` of every element of an array-like, flattened (C order)."""
+    return [json_float(v) for v in np.asarray(xs, dtype=np.float64).reshape(-1).tolist()]
 
 
 @dataclass(frozen=True)
@@ -22,7 +47,7 @@ class RunOutput:
     """Result of one job kind's runner.
 
     ``result`` holds only JSON types (dict, list, str, int, float, bool, None); floats
-    must be finite or None. Large arrays go to ``artifacts``.
+    must be finite or None (:func:`json_float`). Large arrays go to ``artifacts``.
     """
 
     result: dict[str, Any]

@@ -13,6 +13,10 @@ Keys:
     ls:running                  set of ids of running jobs
     ls:lease:<id>               the running attempt's token, TTL = lease
     ls:worker:<name>            heartbeat of a worker (JSON), TTL
+    ls:queue_deadlines          zset of queued job ids scored by their queue deadline (s)
+
+Statuses: ``queued`` -> ``running`` -> ``succeeded`` | ``failed`` | ``cancelled``; a queued
+job not started before its queue deadline ends ``expired`` (also final).
 """
 
 from __future__ import annotations
@@ -39,10 +43,12 @@ __all__ = [
     "fingerprint",
     "iso",
     "new_job_id",
+    "products_of",
 ]
 
-FINISHED = ("succeeded", "failed", "cancelled")
+FINISHED = ("succeeded", "failed", "cancelled", "expired")
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+QUEUE_DEADLINES = "ls:queue_deadlines"
 
 
 _last_id = [0, 0]
@@ -79,7 +85,7 @@ def fingerprint(request: dict[str, Any]) -> str:
     return hashlib.sha256(blob).hexdigest()
 
 
-def _products_of(result: dict[str, Any]) -> int | None:
+def products_of(result: dict[str, Any]) -> int | None:
     """Curvature products a result reports (``products`` at its top or in ``cost``)."""
     for holder in (result, result.get("cost") or {}, result.get("budget") or {}):
         if isinstance(holder, dict):
@@ -111,19 +117,27 @@ for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 return cur
 """
 
-# start an attempt: KEYS[1]=job, KEYS[2]=lease, KEYS[3]=running set; ARGV: token, lease ms,
-# now, worker, max_attempts, job id. Returns {code, attempts}: code 'started', 'busy' (another
-# live attempt holds the lease), 'finished', 'cancelled', 'exhausted', 'missing'.
+# start an attempt: KEYS[1]=job, KEYS[2]=lease, KEYS[3]=running set, KEYS[4]=queue deadlines;
+# ARGV: token, lease ms, now, worker, max_attempts, job id. Returns {code, attempts}: code
+# 'started', 'busy' (another live attempt holds the lease), 'finished', 'cancelled',
+# 'expired' (still queued past its queue deadline), 'exhausted', 'missing'.
 _START = """
 local st = redis.call('HGET', KEYS[1], 'status')
 if not st then return {'missing', 0} end
-if st == 'succeeded' or st == 'failed' or st == 'cancelled' then return {'finished', 0} end
+if st == 'succeeded' or st == 'failed' or st == 'cancelled' or st == 'expired' then
+  return {'finished', 0}
+end
 if redis.call('HGET', KEYS[1], 'cancel_requested') == '1' then return {'cancelled', 0} end
+local qd = redis.call('HGET', KEYS[1], 'queue_deadline_at')
+if st == 'queued' and qd and qd ~= '' and tonumber(ARGV[3]) > tonumber(qd) then
+  return {'expired', 0}
+end
 if redis.call('EXISTS', KEYS[2]) == 1 then return {'busy', 0} end
 local attempts = tonumber(redis.call('HGET', KEYS[1], 'attempts') or '0') + 1
 if attempts > tonumber(ARGV[5]) then return {'exhausted', attempts - 1} end
 redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
 redis.call('SADD', KEYS[3], ARGV[6])
+redis.call('ZREM', KEYS[4], ARGV[6])
 redis.call('HSET', KEYS[1], 'status', 'running', 'attempts', attempts, 'worker', ARGV[4],
            'started_at', ARGV[3])
 return {'started', attempts}
@@ -179,8 +193,15 @@ class JobStore:
         metadata: dict[str, str],
         queue: str,
         idempotency_key: str | None = None,
+        estimate: dict[str, Any] | None = None,
+        max_runtime_s: float | None = None,
+        queue_timeout_s: float | None = None,
     ) -> tuple[dict[str, Any], bool]:
         """Create a queued job; return ``(job, created)``.
+
+        ``estimate`` (the submit-time cost estimate) is shown in the job; a job running
+        longer than ``max_runtime_s`` is failed with ``deadline_exceeded`` by its worker;
+        one still queued ``queue_timeout_s`` after creation ends ``expired``.
 
         With an idempotency key (Stripe's rules): the same key and the same request give
         back the first job (``created=False``); a different request raises
@@ -218,17 +239,22 @@ class JobStore:
                 "created_at": now,
             }
             pipe = self.client.pipeline()
-            pipe.hset(
-                self._job(job_id),
-                mapping={
-                    "doc": json.dumps(doc),
-                    "status": "queued",
-                    "progress": json.dumps({"stage": "queued", "fraction": 0.0, "message": ""}),
-                    "attempts": 0,
-                    "cancel_requested": "0",
-                    "expires_at": now + self.result_ttl_s,
-                },
-            )
+            mapping: dict[str, Any] = {
+                "doc": json.dumps(doc),
+                "status": "queued",
+                "progress": json.dumps({"stage": "queued", "fraction": 0.0, "message": ""}),
+                "attempts": 0,
+                "cancel_requested": "0",
+                "expires_at": now + self.result_ttl_s,
+            }
+            if estimate is not None:
+                mapping["estimate"] = json.dumps(estimate)
+            if max_runtime_s:
+                mapping["max_runtime_s"] = float(max_runtime_s)
+            if queue_timeout_s:
+                mapping["queue_deadline_at"] = now + float(queue_timeout_s)
+                pipe.zadd(QUEUE_DEADLINES, {job_id: now + float(queue_timeout_s)})
+            pipe.hset(self._job(job_id), mapping=mapping)
             pipe.zadd(self._index(tenant), {job_id: int(now * 1000)})
             pipe.execute()
         except BaseException:
@@ -292,6 +318,9 @@ class JobStore:
             "cancel_requested": raw.get("cancel_requested") == "1",
             "attempts": int(raw.get("attempts", "0")),
             "execution": json.loads(raw["execution"]) if raw.get("execution") else None,
+            "estimate": json.loads(raw["estimate"]) if raw.get("estimate") else None,
+            "limits": {"max_runtime_s": num("max_runtime_s"),
+                       "queue_deadline_at": iso(num("queue_deadline_at"))},
         }
 
     def doc(self, job_id: str) -> dict[str, Any] | None:
@@ -360,7 +389,7 @@ class JobStore:
         """Claim a run. Returns ``(code, attempts, token)``; see ``_START``."""
         token = secrets.token_hex(8)
         code, attempts = self._start(
-            keys=[self._job(job_id), f"ls:lease:{job_id}", "ls:running"],
+            keys=[self._job(job_id), f"ls:lease:{job_id}", "ls:running", QUEUE_DEADLINES],
             args=[token, int(self.lease_s * 1000), time.time(), worker, max_attempts, job_id],
         )
         return code.decode(), int(attempts), token
@@ -384,6 +413,7 @@ class JobStore:
         pipe = self.client.pipeline()
         pipe.expire(self._job(job_id), self.result_ttl_s)
         pipe.srem("ls:running", job_id)
+        pipe.zrem(QUEUE_DEADLINES, job_id)
         pipe.delete(f"ls:lease:{job_id}")
         pipe.publish(self.events_channel(job_id), status)
         pipe.execute()
@@ -398,7 +428,7 @@ class JobStore:
         seconds = now - float(started) if started else None
         products = None
         if result:
-            products = _products_of(json.loads(result))
+            products = products_of(json.loads(result))
         self.metrics.job_finished(str(doc.get("kind", "unknown")), status, seconds, products)
 
     @staticmethod
@@ -447,12 +477,41 @@ class JobStore:
                               "message": "Cancelled at the caller's request."}),
         )
 
+    def expire(self, job_id: str) -> bool:
+        """A queued job past its queue deadline ends ``expired``; True if it did now."""
+        raw = self.client.hget(self._job(job_id), "queue_deadline_at")
+        deadline = float(raw) if raw else None
+        return self._finish(
+            job_id, "expired", ("queued",),
+            error=json.dumps({"code": "expired", "message": (
+                "The job was not started before its queue deadline"
+                + (f" ({iso(deadline)})" if deadline else "")
+                + "; no worker was free in time. Submit again, or raise queue_timeout_s "
+                "(or LANDSCOPE_QUEUE_TIMEOUT_S).")}),
+        )
+
+    def expire_overdue(self, now: float | None = None, limit: int = 500) -> list[str]:
+        """Expire every queued job whose queue deadline has passed; returns their ids."""
+        now = time.time() if now is None else now
+        ids = self.client.zrangebyscore(QUEUE_DEADLINES, "-inf", now, start=0, num=limit)
+        out = []
+        for member in ids:  # type: ignore[union-attr]
+            job_id = member.decode()
+            if self.expire(job_id):
+                out.append(job_id)
+            else:  # started, finished or gone meanwhile
+                self.client.zrem(QUEUE_DEADLINES, job_id)
+        return out
+
     def request_cancel(self, job_id: str) -> str | None:
         """Cancel: a queued job becomes cancelled at once; a running one is flagged.
 
         Returns the status after the call, or None if the job does not exist.
         """
-        self.client.hset(self._job(job_id), "cancel_requested", "1")
+        if not self.client.exists(self._job(job_id)):
+            return None
+        self.client.hset(self._job(job_id), mapping={"cancel_requested": "1",
+                                                     "cancel_requested_at": time.time()})
         if self.mark_cancelled(job_id, allowed=("queued",)):
             return "cancelled"
         return self.status(job_id)
@@ -477,6 +536,29 @@ class JobStore:
                 self.client.srem("ls:running", job_id)
                 continue
             yield job_id
+
+    def record_rate(self, worker: str, *, products: int, seconds: float, units: int,
+                    keep: int = 20) -> None:
+        """Remember one finished job's seconds per curvature product on ``worker``.
+
+        ``units`` is ``N * P`` of the job's problem (a product's work grows with both); the
+        worker's heartbeat carries its last ``keep`` samples, which the submit-time cost
+        estimate reads (:mod:`landscope_service.jobs.estimate`).
+        """
+        if products <= 0 or seconds <= 0 or units <= 0:
+            return
+        key = f"ls:rates:{worker}"
+        sample = json.dumps({"units": int(units), "seconds_per_product": seconds / products})
+        pipe = self.client.pipeline()
+        pipe.lpush(key, sample)
+        pipe.ltrim(key, 0, keep - 1)
+        pipe.expire(key, 7 * 24 * 3600)
+        pipe.execute()
+
+    def product_rates(self, worker: str) -> list[dict[str, float]]:
+        """The samples :meth:`record_rate` kept for ``worker``, newest first."""
+        raw = self.client.lrange(f"ls:rates:{worker}", 0, -1)
+        return [json.loads(r) for r in raw]  # type: ignore[union-attr]
 
     def heartbeat(self, name: str, info: dict[str, Any], ttl_s: float) -> None:
         info = {**info, "name": name, "last_seen": iso(time.time())}

@@ -8,24 +8,30 @@ The API view only parses HTTP and calls :meth:`Submissions.submit`.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from marshmallow import ValidationError
 
+from ..diagnostics.cost import Rates
 from ..modelspec.facts import submit_context
 from ..settings import Settings
 from ..storage.blobs import BlobService
+from .deadlines import resolve_limits
 from .dispatch import Dispatcher, queue_for
 from .errors import ConflictError, InvalidRequestError, UnavailableError
-from .kinds.base import KindSpec
+from .estimate import estimate_job, pool_rates
+from .kinds.base import KindSpec, SubmitContext
 from .limits import ActiveJobCaps
 from .ratelimit import SubmitRateLimiter
 from .registry import kinds
 from .store import IdempotencyConflict, IdempotencyInProgress, JobStore
 
-__all__ = ["Submissions", "split_check_errors", "validate_request"]
+__all__ = ["Submissions", "check_request", "split_check_errors", "validate_request"]
+
+_RATES_TTL_S = 10.0
 
 log = logging.getLogger("landscope.api")
 
@@ -62,6 +68,17 @@ def validate_request(
 
     Raises :class:`InvalidRequestError` (422) naming the fields that are wrong.
     """
+    return check_request(req, settings=settings, jobs=jobs, read_blob=read_blob)[0]
+
+
+def check_request(
+    req: dict[str, Any],
+    *,
+    settings: Settings,
+    jobs: JobStore,
+    read_blob: Callable[[str], bytes],
+) -> tuple[KindSpec, SubmitContext]:
+    """:func:`validate_request`, also returning the request's facts (P, N, shapes)."""
     spec = kinds()[req["kind"]]
     if req["device"] == "cuda" and settings.require_gpu_worker and not any(
         "gpu" in w.get("queues", []) for w in jobs.workers()
@@ -87,7 +104,7 @@ def validate_request(
         except ValidationError as e:
             raise InvalidRequestError(f"Invalid options for kind {spec.name!r}.",
                                  errors=split_check_errors(e.messages)) from None
-    return spec
+    return spec, ctx
 
 
 @dataclass
@@ -100,6 +117,18 @@ class Submissions:
     limiter: SubmitRateLimiter
     dispatcher: Dispatcher
     caps: ActiveJobCaps
+    _rates_cache: dict[str, tuple[float, Rates]] = field(default_factory=dict, init=False,
+                                                         repr=False)
+
+    def _rates(self, queue: str) -> Rates:
+        """The pool's measured per-product rates, read from the heartbeats at most every
+        ``_RATES_TTL_S`` seconds (not on every submit)."""
+        now = time.monotonic()
+        cached = self._rates_cache.get(queue)
+        if cached is None or now - cached[0] > _RATES_TTL_S:
+            cached = (now, pool_rates(self.jobs.workers(), queue))
+            self._rates_cache[queue] = cached
+        return cached[1]
 
     def submit(self, tenant: str, req: dict[str, Any],
                idempotency_key: str | None = None) -> tuple[dict[str, Any], bool]:
@@ -112,15 +141,20 @@ class Submissions:
         def read_blob(blob_id: str) -> bytes:
             return self.blobs.read(tenant, blob_id)
 
-        validate_request(req, settings=self.settings, jobs=self.jobs, read_blob=read_blob)
+        _, facts = check_request(req, settings=self.settings, jobs=self.jobs,
+                                 read_blob=read_blob)
         queue = queue_for(req)
+        limits = resolve_limits(req, self.settings, tenant)
+        estimate = estimate_job(req, num_params=facts.num_params,
+                                num_samples=facts.num_samples, rates=self._rates(queue))
         metadata = req.pop("metadata")
         reservation = self.caps.reserve(tenant)
         job_id: str | None = None
         try:
             job, created = self.jobs.create(
                 tenant=tenant, kind=req["kind"], request=req, metadata=metadata,
-                queue=queue, idempotency_key=idempotency_key,
+                queue=queue, idempotency_key=idempotency_key, estimate=estimate,
+                max_runtime_s=limits.max_runtime_s, queue_timeout_s=limits.queue_timeout_s,
             )
             if created:
                 job_id = job["id"]

@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,12 +19,13 @@ from typing import Any
 
 from ..diagnostics import Cancelled, Monitor, RunContext, RunOutput
 from ..jobs.registry import kinds, load_runner
-from ..jobs.store import JobStore
+from ..jobs.store import JobStore, products_of
 from ..logs import job_id_var, tenant_var
 from ..settings import Settings
 from ..storage.blobs import BlobService, artifact_key
 from ..storage.store import ObjectStore
 from .problem_factory import build_for_request
+from .watchdog import Watchdog
 
 __all__ = ["JobRuntime", "UserFacingError"]
 
@@ -74,6 +76,9 @@ class JobRuntime:
     store: ObjectStore
     hostname: str
     make_executor: Callable[[str, dict[str, Any]], Any] | None = None
+    hard_stop: Callable[[], None] | None = None
+    """Kills this pool process when a cancelled or past-deadline job ignores its checks
+    (set in prefork children only; see :mod:`.watchdog`)."""
 
     def execute(self, job_id: str) -> str:
         """Run ``job_id`` once if it should run; return what happened (for logs/tests)."""
@@ -93,6 +98,9 @@ class JobRuntime:
         if code == "cancelled":
             self.jobs.mark_cancelled(job_id)
             return code
+        if code == "expired":
+            self.jobs.expire(job_id)
+            return code
         if code == "exhausted":
             self.jobs.fail(
                 job_id, "worker_lost",
@@ -106,27 +114,42 @@ class JobRuntime:
 
     # ------------------------------------------------------------------ internals
     def _run(self, job_id: str, attempts: int) -> str:
-        doc = self.jobs.doc(job_id)
-        if doc is None:
+        raw = self.jobs.raw(job_id)
+        if raw is None or "doc" not in raw:
             return "missing"
+        doc = json.loads(raw["doc"])
+        max_runtime = float(raw["max_runtime_s"]) if raw.get("max_runtime_s") else None
+        watchdog = Watchdog(self.jobs, job_id, max_runtime_s=max_runtime,
+                            grace_s=self.settings.cancel_grace_s, hard_stop=self.hard_stop)
+        with watchdog:
+            return self._attempt(job_id, attempts, doc, watchdog)
+
+    def _attempt(self, job_id: str, attempts: int, doc: dict[str, Any],
+                 watchdog: Watchdog) -> str:
         tenant, req = doc["tenant"], doc["request"]
         tenant_var.set(tenant)
         log.info("job started", extra={"attempt": attempts, "kind": doc["kind"]})
         self.jobs.progress(job_id, "starting", 0.0, f"attempt {attempts} on {self.hostname}")
 
         def progress(stage: str, fraction: float, message: str) -> None:
-            self.jobs.progress(job_id, stage, fraction, message)
+            if not watchdog.stop_requested():  # a stopped job's progress stays as it was
+                self.jobs.progress(job_id, stage, fraction, message)
 
         def should_cancel() -> bool:
-            return self.jobs.cancel_requested(job_id)
+            return watchdog.stop_requested() or self.jobs.cancel_requested(job_id)
 
         monitor = Monitor(progress=progress, should_cancel=should_cancel, min_interval=0.25)
         execution: dict[str, Any] = {"worker": self.hostname, "pieces": {}}
+        t_start = time.monotonic()
         try:
             output = self._compute(job_id, tenant, req, monitor, execution)
             artifacts = self._store_artifacts(job_id, output.artifacts)
             result = json.loads(json.dumps(output.result, allow_nan=False))
         except Cancelled:
+            if watchdog.reason == "deadline":
+                self.jobs.fail(job_id, "deadline_exceeded", watchdog.deadline_message(),
+                               allowed=("running",))
+                return "failed"
             self.jobs.mark_cancelled(job_id)
             return "cancelled"
         except UserFacingError as e:
@@ -141,6 +164,12 @@ class JobRuntime:
             if code == "out_of_memory":
                 _release_gpu_memory()
             return "failed"
+        products = products_of(result)
+        if products:
+            self.jobs.record_rate(self.hostname, products=products,
+                                  seconds=time.monotonic() - t_start,
+                                  units=int(execution.get("num_params", 0))
+                                  * int(execution.get("num_samples", 0)))
         if not self.jobs.succeed(job_id, result, artifacts, execution):
             # cancelled (or re-run) meanwhile: the first writer wins
             return self.jobs.status(job_id) or "missing"
@@ -153,6 +182,7 @@ class JobRuntime:
         if spec is None:
             raise UserFacingError("unknown_kind", f"Unknown kind {req.get('kind')!r}.")
         problem, load_params = build_for_request(self, tenant, req)
+        execution.update(num_params=problem.num_params, num_samples=problem.num_samples)
         runner = load_runner(spec)
         executor = None
         if self.make_executor is not None:
@@ -160,8 +190,13 @@ class JobRuntime:
         ctx = RunContext(monitor=monitor, seed=int(req.get("seed", 0)), load_params=load_params)
         if executor is not None:
             ctx.executor = executor
+        options = dict(req["options"])
+        estimate = json.loads((self.jobs.raw(job_id) or {}).get("estimate") or "null")
+        if options.get("mode") == "auto" and isinstance(estimate, dict) and estimate.get("mode"):
+            # "auto" runs the mode the submit-time estimate found cheaper (job.estimate)
+            options["mode"] = estimate["mode"]
         monitor.report("running", 0.0, spec.name, force=True)
-        out = runner(problem, req["options"], ctx)
+        out = runner(problem, options, ctx)
         pieces = getattr(executor, "pieces_by_worker", None)
         if pieces:
             execution["pieces"] = dict(pieces)
@@ -198,10 +233,16 @@ def classify_failure(e: BaseException) -> tuple[str | None, str]:
     if isinstance(e, SoftTimeLimitExceeded):
         return "time_limit", "The job exceeded its time limit (LANDSCOPE_SOFT_TIME_LIMIT_S)."
     name = type(e).__name__
-    if name == "OutOfMemoryError" or "out of memory" in str(e).lower():
+    text = str(e)
+    if (name == "OutOfMemoryError" or isinstance(e, MemoryError)
+            or "out of memory" in text.lower() or "DefaultCPUAllocator: can't allocate" in text
+            or "Cannot allocate memory" in text):
+        device = "CPU" if (isinstance(e, MemoryError) or "CPU" in text
+                           or "Cannot allocate memory" in text) else "device"
         return "out_of_memory", (
-            f"The device ran out of memory: {e}. Use a smaller batch_size, float32, or a "
-            "smaller model; the worker survived and took the next job."
+            f"The {device} ran out of memory: {name}: {text or 'allocation failed'}. Use a "
+            "smaller batch_size, float32, or a smaller model; the worker survived and took "
+            "the next job."
         )
     if isinstance(e, FloatingPointError):
         return "numerical_error", str(e)

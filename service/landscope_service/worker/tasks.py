@@ -8,19 +8,19 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
-import threading
 from typing import Any
 
 import redis
 from celery import signals
 
-from ..jobs.reaper import reap
 from ..jobs.store import JobStore
 from ..settings import load_settings
 from ..storage.blobs import BlobService
 from ..storage.store import make_store
 from .celery_app import make_celery
+from .heartbeat import Heartbeat
 from .runtime import JobRuntime
 
 log = logging.getLogger("landscope.worker")
@@ -45,8 +45,14 @@ def _runtime(hostname: str) -> JobRuntime:
         rt = JobRuntime(settings=settings, jobs=jobs, blobs=blobs,
                         store=store, hostname=hostname)
         rt.make_executor = make_executor_factory(app, rt)
+        if _state.get("forked_child"):
+            rt.hard_stop = _kill_this_process
         _state.update(runtime=rt, pid=os.getpid())
     return rt  # type: ignore[no-any-return]
+
+
+def _kill_this_process() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 @app.task(name="landscope.run_job", bind=True, acks_late=True, reject_on_worker_lost=True)
@@ -88,44 +94,9 @@ def _per_child(**_: Any) -> None:
         threads = max(1, (os.cpu_count() or 1) // max(conc, 1))
     torch.set_num_threads(threads)
     _state.clear()
-
-
-def _background(hostname: str, queues: list[str], concurrency: int) -> None:
-    client = redis.Redis.from_url(settings.redis_url)
-    jobs = JobStore(client, lease_s=settings.lease_s, result_ttl_s=settings.result_ttl_s)
-    stop = _state.setdefault("stop", threading.Event())
-    period = max(0.5, settings.lease_s / 4)
-    ttl = max(3.0, settings.lease_s)
-
-    def send(job_id: str, queue: str) -> None:
-        app.send_task("landscope.run_job", args=[job_id], queue=queue)
-
-    def devices() -> list[str]:
-        # Never ask torch.cuda in this (parent) process: CUDA must stay untouched before
-        # the pool forks its children. CUDA_VISIBLE_DEVICES names the worker's GPUs.
-        if "gpu" not in queues:
-            return ["cpu"]
-        visible = os.environ.get("CUDA_VISIBLE_DEVICES", "").strip()
-        ids = [d for d in visible.split(",") if d] if visible else []
-        return ["cpu"] + ([f"cuda:{d}" for d in ids] if ids else ["cuda"])
-
-    info = {"queues": queues, "concurrency": concurrency, "pid": os.getpid()}
-    info["devices"] = devices()
-    ticks = 0
-    while not stop.is_set():
-        try:
-            jobs.heartbeat(hostname, info, ttl)
-            if ticks % 2 == 0:
-                for job_id, action in reap(jobs, send, max_attempts=settings.max_attempts):
-                    log.warning("reaper: job %s %s", job_id, action)
-        except Exception:
-            log.warning("heartbeat/reaper iteration failed", exc_info=True)
-        ticks += 1
-        stop.wait(period)
-    try:
-        jobs.drop_worker(hostname)
-    except Exception:
-        pass
+    # a prefork child may be killed when a cancelled job ignores its checks: the pool
+    # replaces it (never in solo/threads pools, where this is the worker itself)
+    _state["forked_child"] = True
 
 
 @signals.worker_ready.connect
@@ -134,12 +105,15 @@ def _start_background(sender: Any = None, **_: Any) -> None:
     queues = sorted(q.name for q in app.amqp.queues.consume_from.values()) \
         if app.amqp.queues.consume_from else ["cpu"]
     concurrency = int(getattr(sender, "concurrency", 1) or 1)
-    threading.Thread(target=_background, args=(hostname, queues, concurrency),
-                     name="landscope-heartbeat", daemon=True).start()
+
+    def send(job_id: str, queue: str) -> None:
+        app.send_task("landscope.run_job", args=[job_id], queue=queue)
+
+    _state["heartbeat"] = Heartbeat(settings, hostname, queues, concurrency, send).start()
 
 
 @signals.worker_shutdown.connect
 def _stop_background(**_: Any) -> None:
-    stop = _state.get("stop")
-    if stop is not None:
-        stop.set()
+    hb = _state.get("heartbeat")
+    if hb is not None:
+        hb.stop.set()

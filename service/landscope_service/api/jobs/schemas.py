@@ -19,7 +19,7 @@ from ...modelspec.schemas import DataSchema, ModelSchema
 MAX_METADATA_PAIRS = 16
 MAX_METADATA_KEY = 64
 MAX_METADATA_VALUE = 512
-STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+STATUSES = ("queued", "running", "succeeded", "failed", "cancelled", "expired")
 
 
 class _Strict(Schema):
@@ -70,6 +70,19 @@ class JobRequestSchema(_Strict):
         strict=True, load_default=None, allow_none=True, validate=validate.Range(min=1),
         metadata={"description": "Samples per batch for accumulated products (default: all)."},
     )
+    max_runtime_s = fields.Integer(
+        strict=True, validate=validate.Range(min=1, max=30 * 24 * 3600),
+        metadata={"description": "Run-time limit in seconds: past it the job fails with "
+                                 "deadline_exceeded, its progress kept. Default and ceiling: "
+                                 "the tenant's limit (LANDSCOPE_TENANT_MAX_RUNTIME_S, "
+                                 "LANDSCOPE_MAX_RUNTIME_S)."},
+    )
+    queue_timeout_s = fields.Integer(
+        strict=True, validate=validate.Range(min=1, max=30 * 24 * 3600),
+        metadata={"description": "Queue deadline in seconds: a job not started this long "
+                                 "after its submit ends expired (default "
+                                 "LANDSCOPE_QUEUE_TIMEOUT_S)."},
+    )
     metadata = fields.Dict(
         keys=fields.String(), values=fields.String(), load_default=dict,
         validate=validate_metadata,
@@ -104,8 +117,19 @@ class ArtifactSchema(Schema):
     sha256 = fields.String()
 
 
+class LimitsSchema(Schema):
+    max_runtime_s = fields.Float(allow_none=True, metadata={
+        "description": "Run-time limit in force (null: none)."})
+    queue_deadline_at = fields.String(allow_none=True, metadata={
+        "description": "A job still queued at this time ends expired (null: never)."})
+
+
 class JobSchema(Schema):
-    """A job and everything known about it."""
+    """A job and everything known about it.
+
+    ``status``: queued, running, then succeeded, failed or cancelled; a job not started
+    before its queue deadline ends expired. All but queued and running are final.
+    """
 
     class Meta:
         unknown = EXCLUDE
@@ -130,6 +154,13 @@ class JobSchema(Schema):
         metadata={"description": "Where the job ran: the worker of its task, and how many of "
                                  "its independent pieces each worker computed."},
     )
+    estimate = fields.Dict(
+        allow_none=True,
+        metadata={"description": "Submit-time cost estimate: curvature products, memory and "
+                                 "a time range from this worker pool's measured rates (see "
+                                 "docs/estimates.md)."},
+    )
+    limits = fields.Nested(LimitsSchema)
 
 
 class JobListSchema(Schema):

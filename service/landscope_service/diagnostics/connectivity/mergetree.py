@@ -44,6 +44,8 @@ from typing import Any
 
 import numpy as np
 
+from ..output import json_float
+
 __all__ = [
     "LOSS_SCALE_FRACTION",
     "Merge",
@@ -256,28 +258,25 @@ class MergeTree:
     def to_json(self) -> dict[str, Any]:
         """JSON form (finite floats or None)."""
 
-        def fin(x: float) -> float | None:
-            return float(x) if math.isfinite(x) else None
-
         return {
             "threshold": self.threshold,
-            "scale": fin(self.scale),
-            "noise_level": fin(self.noise_tol),
+            "scale": json_float(self.scale),
+            "noise_level": json_float(self.noise_tol),
             "merges": [
                 {
-                    "height": fin(m.height),
-                    "effective_height": fin(m.effective_height),
+                    "height": json_float(m.height),
+                    "effective_height": json_float(m.effective_height),
                     "edge": list(m.edge),
                     "survivor": m.survivor,
                     "absorbed": m.absorbed,
-                    "persistence": fin(m.persistence),
+                    "persistence": json_float(m.persistence),
                     "noise": m.noise,
                     "members": list(m.members),
                 }
                 for m in self.merges
             ],
             "barcode": [
-                {"minimum": i, "birth": fin(b), "death": None if d is None else fin(d)}
+                {"minimum": i, "birth": json_float(b), "death": json_float(d)}
                 for i, b, d in self.barcode()
             ],
         }

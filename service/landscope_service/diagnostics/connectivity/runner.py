@@ -32,6 +32,7 @@ from ..context import RunContext
 from ..monitor import Monitor
 from ..options.level_set_connectivity import OPTIONS
 from ..output import Artifact, RunOutput
+from ..output import json_float as _fin
 from ..problem import Problem, flatten
 from .align import align_flat, hidden_layers
 from .analysis import pair_paths, path_configs
@@ -178,10 +179,6 @@ def _counting(parent: Monitor, start: float, stop: float, stage: str, noun: str)
         should_cancel=parent.should_cancel,
         min_interval=parent.min_interval,
     )
-
-
-def _fin(x: float) -> float | None:
-    return float(x) if math.isfinite(float(x)) else None
 
 
 def _matrix(b: np.ndarray) -> list[list[float | None]]:

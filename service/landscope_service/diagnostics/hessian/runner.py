@@ -30,6 +30,8 @@ from ..context import RunContext
 from ..monitor import Monitor
 from ..options.hessian_spectrum import OPTIONS
 from ..output import Artifact, RunOutput
+from ..output import json_float as _f
+from ..output import json_floats as _fl
 from ..problem import Problem
 from .blocks import ParamGroup, parameter_groups
 from .density import negative_mass, negative_mass_bounds, slq_density, slq_moments
@@ -64,18 +66,6 @@ THEORY_STATEMENTS = {
     "residual part vanishes and H is proportional to J^T J, so H has at most r*N nonzero "
     "(positive) eigenvalues and at least P - r*N zero ones.",
 }
-
-
-def _f(x: float | np.floating[Any] | None) -> float | None:
-    """A finite Python float, or None."""
-    if x is None:
-        return None
-    v = float(x)
-    return v if math.isfinite(v) else None
-
-
-def _fl(xs: Any) -> list[float | None]:
-    return [_f(x) for x in np.asarray(xs, dtype=np.float64).reshape(-1)]
 
 
 # --------------------------------------------------------------------------- pieces

@@ -30,6 +30,7 @@ from scipy import stats
 from torch import Tensor
 
 from ..monitor import Monitor
+from ..output import json_float
 from .krylov import rademacher
 from .operators import CurvatureOperator
 
@@ -67,18 +68,14 @@ class TraceEstimate:
 
     def to_json(self) -> dict[str, object]:
         return {
-            "estimate": _finite(self.estimate),
-            "std_error": _finite(self.std_error),
-            "ci95": [_finite(self.ci95[0]), _finite(self.ci95[1])],
+            "estimate": json_float(self.estimate),
+            "std_error": json_float(self.std_error),
+            "ci95": [json_float(self.ci95[0]), json_float(self.ci95[1])],
             "num_probes": self.num_probes,
             "num_products": self.num_products,
             "method": self.method,
             "deflation_rank": self.deflation_rank,
         }
-
-
-def _finite(x: float) -> float | None:
-    return float(x) if math.isfinite(x) else None
 
 
 def summarize_samples(

@@ -10,7 +10,6 @@ Everything numerical runs in float64 on the problem's device, on copies; the pro
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
 import torch
@@ -18,6 +17,7 @@ import torch
 from ..context import RunContext
 from ..options.minimizer_manifold import OPTIONS
 from ..output import Artifact, RunOutput
+from ..output import json_float as _f
 from ..problem import Problem
 from .fit import FitResult, levenberg_marquardt
 from .jacobian import ResidualFunction
@@ -42,14 +42,6 @@ def choose_route(num_equations: int, num_params: int, memory_bytes: float) -> Ro
     as much again), so its peak is taken as ``3 * 8 m P``.
     """
     return "dense" if 3 * 8 * num_equations * num_params <= memory_bytes else "gram"
-
-
-def _f(x: float | None) -> float | None:
-    """A JSON-safe float: None for None, NaN or infinities."""
-    if x is None:
-        return None
-    x = float(x)
-    return x if math.isfinite(x) else None
 
 
 def _fit_block(fit: FitResult, tol: float, max_steps: int, P: int, m: int) -> dict[str, Any]:

@@ -1,0 +1,83 @@
+"""Submit-time cost estimates and the mode ``auto`` chooses by them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from landscope_service.diagnostics.cost import (
+    DEFAULT_RATES,
+    choose_hessian_mode,
+    hessian_estimate,
+    rates_from_samples,
+)
+from landscope_service.jobs.estimate import estimate_job, pool_rates
+
+from support import AUTH_A, evaluate_request
+
+
+def test_small_mlp_is_exact_cnn_sized_is_iterative() -> None:
+    small = hessian_estimate(353, 64, {"top_k": 3, "bottom_k": 2, "blocks": True})
+    assert small["mode"] == "exact"
+    assert small["products"] == {"typical": 358, "max": 358}   # P columns + 5 GGN products
+    # the conv net of issue 11 (P ~ 1.9k, N = 1,437): under exact_threshold, yet the dense
+    # build (P products plus eigh) costs more than the iterative run's ~830 products
+    cnn = hessian_estimate(1946, 1437, {})
+    assert cnn["mode"] == "iterative"
+    ex, it = cnn["modes"]["exact"], cnn["modes"]["iterative"]
+    assert ex["seconds"]["typical"] > it["seconds"]["typical"]
+    assert it["products"]["typical"] == 30 * 8 + 8 * 80 + 6
+    assert it["products"]["max"] == 2000 + 8 * 80 + 6
+    for mode in (ex, it):
+        s = mode["seconds"]
+        assert 0 < s["low"] <= s["typical"] <= s["high"]
+    assert ex["memory_bytes"] == 1946 ** 2 * 20
+
+
+def test_explicit_modes_and_threshold() -> None:
+    assert choose_hessian_mode(100, 10, {"mode": "iterative"}) == "iterative"
+    assert choose_hessian_mode(5000, 10, {"mode": "exact"}) == "exact"
+    assert choose_hessian_mode(300, 10, {"exact_threshold": 200}) == "iterative"
+    assert choose_hessian_mode(300, 10, {}) == "exact"
+    # without density and trace the iterative run is short: it wins sooner
+    assert choose_hessian_mode(600, 1000, {"density": False, "trace": False}) == "iterative"
+
+
+def test_rates_from_measurements() -> None:
+    assert rates_from_samples([]) is DEFAULT_RATES
+    r = rates_from_samples([{"units": 1_000_000, "seconds_per_product": 0.011},
+                            {"units": 1_000_000, "seconds_per_product": 0.021}])
+    lo, mid, hi = r.per_unit_s
+    assert mid == pytest.approx(1.5e-8) and lo == pytest.approx(0.7e-8)
+    assert hi == pytest.approx(3e-8) and "2 recent jobs" in r.source
+    workers = [{"queues": ["gpu"], "rates": [{"units": 10, "seconds_per_product": 5.0}]},
+               {"queues": ["cpu"], "rates": [{"units": 1_000_000,
+                                              "seconds_per_product": 0.011}]}]
+    assert pool_rates(workers, "cpu").per_unit_s[1] == pytest.approx(1e-8)
+    assert pool_rates([], "cpu") is DEFAULT_RATES
+
+
+def test_every_kind_gets_an_estimate_never_a_made_up_one() -> None:
+    ev = estimate_job({"kind": "evaluate", "dtype": "float64"}, num_params=10,
+                      num_samples=5, rates=DEFAULT_RATES)
+    assert ev["products"] == {"typical": 1, "max": 1} and ev["memory_bytes"] == 240
+    other = estimate_job({"kind": "level_set_connectivity"}, num_params=10, num_samples=5,
+                         rates=DEFAULT_RATES)
+    assert other["products"] is None and other["seconds"] is None and other["note"]
+
+
+def test_submitted_job_carries_estimate_and_limits(http: Any) -> None:
+    req = evaluate_request()
+    req.update(kind="hessian_spectrum", options={"top_k": 2}, max_runtime_s=60,
+               queue_timeout_s=30)
+    resp = http.post("/v1/jobs", json=req, headers=AUTH_A)
+    assert resp.status_code == 202, resp.get_json()
+    job = resp.get_json()
+    est = job["estimate"]
+    assert est["kind"] == "hessian_spectrum" and est["mode"] in ("exact", "iterative")
+    assert est["rates"]["source"].startswith("default")
+    assert job["limits"]["max_runtime_s"] == 60
+    assert job["limits"]["queue_deadline_at"].endswith("Z")
+    bad = http.post("/v1/jobs", json={**req, "max_runtime_s": "60"}, headers=AUTH_A)
+    assert bad.status_code == 422 and "max_runtime_s" in bad.get_json()["errors"]
