@@ -46,7 +46,9 @@ def state_dict_to_safetensors(
     """Serialise a state dict (or a module) in the safetensors format.
 
     The layout is deterministic (tensors sorted by name), so the same weights give the
-    same bytes and therefore the same content-addressed blob id.
+    same bytes and therefore the same content-addressed blob id. The state dict's own
+    order (the module's) is recorded in the header metadata as ``landscope.order``, so
+    the service can propose a renaming in that order when names do not match.
 
     Args:
         state_dict: parameter name -> tensor, or a ``torch.nn.Module`` (its
@@ -69,8 +71,9 @@ def state_dict_to_safetensors(
             f"Expected a state dict or a torch.nn.Module, got {type(state_dict).__name__}."
         )
     header: dict[str, Any] = {}
-    if metadata:
-        header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
+    meta = {str(k): str(v) for k, v in (metadata or {}).items()}
+    meta["landscope.order"] = json.dumps(list(state_dict), separators=(",", ":"))
+    header["__metadata__"] = meta
     chunks: list[bytes] = []
     offset = 0
     for name in sorted(state_dict):

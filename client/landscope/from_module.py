@@ -925,6 +925,12 @@ def from_module(module: Any, example_input: Any) -> ModelSpec:
     try:
         run1 = _record(fx, gm, example_input, torch)
         run2 = _record(fx, gm, x2, torch)
+    except Exception as e:  # the user's own code failed on the example input
+        raise TypeError(
+            f"Running {type(module).__name__} on example_input of shape "
+            f"{tuple(example_input.shape)} failed ({type(e).__name__}: {e}); pass an input "
+            "the module accepts (batch first)."
+        ) from e
     finally:
         for name, m in module.named_modules():
             m.training = modes.get(name, m.training)

@@ -16,15 +16,29 @@ architecture's:
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 
-__all__ = ["mapping_hint", "natural_key", "propose_mapping"]
+__all__ = ["mapping_hint", "natural_key", "propose_mapping", "safetensors_order"]
 
 Shapes = Mapping[str, tuple[int, ...]]
 
 _SHOWN = 6
 _CHECKPOINT_KEYS = ("optimizer", "epoch", "scheduler", "lr_scheduler", "global_step")
+
+
+def safetensors_order(raw: bytes) -> list[str] | None:
+    """The module order the SDK records in a safetensors header, if any."""
+    try:
+        n = int.from_bytes(raw[:8], "little")
+        header = json.loads(bytes(raw[8 : 8 + n]))
+        order = json.loads(header["__metadata__"]["landscope.order"])
+    except (ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(order, list) or not all(isinstance(k, str) for k in order):
+        return None
+    return order
 
 
 def natural_key(name: str) -> list[int | str]:
@@ -49,16 +63,16 @@ def propose_mapping(
         present: the file's names and shapes.
         expected: the architecture's parameters (all must be covered).
         optional: its buffers (covered if the file has tensors for them).
-        ordered: whether ``present`` is in the module's order (``.pt``); otherwise
-            names are put in natural order first (safetensors stores them sorted).
+        ordered: whether ``present`` is in the module's order; if not, only groups of
+            one tensor can pair.
 
     Returns:
         ``{file name: architecture name}`` covering every file tensor, or ``None`` when
         the tensors do not pair up one to one (a group of the same leaf and shape has
-        different sizes on the two sides).
+        different sizes on the two sides, or several members and no order).
     """
     optional = optional or {}
-    names = list(present) if ordered else sorted(present, key=natural_key)
+    names = list(present)
     groups: dict[tuple[str, tuple[int, ...]], list[str]] = {}
     for name in names:
         groups.setdefault((_leaf(name), tuple(present[name])), []).append(name)
@@ -69,6 +83,8 @@ def propose_mapping(
     for key, have in groups.items():
         want = wanted.get(key, [])
         required = [w for w in want if w in expected]
+        if len(have) > 1 and not ordered:
+            return None
         if len(have) == len(want) or (len(have) == len(required) and len(have) < len(want)):
             targets = want if len(have) == len(want) else required
             mapping.update(zip(have, targets, strict=True))
@@ -121,6 +137,13 @@ def mapping_hint(
     if hint is not None:
         return hint
     mapping = propose_mapping(present, expected, optional, ordered=ordered)
+    if mapping is None and not ordered and propose_mapping(present, expected, optional):
+        return (
+            "the names differ from the architecture's, and the tensors would pair up by "
+            "shape, but this safetensors file does not record the module's order (names "
+            "are stored sorted): upload with client.blobs.upload_state_dict(module, spec), "
+            "which renames in the module's order, or rename the keys yourself"
+        )
     if mapping is None or all(src == dst for src, dst in mapping.items()):
         return None
     renamed = [(s, d) for s, d in mapping.items() if s != d]

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .containers import DecodeError, current_limits, read_safetensors_header, zip_central_directory
-from .names import mapping_hint
+from .names import mapping_hint, safetensors_order
 from .pickle_walker import TensorRef, symbolic_unpickle
 
 if TYPE_CHECKING:
@@ -229,6 +229,7 @@ def _problems(
     *,
     check_values: bool,
     ordered: bool = True,
+    order: list[str] | None = None,
 ) -> list[str]:
     problems: list[str] = []
     missing = [k for k in expected if k not in tensors]
@@ -238,9 +239,11 @@ def _problems(
     if unexpected:
         problems.append(f"unexpected tensors {_names(unexpected)}")
     if missing or unexpected:
-        hint = mapping_hint(
-            {k: tuple(t.shape) for k, t in tensors.items()}, expected, optional, ordered=ordered
-        )
+        present = {k: tuple(t.shape) for k, t in tensors.items()}
+        if order:
+            rank = {k: i for i, k in enumerate(order)}
+            present = dict(sorted(present.items(), key=lambda kv: rank.get(kv[0], len(rank))))
+        hint = mapping_hint(present, expected, optional, ordered=ordered or bool(order))
         if hint:
             problems.append(hint)
     for name, t in tensors.items():
@@ -296,6 +299,7 @@ def check_weights(
         buffer_shapes or {},
         check_values=True,
         ordered=bytes(data[:4]) == b"PK\x03\x04",  # .pt keeps the module's order
+        order=safetensors_order(data),
     )
     if problems:
         raise ValueError("; ".join(problems) + ".")
