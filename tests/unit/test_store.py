@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from landscope_service.jobs.reaper import reap
@@ -112,11 +110,19 @@ def test_lost_lease_is_requeued_then_failed_after_max_attempts(store: JobStore) 
 
 
 def test_live_lease_is_not_reaped(store: JobStore) -> None:
+    """The lease lives lease_s after each renewal; its lapse is made with PEXPIRE, not sleep."""
     job, _ = _create(store)
+    lease = f"ls:lease:{job['id']}"
     _, _, token = store.start(job["id"], worker="w", max_attempts=3)
-    assert store.renew(job["id"], token)
+    assert 0 < store.client.pttl(lease) <= 1000  # lease_s = 1
     assert reap(store, lambda jid, q: None, max_attempts=3) == []
-    time.sleep(1.2)  # lease_s = 1
+    store.client.pexpire(lease, 5)  # the lease nearly ran out; a renewal restores lease_s
+    assert store.renew(job["id"], token)
+    assert 5 < store.client.pttl(lease) <= 1000
+    assert not store.renew(job["id"], "another-token")  # only the holder renews
+    assert reap(store, lambda jid, q: None, max_attempts=3) == []
+    store.client.pexpire(lease, 0)  # lease_s passes without a renewal: the key expires
+    assert not store.client.exists(lease)
     assert [a for _, a in reap(store, lambda jid, q: None, max_attempts=3)] == ["requeued"]
 
 
