@@ -237,7 +237,7 @@ class Jobs:
             long_poll: ask the server to hold each poll (``False``: plain polling).
 
         Returns:
-            The job, with status ``succeeded``, ``failed`` or ``cancelled``.
+            The job, with status ``succeeded``, ``failed``, ``cancelled`` or ``expired``.
 
         Raises:
             WaitTimeout: the deadline passed first; ``error.job`` is the last state.
@@ -266,7 +266,7 @@ class Jobs:
                 held = self._clock() - started
                 reporter.update(current)
                 match current.status:
-                    case "succeeded" | "failed" | "cancelled":
+                    case "succeeded" | "failed" | "cancelled" | "expired":
                         return current
                     case "queued" | "running":
                         pass

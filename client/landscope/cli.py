@@ -28,7 +28,7 @@ EXIT_JOB_FAILED = 1
 EXIT_USAGE = 2
 EXIT_ERROR = 3
 
-STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+STATUSES = ("queued", "running", "succeeded", "failed", "cancelled", "expired")
 
 
 class UsageError(Exception):

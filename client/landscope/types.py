@@ -26,11 +26,13 @@ __all__ = [
     "Progress",
 ]
 
-JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
-"""The status of a job; ``succeeded``, ``failed`` and ``cancelled`` are final."""
+JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled", "expired"]
+"""The status of a job; ``succeeded``, ``failed``, ``cancelled`` and ``expired`` (not started
+before its queue deadline) are final."""
 
 _STATUSES: frozenset[str] = frozenset(get_args(JobStatus))
-TERMINAL_STATUSES: frozenset[JobStatus] = frozenset({"succeeded", "failed", "cancelled"})
+TERMINAL_STATUSES: frozenset[JobStatus] = frozenset({"succeeded", "failed", "cancelled",
+                                                     "expired"})
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -182,7 +184,8 @@ class Job:
     Attributes:
         id: ``job_...``.
         kind: the job kind (``evaluate``, ``hessian_spectrum``, ...).
-        status: one of ``queued``, ``running``, ``succeeded``, ``failed``, ``cancelled``.
+        status: one of ``queued``, ``running``, ``succeeded``, ``failed``, ``cancelled``,
+            ``expired`` (not started before its queue deadline).
         progress: stage, fraction and message.
         created_at: when the job was submitted.
         started_at: when a worker started it, if it did.
@@ -197,6 +200,10 @@ class Job:
         attempts: how many times a worker started it.
         execution: where it ran: ``{"worker": name, "pieces": {worker: count}}`` (the
             pieces of a job fanned out over several workers), once succeeded.
+        estimate: the submit-time cost estimate: ``products``, ``memory_bytes``,
+            ``seconds`` (``low``/``typical``/``high``) and, for ``hessian_spectrum``, the
+            ``mode`` that runs (see the service's ``docs/estimates.md``).
+        limits: ``max_runtime_s`` and ``queue_deadline_at`` in force.
     """
 
     id: str
@@ -215,6 +222,8 @@ class Job:
     cancel_requested: bool = False
     attempts: int = 0
     execution: Mapping[str, Any] | None = None
+    estimate: Mapping[str, Any] | None = None
+    limits: Mapping[str, Any] | None = None
 
     @classmethod
     def from_json(cls, data: Any) -> Job:
@@ -263,6 +272,10 @@ class Job:
                 dict(_mapping(obj["execution"], "execution"))
                 if obj.get("execution") is not None else None
             ),
+            estimate=(dict(_mapping(obj["estimate"], "estimate"))
+                      if obj.get("estimate") is not None else None),
+            limits=(dict(_mapping(obj["limits"], "limits"))
+                    if obj.get("limits") is not None else None),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -284,11 +297,13 @@ class Job:
             "cancel_requested": self.cancel_requested,
             "attempts": self.attempts,
             "execution": dict(self.execution) if self.execution is not None else None,
+            "estimate": dict(self.estimate) if self.estimate is not None else None,
+            "limits": dict(self.limits) if self.limits is not None else None,
         }
 
     @property
     def is_finished(self) -> bool:
-        """Whether the status is final (``succeeded``, ``failed`` or ``cancelled``)."""
+        """Whether the status is final (``succeeded``, ``failed``, ``cancelled``, ``expired``)."""
         return self.status in TERMINAL_STATUSES
 
     def artifact_info(self, name: str) -> ArtifactInfo:
