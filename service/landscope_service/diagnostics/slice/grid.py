@@ -36,10 +36,17 @@ from torch.func import functional_call, vmap
 from ..monitor import Monitor
 from ..problem import Params, Problem, _loss_value, unflatten
 
-__all__ = ["DEFAULT_MEMORY_BYTES", "evaluate_points", "points_per_pass", "rows_piece"]
+__all__ = ["CPU_MEMORY_BYTES", "DEFAULT_MEMORY_BYTES", "evaluate_points", "points_per_pass",
+           "rows_piece"]
 
 DEFAULT_MEMORY_BYTES = 256 << 20
-"""Memory budget of one batched pass (stacked parameters and activations)."""
+"""Memory budget of one batched pass on an accelerator (stacked parameters and
+activations)."""
+
+CPU_MEMORY_BYTES = 16 << 20
+"""Budget on the CPU: batching points saves no arithmetic there, only per-call overhead,
+while passes larger than the caches stream every elementwise operation through memory;
+a few points per pass is fastest (measured on the benchmark's MLP)."""
 
 _AFFINE_FIRST = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
@@ -63,8 +70,9 @@ def _activation_numel(problem: Problem, x1: Tensor) -> int:
     return max(total[0], 1)
 
 
-def points_per_pass(problem: Problem, memory_bytes: int = DEFAULT_MEMORY_BYTES) -> int:
-    """How many grid points one batched pass evaluates within ``memory_bytes``.
+def points_per_pass(problem: Problem, memory_bytes: int | None = None) -> int:
+    """How many grid points one batched pass evaluates within ``memory_bytes``
+    (default :data:`CPU_MEMORY_BYTES` on the CPU, :data:`DEFAULT_MEMORY_BYTES` elsewhere).
 
     Per point: twice the parameters (the stacked set and a temporary) and twice the
     activations of one data batch (outputs and the temporaries of the activations).
@@ -74,6 +82,9 @@ def points_per_pass(problem: Problem, memory_bytes: int = DEFAULT_MEMORY_BYTES) 
     itemsize = torch.empty((), dtype=problem.dtype).element_size()
     nb = problem.num_samples if problem.batch_size is None else min(problem.batch_size,
                                                                     problem.num_samples)
+    if memory_bytes is None:
+        memory_bytes = (CPU_MEMORY_BYTES if problem.device.type == "cpu"
+                        else DEFAULT_MEMORY_BYTES)
     act = _activation_numel(problem, problem.x[:1])
     per_point = itemsize * (2 * problem.num_params + 2 * nb * act)
     return max(1, int(memory_bytes // per_point))
@@ -102,14 +113,21 @@ class _Evaluator:
                 self.head_names = names
         self.tail_names = [k for k in self.like if k not in self.head_names]
         self.batches = list(problem.batches())
-        self._cache: dict[int, list[Tensor]] = {}
+        self._cache: dict[int, tuple[Tensor, tuple[int, ...]]] = {}
+        self.matrix = torch.stack(self.vectors)  # (dims, P)
+        self.slices: dict[str, tuple[int, int]] = {}
+        offset = 0
+        for n, v in self.like.items():
+            self.slices[n] = (offset, offset + int(v.numel()))
+            offset += int(v.numel())
 
     @property
     def shortcut(self) -> bool:
         return self.head_key is not None
 
-    def _head_outputs(self, b: int, xb: Tensor) -> list[Tensor]:
-        """``F(x; origin)``, ``F(x; d1)``, ``F(x; d2)`` of the first layer on batch ``b``."""
+    def _head_outputs(self, b: int, xb: Tensor) -> tuple[Tensor, tuple[int, ...]]:
+        """``F(x; origin)``, ``F(x; d1)``, ``F(x; d2)`` of the first layer on batch ``b``,
+        stacked and flattened, ``(1 + dims, numel of one output)``, and the output shape."""
         if b in self._cache:
             return self._cache[b]
         if self.head_key is None:
@@ -121,20 +139,19 @@ class _Evaluator:
                 p = unflatten(flat, self.like)
                 local = {n[len(self.head_key) + 1:]: p[n] for n in self.head_names}
                 outs.append(functional_call(head, local, (xb,)))
-        self._cache[b] = outs
-        return outs
+        self._cache[b] = (torch.stack([o.reshape(-1) for o in outs]), tuple(outs[0].shape))
+        return self._cache[b]
 
     def _stacked(self, coords: Tensor, names: list[str]) -> Params:
-        """Parameters of every point, ``(K, *shape)`` per name."""
-        o = unflatten(self.origin, self.like)
-        vs = [unflatten(v, self.like) for v in self.vectors]
+        """Parameters of every point, ``(K, *shape)`` per name: one ``addmm`` per name,
+        ``origin + coords @ [d1; d2]``."""
+        k = coords.shape[0]
         out: Params = {}
         for n in names:
-            t = o[n].unsqueeze(0).expand(coords.shape[0], *o[n].shape)
-            for j, v in enumerate(vs):
-                c = coords[:, j].reshape(-1, *([1] * o[n].ndim))
-                t = t + c * v[n].unsqueeze(0)
-            out[n] = t
+            a, b = self.slices[n]
+            shape = self.like[n].shape
+            out[n] = torch.addmm(self.origin[a:b].unsqueeze(0), coords,
+                                 self.matrix[:, a:b]).reshape(k, *shape)
         return out
 
     def _metrics(self, out: Tensor, yb: Tensor) -> tuple[Tensor, Tensor]:
@@ -173,11 +190,10 @@ class _Evaluator:
                 run_tail: Callable[..., tuple[Tensor, Tensor]] = vmap(
                     f_tail, in_dims=(0, 0, None))
                 for b, (xb, yb, w) in enumerate(self.batches):
-                    z0, *zs = self._head_outputs(b, xb)
-                    z = z0.unsqueeze(0).expand(k, *z0.shape)
-                    for j, zj in enumerate(zs):
-                        z = z + coords[:, j].reshape(-1, *([1] * zj.ndim)) * zj.unsqueeze(0)
-                    lo, ac = run_tail(stacked, z, yb)
+                    heads, shape = self._head_outputs(b, xb)
+                    # z = F(x; origin) + a F(x; d1) + b F(x; d2), one addmm for K points
+                    z = torch.addmm(heads[0].unsqueeze(0), coords, heads[1:])
+                    lo, ac = run_tail(stacked, z.reshape(k, *shape), yb)
                     loss += w * lo
                     acc += w * ac
                 return loss, acc
