@@ -62,6 +62,8 @@ CASES = [
     ("manifold: strict boolean", _req("minimizer_manifold", {"control_step": "false"}),
      ["options", "control_step"]),
     ("exclusive bound", _req("evaluate", {"stationary_tol": 0}), ["options", "stationary_tol"]),
+    ("hessian: density_sigma_scale > 0", _req("hessian_spectrum", {"density_sigma_scale": 0}),
+     ["options", "density_sigma_scale"]),
     ("hessian: cross-field rule", _req("hessian_spectrum", {"max_basis": 6}),
      ["options", "max_basis"]),
     ("connectivity: nested rule", _req("level_set_connectivity",

@@ -65,6 +65,8 @@ class HessianSpectrumOptions(OptionsBase):
         density_probes: Independent SLQ probes (run as pieces, fanned out over workers).
         density_sigma: Gaussian broadening (standard deviation); null: `sqrt(1e-5 * max(1,
             width))`.
+        density_sigma_scale: Multiplier of the default broadening `sqrt(1e-5 * max(1, width))`
+            (> 1 smooths, < 1 sharpens); ignored when `density_sigma` is given.
         density_steps: Lanczos steps per probe.
         exact_threshold: Largest `P` done exactly in `auto` mode (at most 20,000: the dense
             float64 Hessian needs `8 P^2` bytes).
@@ -94,6 +96,7 @@ class HessianSpectrumOptions(OptionsBase):
     density_grid_points: int = 512
     density_probes: int = 8
     density_sigma: float | None = None
+    density_sigma_scale: float = 1.0
     density_steps: int = 80
     exact_threshold: int = 2048
     ggn_split: bool = True
@@ -107,7 +110,7 @@ class HessianSpectrumOptions(OptionsBase):
     top_k: int = 5
     trace: bool = True
 
-    _FIELDS: ClassVar[Mapping[str, Mapping[str, Any]]] = {'block_max_products': {'type': 'integer', 'minimum': 1, 'maximum': 100000}, 'block_size': {'type': 'integer', 'minimum': 1, 'maximum': 64}, 'blocks': {'type': 'boolean'}, 'bottom_k': {'type': 'integer', 'minimum': 0}, 'density': {'type': 'boolean'}, 'density_grid_points': {'type': 'integer', 'minimum': 2, 'maximum': 100000}, 'density_probes': {'type': 'integer', 'minimum': 1, 'maximum': 1000}, 'density_sigma': {'type': 'number', 'nullable': True, 'minimum': 0.0, 'exclusiveMinimum': 0}, 'density_steps': {'type': 'integer', 'minimum': 2, 'maximum': 2000}, 'exact_threshold': {'type': 'integer', 'minimum': 0, 'maximum': 20000}, 'ggn_split': {'type': 'boolean'}, 'hvp': {'type': 'string', 'enum': ['auto', 'double_backward', 'forward_over_reverse', 'reverse_over_reverse', 'vmap_forward_over_reverse']}, 'max_basis': {'type': 'integer', 'minimum': 4, 'maximum': 5000}, 'max_products': {'type': 'integer', 'minimum': 1, 'maximum': 100000}, 'mode': {'type': 'string', 'enum': ['auto', 'exact', 'iterative']}, 'negative_tol': {'type': 'number', 'minimum': 0.0, 'maximum': 1.0}, 'return_eigenvectors': {'type': 'boolean'}, 'tol': {'type': 'number', 'minimum': 0.0, 'maximum': 1.0, 'exclusiveMinimum': 0, 'exclusiveMaximum': 1}, 'top_k': {'type': 'integer', 'minimum': 0}, 'trace': {'type': 'boolean'}}
+    _FIELDS: ClassVar[Mapping[str, Mapping[str, Any]]] = {'block_max_products': {'type': 'integer', 'minimum': 1, 'maximum': 100000}, 'block_size': {'type': 'integer', 'minimum': 1, 'maximum': 64}, 'blocks': {'type': 'boolean'}, 'bottom_k': {'type': 'integer', 'minimum': 0}, 'density': {'type': 'boolean'}, 'density_grid_points': {'type': 'integer', 'minimum': 2, 'maximum': 100000}, 'density_probes': {'type': 'integer', 'minimum': 1, 'maximum': 1000}, 'density_sigma': {'type': 'number', 'nullable': True, 'minimum': 0.0, 'exclusiveMinimum': 0}, 'density_sigma_scale': {'type': 'number', 'minimum': 0.0, 'maximum': 1000.0, 'exclusiveMinimum': 0}, 'density_steps': {'type': 'integer', 'minimum': 2, 'maximum': 2000}, 'exact_threshold': {'type': 'integer', 'minimum': 0, 'maximum': 20000}, 'ggn_split': {'type': 'boolean'}, 'hvp': {'type': 'string', 'enum': ['auto', 'double_backward', 'forward_over_reverse', 'reverse_over_reverse', 'vmap_forward_over_reverse']}, 'max_basis': {'type': 'integer', 'minimum': 4, 'maximum': 5000}, 'max_products': {'type': 'integer', 'minimum': 1, 'maximum': 100000}, 'mode': {'type': 'string', 'enum': ['auto', 'exact', 'iterative']}, 'negative_tol': {'type': 'number', 'minimum': 0.0, 'maximum': 1.0}, 'return_eigenvectors': {'type': 'boolean'}, 'tol': {'type': 'number', 'minimum': 0.0, 'maximum': 1.0, 'exclusiveMinimum': 0, 'exclusiveMaximum': 1}, 'top_k': {'type': 'integer', 'minimum': 0}, 'trace': {'type': 'boolean'}}
     _RULES: ClassVar[tuple[tuple[str, Callable[[Any], bool], str], ...]] = (
         ('max_basis', lambda o: o.max_basis >= o.top_k + o.bottom_k + 2 * o.block_size, 'max_basis={max_basis} must be >= top_k + bottom_k + 2 * block_size (top_k={top_k}, bottom_k={bottom_k}, block_size={block_size}).'),
     )

@@ -34,7 +34,13 @@ from ..output import json_float as _f
 from ..output import json_floats as _fl
 from ..problem import Problem
 from .blocks import ParamGroup, parameter_groups
-from .density import negative_mass, negative_mass_bounds, slq_density, slq_moments
+from .density import (
+    default_sigma,
+    negative_mass,
+    negative_mass_bounds,
+    slq_density,
+    slq_moments,
+)
 from .exact import dense_hessian, exact_spectrum
 from .hvp import gradient, resolve_variant
 from .krylov import rademacher
@@ -235,8 +241,13 @@ def _eig_block(values: np.ndarray, residuals: np.ndarray, tol: float, norm: floa
 def _density_json(nodes: list[np.ndarray], weights: list[np.ndarray], opts: dict[str, Any],
                   threshold: float, p: int, steps: int, products: int, exact: bool
                   ) -> dict[str, Any]:
+    sigma = opts["density_sigma"]
+    if sigma is None:
+        every = np.concatenate([np.asarray(n, dtype=np.float64) for n in nodes])
+        sigma = opts["density_sigma_scale"] * default_sigma(float(every.min()),
+                                                            float(every.max()))
     dens = slq_density(nodes, weights, grid_points=int(opts["density_grid_points"]),
-                       sigma=opts["density_sigma"])
+                       sigma=sigma)
     mom, mom_se = slq_moments(nodes, weights, 2)
     mass, mass_se = negative_mass(nodes, weights, threshold)
     lo, hi = negative_mass_bounds(nodes, weights, threshold) if not exact else (mass, mass)

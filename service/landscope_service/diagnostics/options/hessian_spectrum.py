@@ -59,6 +59,10 @@ OPTIONS = OptionSet(
                                        ge=2, le=100_000),
         "density_sigma": number(None, "Gaussian broadening (standard deviation); null: "
                                 "`sqrt(1e-5 * max(1, width))`.", gt=0, nullable=True),
+        "density_sigma_scale": number(1.0, "Multiplier of the default broadening "
+                                      "`sqrt(1e-5 * max(1, width))` (> 1 smooths, < 1 "
+                                      "sharpens); ignored when `density_sigma` is given.",
+                                      gt=0, le=1000),
         "negative_tol": number(1e-5, "An eigenvalue counts as negative below "
                                "`-negative_tol * ||H||`.", ge=0, le=1),
         "ggn_split": boolean(True, "Gauss-Newton / residual split of the extreme "
