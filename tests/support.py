@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 AUTH_A = {"Authorization": "Bearer key-a"}
 AUTH_B = {"Authorization": "Bearer key-b"}
 
 
 def evaluate_request(num_samples: int = 64, batch_size: int | None = None,
                      seed: int = 0, **extra: object) -> dict[str, object]:
-    """A small evaluate job; with batch_size=1 and many samples it runs for seconds."""
+    """A small evaluate job (quick). For a job that runs as long as a test wants, use
+    :func:`block_request`, never a job made long by size."""
     req: dict[str, object] = {
         "kind": "evaluate",
         "model": {"architecture": {"type": "mlp", "input_dim": 3, "hidden": [8, 8],
@@ -36,3 +40,15 @@ def block_request(gate: str, **options: object) -> dict[str, object]:
     req["kind"] = "test_block"
     req["options"] = {"gate": gate, **options}
     return req
+
+
+def wait_file(path: Path | str, timeout: float = 60) -> str:
+    """Wait until ``path`` exists (an event: a ``test_block`` job reached its gate) and
+    return its text; the deadline only turns a hang into a failure."""
+    path = Path(path)
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{path} never appeared within {timeout:g} s")
+        time.sleep(0.02)
+    return path.read_text()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,11 +13,9 @@ import pytest
 import landscope
 from landscope_service.local import LocalStack
 
-from support import evaluate_request
+from support import block_request, evaluate_request, wait_file
 
 pytestmark = pytest.mark.integration
-
-LONG = {"num_samples": 40000, "batch_size": 1}  # thousands of batches: seconds of work
 
 
 def _wait_status(client: landscope.Client, job_id: str, statuses: set[str],
@@ -30,18 +29,37 @@ def _wait_status(client: landscope.Client, job_id: str, statuses: set[str],
     raise AssertionError(f"job {job_id} never reached {statuses}; last {job.status}")
 
 
-def test_submit_progress_result(client_a: landscope.Client) -> None:
-    job = client_a.jobs.submit(evaluate_request(num_samples=12000, batch_size=2))
+def test_progress_seen_mid_run(client_a: landscope.Client, tmp_path: Path) -> None:
+    """The job cannot finish before the waiter has seen it mid-run: the progress callback
+    itself releases the test_block job's gate."""
+    gate = tmp_path / "gate"
+    job = client_a.jobs.submit(block_request(str(gate), steps=3))
     assert job.status in ("queued", "running")
-    fractions: list[float] = []
-    done = client_a.jobs.wait(job.id, timeout=120,
-                              progress=lambda j: fractions.append(j.progress.fraction))
+    seen: list[tuple[str, float]] = []
+
+    def on_progress(j: landscope.Job) -> None:
+        seen.append((j.status, j.progress.fraction))
+        if j.status == "running" and 0.0 < j.progress.fraction < 1.0:
+            gate.touch()
+
+    done = client_a.jobs.wait(job.id, timeout=120, progress=on_progress)
     assert done.status == "succeeded", done.error
-    assert any(0.0 < f < 1.0 for f in fractions), fractions  # progress seen mid-run
+    assert ("running", 0.75) in seen, seen  # steps 3: it waits at 3/4
+    fractions = [f for _, f in seen]
+    assert fractions == sorted(fractions), fractions  # never backwards
+    assert done.progress.fraction == 1.0
+
+
+def test_submit_and_typed_result(client_a: landscope.Client) -> None:
+    job = client_a.jobs.submit(evaluate_request(num_samples=300, batch_size=64))
+    assert job.status in ("queued", "running")
+    done = client_a.jobs.wait(job.id, timeout=120)
+    assert done.status == "succeeded", done.error
+    assert done.progress.fraction == 1.0
     res = done.typed_result()
     assert isinstance(res, landscope.EvaluateResult)
     assert res.num_params == 3 * 8 + 8 + 8 * 8 + 8 + 8 + 1
-    assert res.num_samples == 12000 and res.loss > 0 and np.isfinite(res.grad_norm)
+    assert res.num_samples == 300 and res.loss > 0 and np.isfinite(res.grad_norm)
     assert res.per_sample_loss.min <= res.per_sample_loss.mean <= res.per_sample_loss.max
     assert done.started_at is not None and done.finished_at is not None
 
@@ -61,11 +79,13 @@ def test_result_matches_in_process_core(client_a: landscope.Client) -> None:
     assert done.result["loss"] == pytest.approx(evaluate(prob)["loss"], rel=1e-12)
 
 
-def test_cancel_running_then_queued_never_runs(stack: LocalStack,
-                                               client_a: landscope.Client) -> None:
-    running = client_a.jobs.submit(evaluate_request(**LONG, seed=1))
-    _wait_status(client_a, running.id, {"running"})
-    queued = client_a.jobs.submit(evaluate_request(**LONG, seed=2))
+def test_cancel_running_then_queued_never_runs(stack: LocalStack, client_a: landscope.Client,
+                                               tmp_path: Path) -> None:
+    # neither gate is ever created: only the cancels end these jobs
+    started = tmp_path / "started"
+    running = client_a.jobs.submit(block_request(str(tmp_path / "gate1"), started=str(started)))
+    wait_file(started)  # the runner is blocked in the only worker's only pool process
+    queued = client_a.jobs.submit(block_request(str(tmp_path / "gate2")))
     assert client_a.jobs.get(queued.id).status == "queued"  # the only worker is busy
     cancelled = client_a.jobs.cancel(queued.id)
     assert cancelled.status == "cancelled"
@@ -116,35 +136,35 @@ def test_tenants_are_isolated(client_a: landscope.Client, client_b: landscope.Cl
     client_a.jobs.wait(job.id, timeout=60)
 
 
-def test_worker_killed_mid_job_is_rerun(stack: LocalStack, client_a: landscope.Client) -> None:
-    job = client_a.jobs.submit(evaluate_request(num_samples=20000, batch_size=1, seed=3))
-    _wait_status(client_a, job.id, {"running"})
-    time.sleep(0.5)
+def test_worker_killed_mid_job_is_rerun(stack: LocalStack, client_a: landscope.Client,
+                                        tmp_path: Path) -> None:
+    gate, started = tmp_path / "gate", tmp_path / "started"
+    job = client_a.jobs.submit(block_request(str(gate), started=str(started)))
+    wait_file(started)  # the first attempt is running, blocked at its gate
     for wp in list(stack.worker_procs):  # SIGKILL the whole worker: main and pool children
         stack.stop_worker(wp, sig=signal.SIGKILL)
         stack.worker_procs.remove(wp)
-    assert client_a.jobs.get(job.id).status == "running"  # nobody has noticed yet
+    assert client_a.jobs.get(job.id).status == "running"  # no worker is left to notice
+    gate.touch()  # the re-run passes its gate at once
     stack.start_worker(name="w-after-kill")
     stack.wait_ready(90)
     final = client_a.jobs.wait(job.id, timeout=180)
-    assert final.status in ("succeeded", "failed")
-    if final.status == "succeeded":
-        assert final.attempts == 2
-    else:
-        assert final.error is not None and final.error.code == "worker_lost"
+    assert final.status == "succeeded", final.error
+    assert final.attempts == 2
 
 
-def test_pool_child_killed_mid_job_is_rerun(stack: LocalStack, client_a: landscope.Client) -> None:
+def test_pool_child_killed_mid_job_is_rerun(stack: LocalStack, client_a: landscope.Client,
+                                            tmp_path: Path) -> None:
     """Only the worker's pool process dies (the main process lives and forks a new one):
     the redelivered task finds the dead attempt's lease, leaves it, and the reaper re-runs
     the job once the lease lapses."""
-    job = client_a.jobs.submit(evaluate_request(num_samples=20000, batch_size=1, seed=4))
-    _wait_status(client_a, job.id, {"running"})
+    gate, started = tmp_path / "gate", tmp_path / "started"
+    job = client_a.jobs.submit(block_request(str(gate), started=str(started)))
+    pid = int(wait_file(started))  # the pool process running the first attempt
     live = [w for w in stack.worker_procs if w.proc.poll() is None]
-    children = [pid for w in live for pid in w.child_pids()]
-    assert children, "no pool process found"
-    for pid in children:
-        os.kill(pid, signal.SIGKILL)
+    assert pid in [p for w in live for p in w.child_pids()], "not a pool process"
+    os.kill(pid, signal.SIGKILL)
+    gate.touch()  # the re-run passes its gate at once
     final = client_a.jobs.wait(job.id, timeout=180)
     assert final.status == "succeeded", final.error
     assert final.attempts == 2
