@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from ..context import RunContext
+from ..options.landscape_slice import DIRECTION_KINDS, MAX_RESOLUTION, OPTIONS
 from ..output import Artifact, RunOutput
 from ..problem import Params, Problem, flatten
 from .directions import (
@@ -43,35 +44,8 @@ from .plots import contour_png, npz_bytes, profile_png, surface_png, vtk_bytes
 __all__ = ["DEFAULT_OPTIONS", "DIRECTION_KINDS", "MAX_RESOLUTION", "resolve_options",
            "run_landscape_slice"]
 
-DIRECTION_KINDS = ("random_filter_normalized", "hessian_top", "minima", "path",
-                   "trajectory_pca", "given")
-MAX_RESOLUTION = {1: 401, 2: 201}
-"""Largest points per axis: 401 for a 1-D slice, 201 x 201 for a 2-D one."""
-
-DEFAULT_OPTIONS: dict[str, Any] = {
-    "dims": 2,
-    "directions": "random_filter_normalized",
-    "range": None,
-    "resolution": None,
-    "seed": None,
-    "normalization": "filter",
-    "bias_norm": "zero",
-    "orthogonalize": False,
-    "accuracy": False,
-    "convexity": False,
-    "plots": True,
-    "minima": None,
-    "direction_blobs": None,
-    "path_job": None,
-    "pair": None,
-    "path_points": None,
-    "checkpoints": None,
-    "hessian": {"tol": 1e-6, "max_products": 1000},
-    "points_per_pass": None,
-    "rows_per_piece": None,
-}
-"""Defaults; ``range`` None is ``[-1, 1]`` per axis (``[-0.5, 1.5]`` for ``minima`` and
-``path``), ``resolution`` None is 51 per axis, ``seed`` None is the job's seed."""
+DEFAULT_OPTIONS: dict[str, Any] = OPTIONS.defaults()
+"""Defaults, from the kind's option table ``diagnostics/options/landscape_slice.py``."""
 
 _MAX_PIECES = 16
 
@@ -82,45 +56,52 @@ def _need(opts: dict[str, Any], key: str, why: str) -> Any:
     return opts[key]
 
 
-def resolve_options(options: dict[str, Any]) -> dict[str, Any]:
-    """Defaults merged and checked; raises ``ValueError`` naming the option and the fix."""
-    unknown = set(options) - set(DEFAULT_OPTIONS)
-    if unknown:
-        raise ValueError(f"Unknown landscape_slice options: {sorted(unknown)}; expected a "
-                         f"subset of {sorted(DEFAULT_OPTIONS)}.")
-    opts = {**DEFAULT_OPTIONS, **{k: v for k, v in options.items() if v is not None}}
-    opts["hessian"] = {**DEFAULT_OPTIONS["hessian"], **(options.get("hessian") or {})}
+def _flat_range(value: Any) -> Any:
+    """A library caller's ``[[lo, hi], [lo, hi]]`` as the table's flat list."""
+    if isinstance(value, list | tuple) and value and all(
+            isinstance(r, list | tuple) for r in value):
+        return [x for r in value for x in r]
+    return value
+
+
+def resolve_options(options: dict[str, Any] | None) -> dict[str, Any]:
+    """The table's checks and defaults, then the cross-field conditions.
+
+    ``range`` becomes one ``[low, high]`` per axis and ``resolution`` one count per axis.
+
+    Raises:
+        ValueError or TypeError: naming the option and the fix.
+    """
+    given = dict(options or {})
+    if "range" in given:
+        given["range"] = _flat_range(given["range"])
+    opts = OPTIONS.resolve(given)
     dims = int(opts["dims"])
-    if dims not in (1, 2):
-        raise ValueError(f"options.dims must be 1 or 2, got {dims}.")
     kind = opts["directions"]
-    if kind not in DIRECTION_KINDS:
-        raise ValueError(f"options.directions must be one of {list(DIRECTION_KINDS)}, got "
-                         f"{kind!r}.")
-    if opts["range"] is None:
-        lo_hi = [-0.5, 1.5] if kind in ("minima", "path") else [-1.0, 1.0]
-        opts["range"] = [list(lo_hi) for _ in range(dims)]
-    if opts["resolution"] is None:
-        opts["resolution"] = [51] * dims
-    rng, res = opts["range"], opts["resolution"]
-    if len(rng) != dims or len(res) != dims:
-        raise ValueError(f"options.range and options.resolution need one entry per axis "
-                         f"({dims}), got {len(rng)} and {len(res)}.")
-    for i, (r, n) in enumerate(zip(rng, res, strict=True)):
-        if len(r) != 2 or not all(math.isfinite(float(x)) for x in r) or not r[0] < r[1]:
-            raise ValueError(f"options.range[{i}] must be [low, high] with low < high, got "
-                             f"{r}.")
-        if not 2 <= int(n) <= MAX_RESOLUTION[dims]:
-            raise ValueError(f"options.resolution[{i}] must be between 2 and "
+    rng = opts["range"]
+    if rng is None:
+        rng = [-0.5, 1.5] if kind in ("minima", "path") else [-1.0, 1.0]
+    if len(rng) == 2:
+        rng = list(rng) * dims
+    if len(rng) != 2 * dims:
+        raise ValueError(f"options.range needs [low, high] (every axis) or one pair per "
+                         f"axis ({2 * dims} numbers), got {len(rng)} numbers.")
+    opts["range"] = [[float(rng[2 * i]), float(rng[2 * i + 1])] for i in range(dims)]
+    res = opts["resolution"] or [51]
+    if len(res) == 1:
+        res = list(res) * dims
+    if len(res) != dims:
+        raise ValueError(f"options.resolution needs one count, or one per axis ({dims}), "
+                         f"got {len(res)}.")
+    opts["resolution"] = [int(n) for n in res]
+    for i, ((lo, hi), n) in enumerate(zip(opts["range"], opts["resolution"], strict=True)):
+        axis = "alpha" if i == 0 else "beta"
+        if not lo < hi:
+            raise ValueError(f"options.range for {axis} is empty: low must be below high, "
+                             f"got [{lo:g}, {hi:g}].")
+        if not 2 <= n <= MAX_RESOLUTION[dims]:
+            raise ValueError(f"options.resolution for {axis} must be between 2 and "
                              f"{MAX_RESOLUTION[dims]} for a {dims}-D slice, got {n}.")
-    if opts["bias_norm"] not in ("zero", "normalize"):
-        raise ValueError(f"options.bias_norm must be 'zero' or 'normalize', got "
-                         f"{opts['bias_norm']!r}.")
-    if opts["normalization"] not in ("filter", "none"):
-        raise ValueError(f"options.normalization must be 'filter' or 'none', got "
-                         f"{opts['normalization']!r}.")
-    if opts["convexity"] and dims != 2:
-        raise ValueError("options.convexity needs a 2-D slice (dims 2).")
     if kind == "minima":
         m = _need(opts, "minima", "for directions 'minima' (weight blob ids)")
         want = (2,) if dims == 1 else (2, 3)
@@ -130,20 +111,17 @@ def resolve_options(options: dict[str, Any]) -> dict[str, Any]:
     if kind == "given":
         b = _need(opts, "direction_blobs", "for directions 'given'")
         if len(b) != dims:
-            raise ValueError(f"options.direction_blobs needs {dims} blob id(s), got {len(b)}.")
+            raise ValueError(f"options.direction_blobs needs {dims} blob id(s), one per axis, "
+                             f"got {len(b)}.")
     if kind == "trajectory_pca":
         c = _need(opts, "checkpoints", "for directions 'trajectory_pca'")
         if len(c) < dims + 1:
-            raise ValueError(f"options.checkpoints needs at least {dims + 1} blob ids, got "
-                             f"{len(c)}.")
+            raise ValueError(f"options.checkpoints needs at least {dims + 1} blob ids for a "
+                             f"{dims}-D slice, got {len(c)}.")
     if kind == "path":
-        pts = _need(opts, "path_points", "for directions 'path' (the service resolves "
-                    "options.path_job and options.pair into it)")
-        if len(pts) not in (2, 3):
-            raise ValueError(f"options.path_points needs 2 or 3 blob ids, got {len(pts)}.")
-    for key in ("points_per_pass", "rows_per_piece"):
-        if opts[key] is not None and int(opts[key]) < 1:
-            raise ValueError(f"options.{key} must be >= 1, got {opts[key]}.")
+        _need(opts, "path_points", "for directions 'path' (the service resolves "
+              "options.path_job and options.pair into it; in-process, give the pair's "
+              "weights)")
     return opts
 
 
@@ -263,7 +241,7 @@ def run_landscape_slice(problem: Problem, options: dict[str, Any], ctx: RunConte
         ValueError: on bad options or blobs that do not fit the model.
         Cancelled: when the monitor says so (between passes).
     """
-    opts = resolve_options(dict(options))
+    opts = resolve_options(options)
     mon = ctx.monitor
     dims, kind = int(opts["dims"]), str(opts["directions"])
     seed = int(opts["seed"]) if opts["seed"] is not None else int(ctx.seed)
