@@ -22,15 +22,12 @@ Blocks of vectors ``V`` of shape ``(P, k)`` are supported by every variant: the
 ``double_backward`` variant pushes a block through the retained graph with
 ``is_grads_batched=True`` (a vmapped backward), the vmapped variant maps the forward mode.
 
-Measured on the benchmark problem (MLP 784-256-256-10, 1,024 samples, float32, one CPU
-thread; ``benchmarks/results/hessian_vs_anchors.md``), per vector and relative to one
-gradient: graph-reusing double backward 1.20x (1.28x in blocks of 8), vmapped
-forward-over-reverse in blocks of 8 1.49x, reverse-over-reverse 2.19x, plain
-forward-over-reverse 2.83x. The double backward is the cheapest, so it is the default
-(``"auto"``). With several batches each batch's graph is rebuilt per product (memory bounded
-by one batch); measured with 4 batches of 256: double backward 2.08x, reverse-over-reverse
-2.02x, forward-over-reverse 2.76x a (batched) gradient, so ``"auto"`` stays double
-backward.
+The cost of each variant per vector, relative to one gradient, single batch and several,
+is measured by ``benchmarks/hessian_vs_anchors.py`` and recorded in
+``benchmarks/results/hessian_vs_anchors.md`` (section "Cost of one product per vector"),
+with the machine and load it ran under; the numbers are not copied here, where they
+would go stale. ``"auto"`` picks ``double_backward``; that table is where to check that it
+is still the cheapest.
 """
 
 from __future__ import annotations
@@ -247,7 +244,7 @@ def make_hvp(problem: Problem, variant: str = "auto", block_size: int = 8) -> Fl
         engine = _DoubleBackward(problem)
 
         # On CPU a batched (vmapped) backward costs more per vector than one vector at a
-        # time (measured: 1.28x vs 1.20x a gradient); on accelerators batching pays.
+        # time (benchmarks/results/hessian_vs_anchors.md); on accelerators batching pays.
         chunk = block_size if problem.device.type != "cpu" else 1
 
         def rows_fn(rows: Tensor) -> Tensor:
