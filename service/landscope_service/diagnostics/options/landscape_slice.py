@@ -8,9 +8,12 @@ submit-time check calls too.
 
 from __future__ import annotations
 
+from typing import Any
+
 from . import OptionSet, Rule, array, boolean, choice, group, integer, number, string
 
-__all__ = ["DIRECTION_KINDS", "MAX_CHECKPOINTS", "MAX_RESOLUTION", "OPTIONS", "RUNNER"]
+__all__ = ["DIRECTION_KINDS", "MAX_CHECKPOINTS", "MAX_RESOLUTION", "OPTIONS", "RUNNER",
+           "cross_check", "flat_range"]
 
 DIRECTION_KINDS = ("random_filter_normalized", "hessian_top", "minima", "path",
                    "trajectory_pca", "given")
@@ -102,3 +105,79 @@ OPTIONS = OptionSet(
              "convexity needs a 2-D slice (dims 2)."),
     ),
 )
+
+
+def flat_range(value: Any) -> Any:
+    """A library caller's ``[[low, high], [low, high]]`` as the table's flat list."""
+    if isinstance(value, list | tuple) and value and all(
+            isinstance(r, list | tuple) for r in value):
+        return [x for r in value for x in r]
+    return value
+
+
+def _missing(opts: dict[str, Any], key: str) -> bool:
+    return opts.get(key) in (None, [])
+
+
+def cross_check(opts: dict[str, Any]) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    """What the rule language cannot say, on options resolved by :attr:`OPTIONS`.
+
+    Returns:
+        The options with ``range`` as one ``[low, high]`` per axis and ``resolution`` as
+        one count per axis (where valid), and the errors by option name (empty if none).
+    """
+    opts = dict(opts)
+    errors: dict[str, list[str]] = {}
+    dims = int(opts["dims"])
+    kind = opts["directions"]
+    rng = opts["range"]
+    if rng is None:
+        rng = [-0.5, 1.5] if kind in ("minima", "path") else [-1.0, 1.0]
+    if len(rng) == 2:
+        rng = list(rng) * dims
+    res = opts["resolution"] or [51]
+    if len(res) == 1:
+        res = list(res) * dims
+    if len(rng) != 2 * dims:
+        errors["range"] = [f"Give [low, high] (every axis) or one pair per axis ({2 * dims} "
+                           f"numbers) for a {dims}-D slice, got {len(rng)} numbers."]
+    else:
+        opts["range"] = [[float(rng[2 * i]), float(rng[2 * i + 1])] for i in range(dims)]
+        for i, (lo, hi) in enumerate(opts["range"]):
+            if not lo < hi:
+                errors.setdefault("range", []).append(
+                    f"The range for {('alpha', 'beta')[i]} is empty: low must be below high, "
+                    f"got [{lo:g}, {hi:g}].")
+    if len(res) != dims:
+        errors["resolution"] = [f"Give one count, or one per axis ({dims}), got {len(res)}."]
+    else:
+        opts["resolution"] = [int(n) for n in res]
+        for i, n in enumerate(opts["resolution"]):
+            if not 2 <= n <= MAX_RESOLUTION[dims]:
+                errors.setdefault("resolution", []).append(
+                    f"The resolution for {('alpha', 'beta')[i]} must be between 2 and "
+                    f"{MAX_RESOLUTION[dims]} for a {dims}-D slice, got {n}.")
+    if kind == "minima":
+        want = (2,) if dims == 1 else (2, 3)
+        if _missing(opts, "minima"):
+            errors["minima"] = ["Required for directions 'minima': weight blob ids."]
+        elif len(opts["minima"]) not in want:
+            errors["minima"] = [f"Needs {' or '.join(map(str, want))} blob ids for a {dims}-D "
+                                f"slice, got {len(opts['minima'])}."]
+    if kind == "given":
+        if _missing(opts, "direction_blobs"):
+            errors["direction_blobs"] = ["Required for directions 'given': one blob per axis."]
+        elif len(opts["direction_blobs"]) != dims:
+            errors["direction_blobs"] = [f"Needs {dims} blob id(s), one per axis, got "
+                                         f"{len(opts['direction_blobs'])}."]
+    if kind == "trajectory_pca":
+        if _missing(opts, "checkpoints"):
+            errors["checkpoints"] = ["Required for directions 'trajectory_pca'."]
+        elif len(opts["checkpoints"]) < dims + 1:
+            errors["checkpoints"] = [f"Needs at least {dims + 1} blob ids for a {dims}-D "
+                                     f"slice, got {len(opts['checkpoints'])}."]
+    if kind == "path" and _missing(opts, "path_points"):
+        errors["path_points"] = ["Required for directions 'path': the service resolves "
+                                 "path_job and pair into it (in-process, give the pair's "
+                                 "weights)."]
+    return opts, errors

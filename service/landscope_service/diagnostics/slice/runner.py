@@ -23,7 +23,13 @@ import torch
 from torch import Tensor
 
 from ..context import RunContext
-from ..options.landscape_slice import DIRECTION_KINDS, MAX_RESOLUTION, OPTIONS
+from ..options.landscape_slice import (
+    DIRECTION_KINDS,
+    MAX_RESOLUTION,
+    OPTIONS,
+    cross_check,
+    flat_range,
+)
 from ..output import Artifact, RunOutput
 from ..problem import Params, Problem, flatten
 from .directions import (
@@ -50,78 +56,22 @@ DEFAULT_OPTIONS: dict[str, Any] = OPTIONS.defaults()
 _MAX_PIECES = 16
 
 
-def _need(opts: dict[str, Any], key: str, why: str) -> Any:
-    if opts.get(key) in (None, []):
-        raise ValueError(f"options.{key} is required {why}.")
-    return opts[key]
-
-
-def _flat_range(value: Any) -> Any:
-    """A library caller's ``[[lo, hi], [lo, hi]]`` as the table's flat list."""
-    if isinstance(value, list | tuple) and value and all(
-            isinstance(r, list | tuple) for r in value):
-        return [x for r in value for x in r]
-    return value
-
-
 def resolve_options(options: dict[str, Any] | None) -> dict[str, Any]:
-    """The table's checks and defaults, then the cross-field conditions.
+    """The table's checks and defaults, then the cross-field conditions
+    (:func:`..options.landscape_slice.cross_check`).
 
-    ``range`` becomes one ``[low, high]`` per axis and ``resolution`` one count per axis.
+    ``range`` becomes one ``[low, high]`` per axis and ``resolution`` one count per axis; a
+    library caller may give ``range`` as ``[[low, high], ...]``.
 
     Raises:
         ValueError or TypeError: naming the option and the fix.
     """
     given = dict(options or {})
     if "range" in given:
-        given["range"] = _flat_range(given["range"])
-    opts = OPTIONS.resolve(given)
-    dims = int(opts["dims"])
-    kind = opts["directions"]
-    rng = opts["range"]
-    if rng is None:
-        rng = [-0.5, 1.5] if kind in ("minima", "path") else [-1.0, 1.0]
-    if len(rng) == 2:
-        rng = list(rng) * dims
-    if len(rng) != 2 * dims:
-        raise ValueError(f"options.range needs [low, high] (every axis) or one pair per "
-                         f"axis ({2 * dims} numbers), got {len(rng)} numbers.")
-    opts["range"] = [[float(rng[2 * i]), float(rng[2 * i + 1])] for i in range(dims)]
-    res = opts["resolution"] or [51]
-    if len(res) == 1:
-        res = list(res) * dims
-    if len(res) != dims:
-        raise ValueError(f"options.resolution needs one count, or one per axis ({dims}), "
-                         f"got {len(res)}.")
-    opts["resolution"] = [int(n) for n in res]
-    for i, ((lo, hi), n) in enumerate(zip(opts["range"], opts["resolution"], strict=True)):
-        axis = "alpha" if i == 0 else "beta"
-        if not lo < hi:
-            raise ValueError(f"options.range for {axis} is empty: low must be below high, "
-                             f"got [{lo:g}, {hi:g}].")
-        if not 2 <= n <= MAX_RESOLUTION[dims]:
-            raise ValueError(f"options.resolution for {axis} must be between 2 and "
-                             f"{MAX_RESOLUTION[dims]} for a {dims}-D slice, got {n}.")
-    if kind == "minima":
-        m = _need(opts, "minima", "for directions 'minima' (weight blob ids)")
-        want = (2,) if dims == 1 else (2, 3)
-        if len(m) not in want:
-            raise ValueError(f"options.minima needs {' or '.join(map(str, want))} blob ids for "
-                             f"a {dims}-D slice, got {len(m)}.")
-    if kind == "given":
-        b = _need(opts, "direction_blobs", "for directions 'given'")
-        if len(b) != dims:
-            raise ValueError(f"options.direction_blobs needs {dims} blob id(s), one per axis, "
-                             f"got {len(b)}.")
-    if kind == "trajectory_pca":
-        c = _need(opts, "checkpoints", "for directions 'trajectory_pca'")
-        if len(c) < dims + 1:
-            raise ValueError(f"options.checkpoints needs at least {dims + 1} blob ids for a "
-                             f"{dims}-D slice, got {len(c)}.")
-    if kind == "path":
-        _need(opts, "path_points", "for directions 'path' (the service resolves "
-              "options.path_job and options.pair into it; in-process, give the pair's "
-              "weights)")
+        given["range"] = flat_range(given["range"])
+    opts, errors = cross_check(OPTIONS.resolve(given))
+    for name, messages in errors.items():
+        raise ValueError(f"options.{name}: {messages[0]}")
     return opts
 
 
