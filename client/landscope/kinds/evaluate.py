@@ -6,17 +6,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from landscope._exceptions import InvalidResponseError
-
-from ._json import int_ as _integer
-from ._json import num as _number
 from ._options import EvaluateOptions
+from ._read import FromJson
 
 __all__ = ["EvaluateOptions", "EvaluateResult", "PerSampleLoss"]
 
 
 @dataclass(frozen=True)
-class PerSampleLoss:
+class PerSampleLoss(FromJson):
     """Summary of the per-sample losses ``ell_i`` (mean reduction gives ``loss``).
 
     Attributes:
@@ -29,21 +26,9 @@ class PerSampleLoss:
     mean: float
     max: float
 
-    @classmethod
-    def from_json(cls, data: Any) -> PerSampleLoss:
-        """Build from ``result.per_sample_loss``."""
-        if not isinstance(data, Mapping):
-            raise InvalidResponseError(f"per_sample_loss should be an object, got {data!r}.")
-        what = "per_sample_loss"
-        return cls(
-            min=_number(data, "min", what),
-            mean=_number(data, "mean", what),
-            max=_number(data, "max", what),
-        )
-
 
 @dataclass(frozen=True)
-class EvaluateResult:
+class EvaluateResult(FromJson):
     """Result of ``evaluate``.
 
     Attributes:
@@ -61,25 +46,3 @@ class EvaluateResult:
     num_samples: int
     per_sample_loss: PerSampleLoss
     theory: Mapping[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> EvaluateResult:
-        """Build from the job's ``result`` object.
-
-        Raises:
-            InvalidResponseError: a field is missing or has the wrong type.
-        """
-        if not isinstance(data, Mapping):
-            raise InvalidResponseError(f"evaluate result should be an object, got {data!r}.")
-        what = "result"
-        theory = data.get("theory") or {}
-        if not isinstance(theory, Mapping):
-            raise InvalidResponseError(f"result.theory should be an object, got {theory!r}.")
-        return cls(
-            loss=_number(data, "loss", what),
-            grad_norm=_number(data, "grad_norm", what),
-            num_params=_integer(data, "num_params", what),
-            num_samples=_integer(data, "num_samples", what),
-            per_sample_loss=PerSampleLoss.from_json(data.get("per_sample_loss")),
-            theory=dict(theory),
-        )

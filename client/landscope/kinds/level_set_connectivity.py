@@ -11,27 +11,9 @@ barcode) and the theorems of THEORY.md section 1 beside the measurement. See
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from landscope._exceptions import InvalidResponseError
-
-from ._json import as_bool as _as_bool
-from ._json import as_list as _as_list
-from ._json import as_str as _as_str
-from ._json import bool_ as _bool
-from ._json import has as _has
-from ._json import int_ as _int
-from ._json import ints as _ints
-from ._json import num as _num
-from ._json import nums as _nums
-from ._json import obj as _obj
-from ._json import opt_bool as _opt_bool
-from ._json import opt_int as _opt_int
-from ._json import opt_num as _opt_num
-from ._json import opt_nums as _opt_nums
-from ._json import opt_str as _opt_str
-from ._json import str_ as _str
 from ._options import (
     BezierOptions,
     LevelSetConnectivityOptions,
@@ -41,6 +23,7 @@ from ._options import (
     RefineOptions,
     TrainOptions,
 )
+from ._read import FromJson
 
 __all__ = [
     "BezierOptions",
@@ -77,7 +60,7 @@ PathOptions = PathsOptions
 
 # ---------------------------------------------------------------- results
 @dataclass(frozen=True)
-class ConnectivityMinimum:
+class ConnectivityMinimum(FromJson):
     """One minimum: where it came from, its full-data loss and gradient norm."""
 
     index: int
@@ -87,25 +70,9 @@ class ConnectivityMinimum:
     loss: float
     grad_norm: float
 
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> ConnectivityMinimum:
-        w = "result.minima[]"
-        d = _obj(data, w)
-        source = _str(d, "source", w)
-        if source not in ("given", "trained"):
-            raise InvalidResponseError(f"{w}.source should be given or trained, got {source!r}.")
-        return cls(
-            index=_int(d, "index", w),
-            source="given" if source == "given" else "trained",
-            blob=_opt_str(d, "blob", w),
-            seed=_opt_int(d, "seed", w),
-            loss=_num(d, "loss", w),
-            grad_norm=_num(d, "grad_norm", w),
-        )
-
 
 @dataclass(frozen=True)
-class MergeEvent:
+class MergeEvent(FromJson):
     """An MST edge seen as the merge of two components (elder rule)."""
 
     height: float
@@ -117,42 +84,18 @@ class MergeEvent:
     noise: bool
     members: tuple[int, ...]
 
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> MergeEvent:
-        w = "merge_tree.merges[]"
-        d = _obj(data, w)
-        edge = _ints(_has(d, "edge", w), f"{w}.edge")
-        if len(edge) != 2:
-            raise InvalidResponseError(f"{w}.edge should hold two minima, got {edge}.")
-        return cls(
-            height=_num(d, "height", w),
-            effective_height=_num(d, "effective_height", w),
-            edge=(edge[0], edge[1]),
-            survivor=_int(d, "survivor", w),
-            absorbed=_int(d, "absorbed", w),
-            persistence=_num(d, "persistence", w),
-            noise=_bool(d, "noise", w),
-            members=_ints(_has(d, "members", w), f"{w}.members"),
-        )
-
 
 @dataclass(frozen=True)
-class PersistenceBar:
+class PersistenceBar(FromJson):
     """An H0 bar: a minimum's component is born at its loss and dies at a merge."""
 
     minimum: int
     birth: float
     death: float | None  # None: never dies (the lowest component)
 
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> PersistenceBar:
-        w = "merge_tree.barcode[]"
-        d = _obj(data, w)
-        return cls(_int(d, "minimum", w), _num(d, "birth", w), _opt_num(d, "death", w))
-
 
 @dataclass(frozen=True)
-class MergeTree:
+class MergeTree(FromJson):
     """Merge tree (disconnectivity graph) and barcode of the minima."""
 
     threshold: float
@@ -160,20 +103,9 @@ class MergeTree:
     merges: tuple[MergeEvent, ...]
     barcode: tuple[PersistenceBar, ...]
 
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> MergeTree:
-        w = "merge_tree"
-        d = _obj(data, w)
-        return cls(
-            threshold=_num(d, "threshold", w),
-            scale=_opt_num(d, "scale", w),
-            merges=tuple(MergeEvent.from_json(x) for x in _as_list(_has(d, "merges", w), w)),
-            barcode=tuple(PersistenceBar.from_json(x) for x in _as_list(_has(d, "barcode", w), w)),
-        )
-
 
 @dataclass(frozen=True)
-class Refinement:
+class Refinement(FromJson):
     """Which pairs were given optimised paths, and the work spent."""
 
     strategy: str
@@ -186,31 +118,9 @@ class Refinement:
     num_loss_evals: int
     num_grad_evals: int
 
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Refinement:
-        w = "refinement"
-        d = _obj(data, w)
-        pairs = []
-        for p in _as_list(_has(d, "refined_pairs", w), f"{w}.refined_pairs"):
-            ij = _ints(p, f"{w}.refined_pairs[]")
-            if len(ij) != 2:
-                raise InvalidResponseError(f"{w}.refined_pairs[] should be pairs, got {ij}.")
-            pairs.append((ij[0], ij[1]))
-        return cls(
-            strategy=_str(d, "strategy", w),
-            pairs_total=_int(d, "pairs_total", w),
-            pairs_refined=_int(d, "pairs_refined", w),
-            refined_pairs=tuple(pairs),
-            rounds=_int(d, "rounds", w),
-            mst_stable=_bool(d, "mst_stable", w),
-            budget_exhausted=_bool(d, "budget_exhausted", w),
-            num_loss_evals=_int(d, "num_loss_evals", w),
-            num_grad_evals=_int(d, "num_grad_evals", w),
-        )
-
 
 @dataclass(frozen=True)
-class PairBarrier:
+class PairBarrier(FromJson):
     """The best barrier found for a pair, its method, and the linear bound."""
 
     i: int
@@ -220,22 +130,9 @@ class PairBarrier:
     linear: float | None
     refined: bool
 
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> PairBarrier:
-        w = "pairs[]"
-        d = _obj(data, w)
-        return cls(
-            i=_int(d, "i", w),
-            j=_int(d, "j", w),
-            barrier=_opt_num(d, "barrier", w),
-            method=_str(d, "method", w),
-            linear=_opt_num(d, "linear", w),
-            refined=_bool(d, "refined", w),
-        )
-
 
 @dataclass(frozen=True)
-class ConnectivitySpace:
+class ConnectivitySpace(FromJson):
     """Barriers and level-set counts in one space (parameters, or modulo permutation).
 
     Attributes:
@@ -264,34 +161,6 @@ class ConnectivitySpace:
     pairs: tuple[PairBarrier, ...]
     barriers_aligned: tuple[tuple[float | None, ...], ...] | None = None
 
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any], what: str = "space") -> ConnectivitySpace:
-        d = _obj(data, what)
-
-        def matrix(key: str) -> tuple[tuple[float | None, ...], ...]:
-            rows = _as_list(_has(d, key, what), f"{what}.{key}")
-            return tuple(_opt_nums(r, f"{what}.{key}[]") for r in rows)
-
-        comps = tuple(
-            tuple(_ints(c, f"{what}.components") for c in _as_list(level, f"{what}.components"))
-            for level in _as_list(_has(d, "components", what), f"{what}.components")
-        )
-        holds = tuple(
-            tuple(_as_bool(b, f"{what}.contains_global_min") for b in _as_list(level, what))
-            for level in _as_list(_has(d, "contains_global_min", what), what)
-        )
-        return cls(
-            barriers=matrix("barriers"),
-            n_lambda=_ints(_has(d, "n_lambda", what), f"{what}.n_lambda"),
-            n_lambda_raw=_ints(_has(d, "n_lambda_raw", what), f"{what}.n_lambda_raw"),
-            components=comps,
-            contains_global_min=holds,
-            merge_heights=_opt_nums(_has(d, "merge_heights", what), f"{what}.merge_heights"),
-            merge_tree=MergeTree.from_json(_has(d, "merge_tree", what)),
-            refinement=Refinement.from_json(_has(d, "refinement", what)),
-            pairs=tuple(PairBarrier.from_json(p) for p in _as_list(_has(d, "pairs", what), what)),
-            barriers_aligned=matrix("barriers_aligned") if "barriers_aligned" in d else None,
-        )
 
     def _losses(self) -> list[float]:
         out = []
@@ -335,7 +204,7 @@ class ConnectivitySpace:
 
 
 @dataclass(frozen=True)
-class TheoremCheck:
+class TheoremCheck(FromJson):
     """A theorem of THEORY.md section 1 beside its measured counterpart.
 
     Attributes:
@@ -350,27 +219,14 @@ class TheoremCheck:
 
     statement: str
     applies: bool
-    hypotheses: Mapping[str, Any]
-    predictions: Mapping[str, Any]
+    hypotheses: Mapping[str, Any] = field(metadata={"missing": {}})
+    predictions: Mapping[str, Any] = field(metadata={"rest": True})  # every other key
     measured: Mapping[str, Any]
     agrees: bool | None
 
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any], what: str = "theory") -> TheoremCheck:
-        d = _obj(data, what)
-        known = {"statement", "applies", "hypotheses", "measured", "agrees"}
-        return cls(
-            statement=_str(d, "statement", what),
-            applies=_bool(d, "applies", what),
-            hypotheses=dict(_obj(d.get("hypotheses", {}), f"{what}.hypotheses")),
-            predictions={k: v for k, v in d.items() if k not in known},
-            measured=dict(_obj(_has(d, "measured", what), f"{what}.measured")),
-            agrees=_opt_bool(d, "agrees", what),
-        )
-
 
 @dataclass(frozen=True)
-class ConnectivityTheory:
+class ConnectivityTheory(FromJson):
     """The theory block: architecture facts and four theorem checks."""
 
     architecture: Mapping[str, Any]
@@ -381,27 +237,9 @@ class ConnectivityTheory:
     quadratic_width: TheoremCheck
     global_min_loss: float | None
 
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> ConnectivityTheory:
-        w = "result.theory"
-        d = _obj(data, w)
-
-        def th(key: str) -> TheoremCheck:
-            return TheoremCheck.from_json(_has(d, key, w), f"{w}.{key}")
-
-        return cls(
-            architecture=dict(_obj(_has(d, "architecture", w), f"{w}.architecture")),
-            note=_str(d, "note", w),
-            freeman_bruna_linear=th("freeman_bruna_linear"),
-            freeman_bruna_relu=th("freeman_bruna_relu"),
-            two_layer_relu_scale=th("two_layer_relu_scale"),
-            quadratic_width=th("quadratic_width"),
-            global_min_loss=_opt_num(d, "global_min_loss", w),
-        )
-
 
 @dataclass(frozen=True)
-class LevelSetConnectivityResult:
+class LevelSetConnectivityResult(FromJson):
     """Result of ``level_set_connectivity``.
 
     Attributes:
@@ -436,37 +274,6 @@ class LevelSetConnectivityResult:
     work: Mapping[str, Any]
     theory: ConnectivityTheory
 
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> LevelSetConnectivityResult:
-        """Parse the job's ``result`` object.
-
-        Raises:
-            InvalidResponseError: the object does not follow the documented schema.
-        """
-        w = "result"
-        d = _obj(data, w)
-        mp = d.get("modulo_permutation")
-        return cls(
-            num_minima=_int(d, "num_minima", w),
-            minima=tuple(
-                ConnectivityMinimum.from_json(x) for x in _as_list(_has(d, "minima", w), w)
-            ),
-            barriers_are_upper_bounds=_bool(d, "barriers_are_upper_bounds", w),
-            barrier_note=_str(d, "barrier_note", w),
-            loss=_str(d, "loss", w),
-            methods=tuple(_as_str(x, f"{w}.methods") for x in _as_list(_has(d, "methods", w), w)),
-            lambda_grid=_nums(_has(d, "lambda_grid", w), f"{w}.lambda_grid"),
-            persistence_threshold=_num(d, "persistence_threshold", w),
-            parameter_space=ConnectivitySpace.from_json(
-                _has(d, "parameter_space", w), f"{w}.parameter_space"
-            ),
-            modulo_permutation=None
-            if mp is None
-            else ConnectivitySpace.from_json(mp, f"{w}.modulo_permutation"),
-            alignment=dict(_obj(_has(d, "alignment", w), f"{w}.alignment")),
-            work=dict(_obj(_has(d, "work", w), f"{w}.work")),
-            theory=ConnectivityTheory.from_json(_has(d, "theory", w)),
-        )
 
     def space(self, space: Space = "parameter") -> ConnectivitySpace:
         """The parameter-space or modulo-permutation view.

@@ -8,24 +8,11 @@ manifold. See ``docs/kinds/minimizer_manifold.md``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
-from landscope._exceptions import InvalidResponseError
-
-from ._json import bool_ as _bool
-from ._json import has as _has
-from ._json import int_ as _int
-from ._json import num as _num
-from ._json import num_list as _num_list
-from ._json import obj as _obj
-from ._json import opt_bool as _opt_bool
-from ._json import opt_int as _opt_int
-from ._json import opt_num as _opt_num
-from ._json import opt_str as _opt_str
-from ._json import str_ as _str
 from ._options import MinimizerManifoldOptions
+from ._read import FromJson
 
 __all__ = [
     "CooperHypothesis",
@@ -47,7 +34,7 @@ _FIT_STATUSES = ("interpolated", "stalled", "step_budget_exhausted")
 
 # ---------------------------------------------------------------- result parts
 @dataclass(frozen=True)
-class ManifoldFit:
+class ManifoldFit(FromJson):
     """The fit to zero loss (Levenberg-Marquardt, float64).
 
     Attributes:
@@ -76,32 +63,9 @@ class ManifoldFit:
     loss_history: tuple[float | None, ...]
     message: str
 
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> ManifoldFit:
-        """Build from ``result.fit``."""
-        w = "result.fit"
-        d = _obj(data, w)
-        status = _str(d, "status", w)
-        if status not in _FIT_STATUSES:
-            raise InvalidResponseError(f"{w}.status has an unexpected value {status!r}.")
-        return cls(
-            method=_str(d, "method", w),
-            initial_loss=_opt_num(d, "initial_loss", w),
-            final_loss=_opt_num(d, "final_loss", w),
-            tolerance=_num(d, "tolerance", w),
-            interpolated=_bool(d, "interpolated", w),
-            status=status,  # type: ignore[arg-type]
-            steps=_int(d, "steps", w),
-            max_steps=_int(d, "max_steps", w),
-            rejected_steps=_int(d, "rejected_steps", w),
-            final_damping=_opt_num(d, "final_damping", w),
-            loss_history=_num_list(d, "loss_history", w),
-            message=_str(d, "message", w),
-        )
-
 
 @dataclass(frozen=True)
-class ManifoldRankGap:
+class ManifoldRankGap(FromJson):
     """Where the rank cut falls.
 
     Attributes:
@@ -118,22 +82,9 @@ class ManifoldRankGap:
     ratio: float | None
     margin_above_threshold: float | None
 
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> ManifoldRankGap:
-        """Build from ``result.rank.gap``."""
-        w = "result.rank.gap"
-        d = _obj(data, w)
-        return cls(
-            index=_int(d, "index", w),
-            sigma_above=_opt_num(d, "sigma_above", w),
-            sigma_below=_opt_num(d, "sigma_below", w),
-            ratio=_opt_num(d, "ratio", w),
-            margin_above_threshold=_opt_num(d, "margin_above_threshold", w),
-        )
-
 
 @dataclass(frozen=True)
-class ManifoldRank:
+class ManifoldRank(FromJson):
     """Numerical rank of the ``rN x P`` Jacobian at the fitted point.
 
     Attributes:
@@ -162,30 +113,9 @@ class ManifoldRank:
     gap: ManifoldRankGap
     singular_values: tuple[float | None, ...] | None
 
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> ManifoldRank:
-        """Build from ``result.rank``."""
-        w = "result.rank"
-        d = _obj(data, w)
-        return cls(
-            rank=_int(d, "rank", w),
-            route=_str(d, "route", w),
-            rule=_str(d, "rule", w),
-            rtol=_num(d, "rtol", w),
-            threshold=_opt_num(d, "threshold", w),
-            num_singular_values=_int(d, "num_singular_values", w),
-            largest=_opt_num(d, "largest", w),
-            smallest=_opt_num(d, "smallest", w),
-            full_row_rank=_bool(d, "full_row_rank", w),
-            gap=ManifoldRankGap.from_json(_obj(_has(d, "gap", w), f"{w}.gap")),
-            singular_values=None
-            if d.get("singular_values") is None
-            else _num_list(d, "singular_values", w),
-        )
-
 
 @dataclass(frozen=True)
-class ManifoldDimension:
+class ManifoldDimension(FromJson):
     """Predicted vs measured dimension of the zero-loss set.
 
     Attributes:
@@ -204,23 +134,9 @@ class ManifoldDimension:
     agrees: bool | None
     hessian_agrees: bool | None
 
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> ManifoldDimension:
-        """Build from ``result.dimension``."""
-        w = "result.dimension"
-        d = _obj(data, w)
-        return cls(
-            predicted=_int(d, "predicted", w),
-            measured=_opt_int(d, "measured", w),
-            jacobian_nullity=_int(d, "jacobian_nullity", w),
-            hessian_nullity=_opt_int(d, "hessian_nullity", w),
-            agrees=_opt_bool(d, "agrees", w),
-            hessian_agrees=_opt_bool(d, "hessian_agrees", w),
-        )
-
 
 @dataclass(frozen=True)
-class ManifoldHessian:
+class ManifoldHessian(FromJson):
     """The loss Hessian at the fitted point.
 
     Attributes:
@@ -241,24 +157,9 @@ class ManifoldHessian:
     smallest_eigenvalue: float | None
     residual_part_norm: float | None
 
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> ManifoldHessian:
-        """Build from ``result.hessian``."""
-        w = "result.hessian"
-        d = _obj(data, w)
-        return cls(
-            method=_str(d, "method", w),
-            nullity=_int(d, "nullity", w),
-            tolerance=_opt_num(d, "tolerance", w),
-            rule=_str(d, "rule", w),
-            largest_eigenvalue=_opt_num(d, "largest_eigenvalue", w),
-            smallest_eigenvalue=_opt_num(d, "smallest_eigenvalue", w),
-            residual_part_norm=_opt_num(d, "residual_part_norm", w),
-        )
-
 
 @dataclass(frozen=True)
-class ManifoldControlStep:
+class ManifoldControlStep(FromJson):
     """One step of the walk's length orthogonal to null(J), from the fitted point.
 
     Attributes:
@@ -274,22 +175,9 @@ class ManifoldControlStep:
     loss_rise: float | None
     tangent_loss_same_length: float | None
 
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> ManifoldControlStep:
-        """Build from ``result.walk.control``."""
-        w = "result.walk.control"
-        d = _obj(data, w)
-        return cls(
-            step_length=_num(d, "step_length", w),
-            loss_before=_opt_num(d, "loss_before", w),
-            loss_after=_opt_num(d, "loss_after", w),
-            loss_rise=_opt_num(d, "loss_rise", w),
-            tangent_loss_same_length=_opt_num(d, "tangent_loss_same_length", w),
-        )
-
 
 @dataclass(frozen=True)
-class ManifoldWalk:
+class ManifoldWalk(FromJson):
     """The walk along null(J) with Gauss-Newton retractions.
 
     Attributes:
@@ -323,36 +211,9 @@ class ManifoldWalk:
     losses: tuple[float | None, ...] = ()
     control: ManifoldControlStep | None = None
 
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> ManifoldWalk:
-        """Build from ``result.walk``."""
-        w = "result.walk"
-        d = _obj(data, w)
-        performed = _bool(d, "performed", w)
-        reason = _opt_str(d, "reason", w)
-        if not performed:
-            return cls(performed=False, reason=reason)
-        ctrl = d.get("control")
-        return cls(
-            performed=True,
-            reason=reason,
-            steps_requested=_int(d, "steps_requested", w),
-            steps_done=_int(d, "steps_done", w),
-            step_length=_num(d, "step_length", w),
-            path_length=_opt_num(d, "path_length", w),
-            displacement=_opt_num(d, "displacement", w),
-            max_loss=_opt_num(d, "max_loss", w),
-            max_loss_before_retraction=_opt_num(d, "max_loss_before_retraction", w),
-            max_retraction_correction=_opt_num(d, "max_retraction_correction", w),
-            max_retraction_steps=_int(d, "max_retraction_steps", w),
-            within_tolerance=_opt_bool(d, "within_tolerance", w),
-            losses=_num_list(d, "losses", w),
-            control=None if ctrl is None else ManifoldControlStep.from_json(_obj(ctrl, w)),
-        )
-
 
 @dataclass(frozen=True)
-class CooperHypothesis:
+class CooperHypothesis(FromJson):
     """One hypothesis of the theorem, checked.
 
     Attributes:
@@ -365,20 +226,9 @@ class CooperHypothesis:
     holds: bool | None
     detail: str
 
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> CooperHypothesis:
-        """Build from one item of ``result.theory.hypotheses``."""
-        w = "result.theory.hypotheses[]"
-        d = _obj(data, w)
-        return cls(
-            name=_str(d, "name", w),
-            holds=_opt_bool(d, "holds", w),
-            detail=_str(d, "detail", w),
-        )
-
 
 @dataclass(frozen=True)
-class CooperTheory:
+class CooperTheory(FromJson):
     """The theory block: Cooper's theorem, its hypotheses, prediction vs measurement.
 
     Attributes:
@@ -399,30 +249,9 @@ class CooperTheory:
     agrees: bool | None
     notes: tuple[str, ...] = field(default_factory=tuple)
 
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> CooperTheory:
-        """Build from ``result.theory``."""
-        w = "result.theory"
-        d = _obj(data, w)
-        hyps = _has(d, "hypotheses", w)
-        notes = _has(d, "notes", w)
-        if not isinstance(hyps, Sequence) or isinstance(hyps, str):
-            raise InvalidResponseError(f"{w}.hypotheses should be a list, got {hyps!r:.200}.")
-        if not isinstance(notes, Sequence) or not all(isinstance(n, str) for n in notes):
-            raise InvalidResponseError(f"{w}.notes should be a list of strings.")
-        return cls(
-            theorem=_str(d, "theorem", w),
-            applies=_bool(d, "applies", w),
-            hypotheses=tuple(CooperHypothesis.from_json(_obj(h, w)) for h in hyps),
-            predicted_dimension=_int(d, "predicted_dimension", w),
-            measured_dimension=_opt_int(d, "measured_dimension", w),
-            agrees=_opt_bool(d, "agrees", w),
-            notes=tuple(str(n) for n in notes),
-        )
-
 
 @dataclass(frozen=True)
-class MinimizerManifoldResult:
+class MinimizerManifoldResult(FromJson):
     """Result of ``minimizer_manifold``.
 
     Attributes:
@@ -447,31 +276,3 @@ class MinimizerManifoldResult:
     hessian: ManifoldHessian
     walk: ManifoldWalk
     theory: CooperTheory
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> MinimizerManifoldResult:
-        """Build from the job's ``result`` object.
-
-        Raises:
-            InvalidResponseError: a field is missing or has the wrong type.
-        """
-        w = "result"
-        d = _obj(data, w)
-        return cls(
-            num_params=_int(d, "num_params", w),
-            num_samples=_int(d, "num_samples", w),
-            num_outputs=_int(d, "num_outputs", w),
-            num_equations=_int(d, "num_equations", w),
-            input_dtype=_str(d, "input_dtype", w),
-            compute_dtype=_str(d, "compute_dtype", w),
-            device=_str(d, "device", w),
-            route=_str(d, "route", w),
-            fit=ManifoldFit.from_json(_obj(_has(d, "fit", w), "result.fit")),
-            rank=ManifoldRank.from_json(_obj(_has(d, "rank", w), "result.rank")),
-            dimension=ManifoldDimension.from_json(
-                _obj(_has(d, "dimension", w), "result.dimension")
-            ),
-            hessian=ManifoldHessian.from_json(_obj(_has(d, "hessian", w), "result.hessian")),
-            walk=ManifoldWalk.from_json(_obj(_has(d, "walk", w), "result.walk")),
-            theory=CooperTheory.from_json(_obj(_has(d, "theory", w), "result.theory")),
-        )
