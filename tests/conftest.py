@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from fakeapi import clock, fake_api  # noqa: F401  (fixtures of the SDK tests' fake API)
+from liveapi import live_api, live_clock  # noqa: F401  (the real app, served in-process)
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 

@@ -1,4 +1,6 @@
-"""SDK jobs and blobs against the fake API: wait, results, listing, artifacts, types."""
+"""SDK jobs and blobs against the real API served in-process (``liveapi``): wait, results,
+listing, artifacts, types. Job states move one step per sleep of the test's clock; the fake
+API remains only where a malformed server answer must be injected."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from typing import Any
 
 import fakeapi as fk
 import pytest
+from liveapi import LiveAPI, LiveClock, cancelled, failed, live_client, running, succeeded
 
 import landscope
 from landscope import (
@@ -23,8 +26,6 @@ from landscope import (
 )
 from landscope._progress import LineProgress
 
-make_client = fk.make_client
-
 VALID = {
     "kind": "evaluate",
     "model": {"architecture": {"type": "mlp", "input_dim": 2, "hidden": [3], "output_dim": 1}},
@@ -35,57 +36,76 @@ VALID = {
 # -- wait ------------------------------------------------------------------------------
 
 
-def test_wait_polls_with_growing_interval_until_succeeded(fake_api: Any, clock: Any) -> None:
-    job = fake_api.add_job()
-    fake_api.script(
+def test_wait_polls_with_growing_interval_until_succeeded(
+    live_api: LiveAPI, live_clock: LiveClock
+) -> None:
+    job = live_api.add_job()
+    live_api.script(
         job["id"],
-        {},
-        fk.running(0.1, "build"),
-        fk.running(0.6, "lanczos", "iteration 3"),
-        fk.succeeded(),
+        running(0.1, "build"),
+        running(0.6, "lanczos", "iteration 3"),
+        succeeded(),
     )
     seen: list[Job] = []
-    done = make_client(fake_api, clock).jobs.wait(
-        job["id"], poll_interval=1.0, max_poll_interval=10.0, progress=seen.append
+    done = live_client(live_api, live_clock).jobs.wait(
+        job["id"], poll_interval=1.0, max_poll_interval=10.0, progress=seen.append,
+        long_poll=False,  # the server would hold each poll in real time
     )
     assert done.status == "succeeded"
     assert [j.status for j in seen] == ["queued", "running", "running", "succeeded"]
     assert seen[2].progress.stage == "lanczos"
     assert seen[2].progress.message == "iteration 3"
-    assert clock.sleeps == [1.0, 1.5, 2.25]
+    assert live_clock.sleeps == [1.0, 1.5, 2.25]
+    polls = live_api.calls("GET", f"/v1/jobs/{job['id']}")
+    assert len(polls) == 4 and all("wait" not in c.query for c in polls)
 
 
-def test_wait_interval_is_capped(fake_api: Any, clock: Any) -> None:
-    job = fake_api.add_job()
-    fake_api.script(job["id"], *([fk.running(0.5)] * 8), fk.succeeded())
-    make_client(fake_api, clock).jobs.wait(job["id"], poll_interval=1.0, max_poll_interval=2.0)
-    assert clock.sleeps == [1.0, 1.5, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0]
+def test_wait_interval_is_capped(live_api: LiveAPI, live_clock: LiveClock) -> None:
+    job = live_api.add_job()
+    live_api.script(job["id"], *([running(0.5)] * 7), succeeded())
+    live_client(live_api, live_clock).jobs.wait(
+        job["id"], poll_interval=1.0, max_poll_interval=2.0, long_poll=False
+    )
+    assert live_clock.sleeps == [1.0, 1.5, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0]
+
+
+def test_long_poll_of_a_finished_job_answers_at_once(
+    live_api: LiveAPI, live_clock: LiveClock
+) -> None:
+    job = live_api.add_job(**succeeded())
+    done = live_client(live_api, live_clock).jobs.wait(job["id"], poll_interval=30.0,
+                                                       max_poll_interval=30.0)
+    assert done.status == "succeeded" and live_clock.sleeps == []
+    assert [float(c.query["wait"][0]) for c in live_api.calls("GET")] == [30.0]
 
 
 @pytest.mark.parametrize(
     ("update", "status"),
     [
-        (fk.failed("out_of_memory", "CUDA OOM"), "failed"),
-        ({"status": "cancelled", "cancel_requested": True}, "cancelled"),
-        (fk.succeeded(), "succeeded"),
+        (failed("out_of_memory", "CUDA OOM"), "failed"),
+        (cancelled(requested=True), "cancelled"),
+        (succeeded(), "succeeded"),
     ],
 )
 def test_wait_returns_every_final_status(
-    fake_api: Any, clock: Any, update: dict[str, Any], status: str
+    live_api: LiveAPI, live_clock: LiveClock, update: dict[str, Any], status: str
 ) -> None:
-    job = fake_api.add_job()
-    fake_api.script(job["id"], fk.running(0.5), update)
-    done = make_client(fake_api, clock).jobs.wait(job["id"])
+    job = live_api.add_job(**running(0.5))
+    live_api.script(job["id"], update)
+    done = live_client(live_api, live_clock).jobs.wait(job["id"], long_poll=False)
     assert done.status == status
     assert done.is_finished
-    assert len(clock.sleeps) == 1
+    assert len(live_clock.sleeps) == 1
 
 
-def test_wait_deadline_raises_wait_timeout_with_last_state(fake_api: Any, clock: Any) -> None:
-    job = fake_api.add_job(**fk.running(0.4, "train"))
+def test_wait_deadline_raises_wait_timeout_with_last_state(
+    live_api: LiveAPI, live_clock: LiveClock
+) -> None:
+    job = live_api.add_job(**running(0.4, "train"))
     with pytest.raises(WaitTimeout) as info:
-        make_client(fake_api, clock).jobs.wait(job["id"], timeout=3.0, poll_interval=1.0)
-    assert clock.sleeps == [1.0, 1.5, 0.5]
+        live_client(live_api, live_clock).jobs.wait(job["id"], timeout=3.0, poll_interval=1.0,
+                                                    long_poll=False)
+    assert live_clock.sleeps == [1.0, 1.5, 0.5]
     assert info.value.job.status == "running"
     assert info.value.timeout == 3.0
     assert isinstance(info.value, TimeoutError)
@@ -93,21 +113,23 @@ def test_wait_deadline_raises_wait_timeout_with_last_state(fake_api: Any, clock:
     assert "40%" in str(info.value)
 
 
-def test_wait_on_a_finished_job_object_sends_nothing(fake_api: Any, clock: Any) -> None:
+def test_wait_on_a_finished_job_object_sends_nothing(
+    live_api: LiveAPI, live_clock: LiveClock
+) -> None:
     finished = Job.from_json({**fk.new_job("evaluate", {}), **fk.succeeded()})
-    assert make_client(fake_api, clock).jobs.wait(finished) is finished
-    assert fake_api.requests == []
+    assert live_client(live_api, live_clock).jobs.wait(finished) is finished
+    assert live_api.requests == []
 
 
-def test_wait_rejects_bad_intervals(fake_api: Any, clock: Any) -> None:
+def test_wait_rejects_bad_intervals(live_api: LiveAPI, live_clock: LiveClock) -> None:
     with pytest.raises(ValueError, match="poll_interval"):
-        make_client(fake_api, clock).jobs.wait("job_A", poll_interval=0)
+        live_client(live_api, live_clock).jobs.wait("job_A", poll_interval=0)
+    assert live_api.requests == []
 
 
-def test_result_returns_the_typed_result(fake_api: Any, clock: Any) -> None:
-    job = fake_api.add_job()
-    fake_api.script(job["id"], fk.succeeded())
-    client = make_client(fake_api, clock)
+def test_result_returns_the_typed_result(live_api: LiveAPI, live_clock: LiveClock) -> None:
+    job = live_api.add_job(**succeeded())
+    client = live_client(live_api, live_clock)
     result = client.jobs.result(job["id"], EvaluateResult)
     assert isinstance(result, EvaluateResult)
     assert result.loss == 0.25
@@ -120,26 +142,29 @@ def test_result_returns_the_typed_result(fake_api: Any, clock: Any) -> None:
 @pytest.mark.parametrize(
     ("update", "message"),
     [
-        (fk.failed("diverged", "Loss became NaN."), "failed: diverged: Loss became NaN."),
-        ({"status": "cancelled"}, "was cancelled"),
+        (failed("diverged", "Loss became NaN."), "failed: diverged: Loss became NaN."),
+        (cancelled(), "was cancelled"),
     ],
 )
 def test_result_raises_job_failed_error(
-    fake_api: Any, clock: Any, update: dict[str, Any], message: str
+    live_api: LiveAPI, live_clock: LiveClock, update: dict[str, Any], message: str
 ) -> None:
-    job = fake_api.add_job(**update)
+    job = live_api.add_job(**update)
     with pytest.raises(JobFailedError, match=message) as info:
-        make_client(fake_api, clock).jobs.result(job["id"])
+        live_client(live_api, live_clock).jobs.result(job["id"])
     assert info.value.job.id == job["id"]
 
 
 def test_progress_line_without_tqdm(
-    fake_api: Any, clock: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    live_api: LiveAPI,
+    live_clock: LiveClock,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setitem(sys.modules, "tqdm", None)
-    job = fake_api.add_job()
-    fake_api.script(job["id"], fk.running(0.5, "lanczos"), fk.succeeded())
-    make_client(fake_api, clock).jobs.wait(job["id"], progress=True)
+    job = live_api.add_job(**running(0.5, "lanczos"))
+    live_api.script(job["id"], succeeded())
+    live_client(live_api, live_clock).jobs.wait(job["id"], progress=True, long_poll=False)
     captured = capsys.readouterr()
     assert captured.out == ""
     lines = captured.err.splitlines()
@@ -163,11 +188,13 @@ def test_progress_line_on_a_tty_redraws_in_place() -> None:
     assert text.endswith("100.0% succeeded done\n")
 
 
-def test_progress_with_tqdm(fake_api: Any, clock: Any, capsys: pytest.CaptureFixture[str]) -> None:
+def test_progress_with_tqdm(
+    live_api: LiveAPI, live_clock: LiveClock, capsys: pytest.CaptureFixture[str]
+) -> None:
     pytest.importorskip("tqdm")
-    job = fake_api.add_job()
-    fake_api.script(job["id"], fk.running(0.5, "lanczos"), fk.succeeded())
-    make_client(fake_api, clock).jobs.wait(job["id"], progress=True)
+    job = live_api.add_job(**running(0.5, "lanczos"))
+    live_api.script(job["id"], succeeded())
+    live_client(live_api, live_clock).jobs.wait(job["id"], progress=True, long_poll=False)
     err = capsys.readouterr().err
     assert job["id"] in err
     assert "50%" in err
@@ -177,70 +204,74 @@ def test_progress_with_tqdm(fake_api: Any, clock: Any, capsys: pytest.CaptureFix
 # -- cancel, list ------------------------------------------------------------------------
 
 
-def test_cancel_queued_and_running(fake_api: Any, clock: Any) -> None:
-    client = make_client(fake_api, clock)
+def test_cancel_queued_and_running(live_api: LiveAPI, live_clock: LiveClock) -> None:
+    client = live_client(live_api, live_clock)
     queued = client.jobs.submit(VALID)
+    assert queued.status == "queued"
     assert client.jobs.cancel(queued).status == "cancelled"
-    running = fake_api.add_job(**fk.running(0.2))
-    after = client.jobs.cancel(running["id"])
+    started = live_api.add_job(**running(0.2))
+    after = client.jobs.cancel(started["id"])
     assert after.status == "running"
     assert after.cancel_requested is True
+    assert live_api.get(started["id"])["cancel_requested"] is True  # stored for the worker
 
 
-def test_list_follows_cursors_newest_first(fake_api: Any, clock: Any) -> None:
-    ids = [fake_api.add_job()["id"] for _ in range(5)]
-    client = make_client(fake_api, clock)
+def test_list_follows_cursors_newest_first(live_api: LiveAPI, live_clock: LiveClock) -> None:
+    ids = [live_api.add_job()["id"] for _ in range(5)]
+    live_api.add_job(tenant="tenant-b")  # another tenant's job is never listed
+    client = live_client(live_api, live_clock)
     listed = [job.id for job in client.jobs.list(limit=2)]
     assert listed == list(reversed(ids))
-    cursors = [c.query.get("cursor") for c in fake_api.calls("GET", "/v1/jobs")]
-    assert cursors == [None, ["c2"], ["c4"]]
+    cursors = [c.query.get("cursor") for c in live_api.calls("GET", "/v1/jobs")]
+    assert cursors[0] is None and len(cursors) == 3
+    assert all(c is not None for c in cursors[1:]) and cursors[1] != cursors[2]
     page = client.jobs.list_page(limit=2)
-    assert len(page.items) == 2
-    assert page.has_more
-    last = client.jobs.list_page(limit=2, cursor="c4")
+    assert [j.id for j in page.items] == list(reversed(ids))[:2]
+    assert page.has_more and page.next_cursor == cursors[1][0]  # type: ignore[index]
+    last = client.jobs.list_page(limit=2, cursor=cursors[2][0])  # type: ignore[index]
     assert last.next_cursor is None
     assert [j.id for j in last.items] == [ids[0]]
 
 
-def test_list_filters(fake_api: Any, clock: Any) -> None:
-    fake_api.add_job(metadata={"run": "a"})
-    wanted = fake_api.add_job(kind="hessian_spectrum", metadata={"run": "a", "commit": "x"})
-    fake_api.add_job(kind="hessian_spectrum", metadata={"run": "b"}, status="failed")
-    client = make_client(fake_api, clock)
+def test_list_filters(live_api: LiveAPI, live_clock: LiveClock) -> None:
+    live_api.add_job(metadata={"run": "a"})
+    wanted = live_api.add_job(kind="hessian_spectrum", metadata={"run": "a", "commit": "x"})
+    live_api.add_job(kind="hessian_spectrum", metadata={"run": "a"}, **failed())
+    live_api.add_job(kind="hessian_spectrum", metadata={"run": "b"})
+    client = live_client(live_api, live_clock)
     found = list(client.jobs.list(status="queued", kind="hessian_spectrum", metadata={"run": "a"}))
     assert [j.id for j in found] == [wanted["id"]]
-    query = fake_api.calls("GET", "/v1/jobs")[-1].query
+    query = live_api.calls("GET", "/v1/jobs")[-1].query
     assert query == {"status": ["queued"], "kind": ["hessian_spectrum"], "metadata.run": ["a"]}
 
 
 def test_list_stops_on_a_repeated_cursor(fake_api: Any, clock: Any) -> None:
+    """A server bug (the same cursor twice) needs an injected answer: the fake API."""
     page = {"items": [], "next_cursor": "same"}
     fake_api.inject("GET", "/v1/jobs", 200, page, times=2, content_type="application/json")
     with pytest.raises(landscope.InvalidResponseError, match="same cursor"):
-        list(make_client(fake_api, clock).jobs.list())
+        list(fk.make_client(fake_api, clock).jobs.list())
 
 
 # -- artifacts and blobs -----------------------------------------------------------------
 
 
-def _job_with_artifacts(fake_api: Any) -> dict[str, Any]:
+def _job_with_artifacts(live_api: LiveAPI) -> dict[str, Any]:
     files = {
         "density.png": (b"\x89PNG fake", "image/png"),
         "eigs.json": (b"[1, 2]", "application/json"),
     }
-    arts = [
-        {"name": n, "media_type": t, "size": len(b), "sha256": hashlib.sha256(b).hexdigest()}
-        for n, (b, t) in files.items()
+    job = live_api.add_job(**succeeded(artifacts=files))
+    assert [a["sha256"] for a in job["artifacts"]] == [
+        hashlib.sha256(b).hexdigest() for b, _ in files.values()
     ]
-    job = fake_api.add_job(**fk.succeeded(), artifacts=arts)
-    for name, value in files.items():
-        fake_api.artifacts[(job["id"], name)] = value
     return job
 
 
-def test_artifact_bytes_and_download(fake_api: Any, clock: Any, tmp_path: Path) -> None:
-    job = _job_with_artifacts(fake_api)
-    client = make_client(fake_api, clock)
+def test_artifact_bytes_and_download(live_api: LiveAPI, live_clock: LiveClock,
+                                     tmp_path: Path) -> None:
+    job = _job_with_artifacts(live_api)
+    client = live_client(live_api, live_clock)
     assert client.jobs.artifact(job["id"], "eigs.json") == b"[1, 2]"
     paths = client.jobs.download_artifacts(job["id"], tmp_path / "out")
     assert [p.name for p in paths] == ["density.png", "eigs.json"]
@@ -254,17 +285,19 @@ def test_artifact_bytes_and_download(fake_api: Any, clock: Any, tmp_path: Path) 
         client.jobs.artifact(job["id"], "nope.png")
 
 
-def test_download_refuses_unsafe_artifact_names(fake_api: Any, clock: Any, tmp_path: Path) -> None:
+def test_download_refuses_unsafe_artifact_names(live_api: LiveAPI, live_clock: LiveClock,
+                                                 tmp_path: Path) -> None:
     art = {"name": "../evil", "media_type": "text/plain", "size": 1, "sha256": ""}
-    job = fake_api.add_job(**fk.succeeded(), artifacts=[art])
-    fake_api.artifacts[(job["id"], "../evil")] = (b"x", "text/plain")
+    job = live_api.add_job(**succeeded(listed=[art]))
     with pytest.raises(landscope.InvalidResponseError, match="unsafe name"):
-        make_client(fake_api, clock).jobs.download_artifacts(job["id"], tmp_path / "d")
+        live_client(live_api, live_clock).jobs.download_artifacts(job["id"], tmp_path / "d")
     assert not (tmp_path / "evil").exists()
+    assert live_api.calls("GET", f"/v1/jobs/{job['id']}/artifacts/../evil") == []
 
 
-def test_blob_upload_is_content_addressed(fake_api: Any, clock: Any, tmp_path: Path) -> None:
-    client = make_client(fake_api, clock)
+def test_blob_upload_is_content_addressed(live_api: LiveAPI, live_clock: LiveClock,
+                                          tmp_path: Path) -> None:
+    client = live_client(live_api, live_clock)
     data = b"weights" * 10
     blob = client.blobs.upload(data)
     assert blob.id == "sha256:" + hashlib.sha256(data).hexdigest()
@@ -275,7 +308,8 @@ def test_blob_upload_is_content_addressed(fake_api: Any, clock: Any, tmp_path: P
     again = client.blobs.get(blob)
     assert again.id == blob.id
     assert again.created_at is not None
-    assert fake_api.calls("POST")[0].headers["content-type"] == "application/octet-stream"
+    assert live_api.calls("POST")[0].headers["content-type"] == "application/octet-stream"
+    assert live_api.calls("POST")[0].body == data
 
 
 # -- types -------------------------------------------------------------------------------
