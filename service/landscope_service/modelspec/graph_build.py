@@ -194,8 +194,10 @@ class GraphModule(nn.Module):
         if op == "multihead_attention":
             return self._attention(node, owners[node.module])
         if op == "scaled_dot_product_attention":
-            return lambda xs: F.scaled_dot_product_attention(
-                xs[0], xs[1], xs[2], is_causal=a["causal"], scale=a["scale"]
+            masks = self._masks
+            return lambda xs: _sdpa(
+                xs[0], xs[1], xs[2],
+                masks(xs[0].shape[-2], xs[0].device) if a["causal"] else None, a["scale"],
             )
         if op == "dropout":
             return lambda xs: xs[0]
@@ -246,14 +248,29 @@ class GraphModule(nn.Module):
         return _activation(node)
 
     def _attention(self, node: GraphNode, mha: nn.Module) -> Step:
+        """``nn.MultiheadAttention`` (batch first, eval) written out with plain ops.
+
+        The same arithmetic as the module's math path; written out because torch's
+        fused CPU attention kernels have no forward-mode derivative, which
+        Hessian-vector products (``jvp`` of ``grad``) need.
+        """
         causal = bool(node.attrs["causal"])
+        heads = int(node.attrs["num_heads"])
         masks = self._masks
 
         def run(xs: list[Tensor]) -> Tensor:
-            q, k, v = (xs * 3)[:3] if len(xs) == 1 else xs
+            q_in, k_in, v_in = (xs * 3)[:3] if len(xs) == 1 else xs
+            w = mha.in_proj_weight
+            b = mha.in_proj_bias
+            e = q_in.shape[-1]
+            bq, bk, bv = (None, None, None) if b is None else b.chunk(3)
+            q = F.linear(q_in, w[:e], bq)
+            k = F.linear(k_in, w[e : 2 * e], bk)
+            v = F.linear(v_in, w[2 * e :], bv)
             mask = masks(q.shape[1], q.device) if causal else None
-            out, _ = mha(q, k, v, need_weights=False, attn_mask=mask)
-            return out  # type: ignore[no-any-return]
+            out = _sdpa(_heads(q, heads), _heads(k, heads), _heads(v, heads), mask, None)
+            out = out.transpose(1, 2).reshape(q.shape[0], q.shape[1], e)
+            return F.linear(out, mha.out_proj.weight, mha.out_proj.bias)
 
         return run
 
@@ -267,6 +284,21 @@ class GraphModule(nn.Module):
             for src in frees:
                 del values[src]
         return values[info.output]
+
+
+def _heads(t: Tensor, heads: int) -> Tensor:
+    """``(N, T, E)`` -> ``(N, heads, T, E / heads)``."""
+    n, length, e = t.shape
+    return t.reshape(n, length, heads, e // heads).transpose(1, 2)
+
+
+def _sdpa(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, scale: float | None) -> Tensor:
+    """``softmax(q k^T * scale + mask) v`` (the math of ``F.scaled_dot_product_attention``)."""
+    s = (1.0 / math.sqrt(q.shape[-1])) if scale is None else scale
+    scores = (q * s) @ k.transpose(-2, -1)
+    if mask is not None:
+        scores = scores.masked_fill(mask, float("-inf"))
+    return torch.softmax(scores, dim=-1) @ v
 
 
 def _arith(op: str, scalar: float | None) -> Step:
