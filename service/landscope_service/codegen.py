@@ -287,6 +287,9 @@ def _targets(what: str) -> dict[Path, str]:
 
         for kind in public_kinds():
             page = DOCS / f"{kind}.md"
+            if not page.exists():
+                raise SystemExit(f"docs/kinds/{kind}.md is missing: create it with the two "
+                                 "marker lines of docs/kinds/evaluate.md.")
             out[page] = replace_doc_table(page.read_text(), kind)
     return out
 

@@ -18,18 +18,21 @@ __all__ = [
     "BezierOptions",
     "EvaluateOptions",
     "HessianSpectrumOptions",
+    "LandscapeSliceOptions",
     "LevelSetConnectivityOptions",
     "LinearOptions",
     "MinimizerManifoldOptions",
     "NEBOptions",
     "PathsOptions",
     "RefineOptions",
+    "SliceHessianOptions",
     "TrainOptions",
 ]
 
 KNOWN_KINDS: tuple[str, ...] = (
     "evaluate",
     "hessian_spectrum",
+    "landscape_slice",
     "level_set_connectivity",
     "minimizer_manifold",
 )
@@ -113,6 +116,90 @@ class HessianSpectrumOptions(OptionsBase):
     _FIELDS: ClassVar[Mapping[str, Mapping[str, Any]]] = {'block_max_products': {'type': 'integer', 'minimum': 1, 'maximum': 100000}, 'block_size': {'type': 'integer', 'minimum': 1, 'maximum': 64}, 'blocks': {'type': 'boolean'}, 'bottom_k': {'type': 'integer', 'minimum': 0}, 'density': {'type': 'boolean'}, 'density_grid_points': {'type': 'integer', 'minimum': 2, 'maximum': 100000}, 'density_probes': {'type': 'integer', 'minimum': 1, 'maximum': 1000}, 'density_sigma': {'type': 'number', 'nullable': True, 'minimum': 0.0, 'exclusiveMinimum': 0}, 'density_sigma_scale': {'type': 'number', 'minimum': 0.0, 'maximum': 1000.0, 'exclusiveMinimum': 0}, 'density_steps': {'type': 'integer', 'minimum': 2, 'maximum': 2000}, 'exact_threshold': {'type': 'integer', 'minimum': 0, 'maximum': 20000}, 'ggn_split': {'type': 'boolean'}, 'hvp': {'type': 'string', 'enum': ['auto', 'double_backward', 'forward_over_reverse', 'reverse_over_reverse', 'vmap_forward_over_reverse']}, 'max_basis': {'type': 'integer', 'minimum': 4, 'maximum': 5000}, 'max_products': {'type': 'integer', 'minimum': 1, 'maximum': 100000}, 'mode': {'type': 'string', 'enum': ['auto', 'exact', 'iterative']}, 'negative_tol': {'type': 'number', 'minimum': 0.0, 'maximum': 1.0}, 'return_eigenvectors': {'type': 'boolean'}, 'tol': {'type': 'number', 'minimum': 0.0, 'maximum': 1.0, 'exclusiveMinimum': 0, 'exclusiveMaximum': 1}, 'top_k': {'type': 'integer', 'minimum': 0}, 'trace': {'type': 'boolean'}}
     _RULES: ClassVar[tuple[tuple[str, Callable[[Any], bool], str], ...]] = (
         ('max_basis', lambda o: o.max_basis >= o.top_k + o.bottom_k + 2 * o.block_size, 'max_basis={max_basis} must be >= top_k + bottom_k + 2 * block_size (top_k={top_k}, bottom_k={bottom_k}, block_size={block_size}).'),
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class SliceHessianOptions(OptionsBase):
+    """Nested options ``SliceHessianOptions`` (defaults equal the server's).
+
+    Attributes:
+        max_products: Hessian-vector product budget.
+        tol: Residual tolerance relative to ||H|| of the eigenvectors.
+    """
+
+    max_products: int = 1000
+    tol: float = 1e-06
+
+    _FIELDS: ClassVar[Mapping[str, Mapping[str, Any]]] = {'max_products': {'type': 'integer', 'minimum': 1, 'maximum': 100000}, 'tol': {'type': 'number', 'minimum': 0.0, 'maximum': 1.0, 'exclusiveMinimum': 0, 'exclusiveMaximum': 1}}
+
+
+@dataclass(frozen=True, kw_only=True)
+class LandscapeSliceOptions(OptionsBase):
+    """Options of ``landscape_slice`` (defaults equal the server's).
+
+    Attributes:
+        accuracy: Also the accuracy at every grid point (cross_entropy only).
+        bias_norm: Biases and normalisation-layer parameters in random directions: zero (not
+            moved, as Li et al.) or normalize (rescaled per parameter to its norm).
+        checkpoints: directions trajectory_pca: weight blob ids of the trajectory, in order (at
+            least dims + 1).
+        convexity: |lambda_min / lambda_max| of the slice's 2-D Hessian at every interior grid
+            point (central differences; dims 2).
+        dims: 1 for a profile along one direction, 2 for a surface.
+        direction_blobs: directions given: one blob per axis (safetensors, the model's parameter
+            names), used as they are.
+        directions: random_filter_normalized: Gaussian directions rescaled per filter (Li et al.
+            2018); hessian_top: the top Hessian eigenvectors (unit norm); minima: the line or
+            plane through `minima`; path: the straight line between the minima `pair` of the
+            finished level_set_connectivity job `path_job`; trajectory_pca: the top principal
+            directions of `checkpoints`; given: `direction_blobs`.
+        hessian: Lanczos settings of hessian_top.
+        minima: directions minima: 2 (line, or plane with a random second direction) or 3
+            (plane) weight blob ids; the origin is the first.
+        normalization: Random directions: filter (per conv output channel or linear row, to the
+            weights' norms) or none (raw Gaussians).
+        orthogonalize: Make the second direction perpendicular to the first (Gram-Schmidt,
+            keeping its norm).
+        pair: directions path: the two minima [i, j].
+        path_job: directions path: id of a succeeded level_set_connectivity job of this API key.
+        path_points: Set by the service at submit time from path_job and pair (the pair's weight
+            blobs); leave it out.
+        plots: Write contour.png and surface.png (2-D) or profile.png.
+        points_per_pass: Grid points per batched forward pass (null: as many as fit a memory
+            budget).
+        range: [low, high] of every axis, or [alpha_low, alpha_high, beta_low, beta_high]; low <
+            high. null: [-1, 1] ([-0.5, 1.5] for minima and path, whose points sit at 0 and 1).
+        resolution: Grid points per axis: one number for every axis or one per axis; at most 401
+            for a 1-D slice and 201 x 201 for a 2-D one. null: 51.
+        rows_per_piece: Grid rows per piece fanned out over workers (null: at most 16 pieces).
+        seed: Seed of the random directions (null: the job's seed); reported in the result.
+    """
+
+    accuracy: bool = False
+    bias_norm: Literal["zero", "normalize"] = 'zero'
+    checkpoints: tuple[str, ...] | None = None
+    convexity: bool = False
+    dims: int = 2
+    direction_blobs: tuple[str, ...] | None = None
+    directions: Literal["random_filter_normalized", "hessian_top", "minima", "path", "trajectory_pca", "given"] = 'random_filter_normalized'
+    hessian: SliceHessianOptions = field(default_factory=SliceHessianOptions)
+    minima: tuple[str, ...] | None = None
+    normalization: Literal["filter", "none"] = 'filter'
+    orthogonalize: bool = False
+    pair: tuple[int, ...] | None = None
+    path_job: str | None = None
+    path_points: tuple[str, ...] | None = None
+    plots: bool = True
+    points_per_pass: int | None = None
+    range: tuple[float, ...] | None = None
+    resolution: tuple[int, ...] | None = None
+    rows_per_piece: int | None = None
+    seed: int | None = None
+
+    _FIELDS: ClassVar[Mapping[str, Mapping[str, Any]]] = {'accuracy': {'type': 'boolean'}, 'bias_norm': {'type': 'string', 'enum': ['zero', 'normalize']}, 'checkpoints': {'type': 'array', 'nullable': True, 'minItems': 2, 'maxItems': 256, 'items': {'type': 'string', 'minLength': 1, 'maxLength': 200}}, 'convexity': {'type': 'boolean'}, 'dims': {'type': 'integer', 'minimum': 1, 'maximum': 2}, 'direction_blobs': {'type': 'array', 'nullable': True, 'minItems': 1, 'maxItems': 2, 'items': {'type': 'string', 'minLength': 1, 'maxLength': 200}}, 'directions': {'type': 'string', 'enum': ['random_filter_normalized', 'hessian_top', 'minima', 'path', 'trajectory_pca', 'given']}, 'hessian': {'type': 'object'}, 'minima': {'type': 'array', 'nullable': True, 'minItems': 2, 'maxItems': 3, 'items': {'type': 'string', 'minLength': 1, 'maxLength': 200}}, 'normalization': {'type': 'string', 'enum': ['filter', 'none']}, 'orthogonalize': {'type': 'boolean'}, 'pair': {'type': 'array', 'nullable': True, 'minItems': 2, 'maxItems': 2, 'items': {'type': 'integer', 'minimum': 0, 'maximum': 10000}}, 'path_job': {'type': 'string', 'nullable': True, 'minLength': 1, 'maxLength': 200}, 'path_points': {'type': 'array', 'nullable': True, 'minItems': 2, 'maxItems': 3, 'items': {'type': 'string', 'minLength': 1, 'maxLength': 200}}, 'plots': {'type': 'boolean'}, 'points_per_pass': {'type': 'integer', 'nullable': True, 'minimum': 1, 'maximum': 100000}, 'range': {'type': 'array', 'nullable': True, 'minItems': 2, 'maxItems': 4, 'items': {'type': 'number'}}, 'resolution': {'type': 'array', 'nullable': True, 'minItems': 1, 'maxItems': 2, 'items': {'type': 'integer', 'minimum': 2, 'maximum': 401}}, 'rows_per_piece': {'type': 'integer', 'nullable': True, 'minimum': 1, 'maximum': 401}, 'seed': {'type': 'integer', 'nullable': True, 'minimum': 0, 'maximum': 9223372036854775807}}
+    _RULES: ClassVar[tuple[tuple[str, Callable[[Any], bool], str], ...]] = (
+        ('convexity', lambda o: not o.convexity or o.dims == 2, 'convexity needs a 2-D slice (dims 2).'),
     )
 
 

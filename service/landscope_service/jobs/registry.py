@@ -29,6 +29,7 @@ KIND_MODULES = (
     "hessian_spectrum",
     "minimizer_manifold",
     "level_set_connectivity",
+    "landscape_slice",
 )
 
 TEST_KIND_MODULES = ("test_block",)

@@ -7,6 +7,7 @@ The API view only parses HTTP and calls :meth:`Submissions.submit`.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -77,8 +78,12 @@ def check_request(
     settings: Settings,
     jobs: JobStore,
     read_blob: Callable[[str], bytes],
+    tenant: str | None = None,
 ) -> tuple[KindSpec, SubmitContext]:
-    """:func:`validate_request`, also returning the request's facts (P, N, shapes)."""
+    """:func:`validate_request`, also returning the request's facts (P, N, shapes).
+
+    With ``tenant``, kind checks may look up that tenant's jobs (``SubmitContext.get_job``).
+    """
     spec = kinds()[req["kind"]]
     if req["device"] == "cuda" and settings.require_gpu_worker and not any(
         "gpu" in w.get("queues", []) for w in jobs.workers()
@@ -98,6 +103,8 @@ def check_request(
     except ValidationError as e:
         raise InvalidRequestError("The model, data and loss do not fit together.",
                              errors=_as_object(e.messages, "body")) from None
+    if tenant is not None:
+        ctx = dataclasses.replace(ctx, get_job=lambda job_id: jobs.get(job_id, tenant=tenant))
     if spec.check is not None:
         try:
             spec.check(req["options"], ctx)
@@ -142,7 +149,7 @@ class Submissions:
             return self.blobs.read(tenant, blob_id)
 
         _, facts = check_request(req, settings=self.settings, jobs=self.jobs,
-                                 read_blob=read_blob)
+                                 read_blob=read_blob, tenant=tenant)
         queue = queue_for(req)
         limits = resolve_limits(req, self.settings, tenant)
         estimate = estimate_job(req, num_params=facts.num_params,

@@ -42,6 +42,8 @@ class SubmitContext:
         param_shapes: parameter name -> shape.
         check_weights: validates that a weights blob id matches the architecture;
             raises ``ValueError`` with a message naming what is wrong.
+        get_job: the job record (as the API shows it) of the submitting API key's job
+            with this id, or None (unknown, or another tenant's).
     """
 
     num_params: int
@@ -52,6 +54,7 @@ class SubmitContext:
     architecture: dict[str, Any]
     param_shapes: dict[str, tuple[int, ...]]
     check_weights: Callable[[str], None] = field(default=lambda ref: None)
+    get_job: Callable[[str], dict[str, Any] | None] = field(default=lambda job_id: None)
 
 
 @dataclass(frozen=True)
