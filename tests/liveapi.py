@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import io
+import json
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -42,6 +43,8 @@ class LiveAPI:
     api_key: str = API_KEY
     requests: list[Recorded] = field(default_factory=list)
     scripts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    on_submit: Callable[[str], None] | None = None
+    """Called with the id of each job submitted (202), before the answer is sent."""
     _server: Any = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -82,7 +85,20 @@ class LiveAPI:
                            parse_qs(environ.get("QUERY_STRING", "")), headers, body)
             with self._lock:
                 self.requests.append(rec)
-            return app(environ, start_response)
+            if self.on_submit is None or (rec.method, rec.path) != ("POST", "/v1/jobs"):
+                return app(environ, start_response)
+            # a job submitted here is moved on (as a worker would) before the answer leaves
+            answer: list[Any] = []
+
+            def keep(status: str, headers: list[tuple[str, str]], *exc: Any) -> Any:
+                answer[:] = [status, headers, *exc]
+                return lambda data: None
+
+            out = b"".join(app(environ, keep))
+            if answer[0].startswith("202"):
+                self.on_submit(json.loads(out)["id"])
+            start_response(*answer)
+            return [out]
 
         return wsgi
 

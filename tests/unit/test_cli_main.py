@@ -1,4 +1,5 @@
-"""The ``landscope`` command line against the fake API: output and exit codes."""
+"""The ``landscope`` command line against the real API served in-process (``liveapi``):
+output and exit codes."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 import fakeapi as fk
 import pytest
+from liveapi import API_KEY, LiveAPI, failed, running, succeeded
 
 from landscope.cli import EXIT_ERROR, EXIT_JOB_FAILED, EXIT_OK, EXIT_USAGE, main
 
@@ -23,10 +25,10 @@ Capture = pytest.CaptureFixture[str]
 
 
 @pytest.fixture
-def env(fake_api: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.setenv("LANDSCOPE_URL", fake_api.url)
-    monkeypatch.setenv("LANDSCOPE_API_KEY", fk.API_KEY)
-    return fake_api
+def env(live_api: LiveAPI, monkeypatch: pytest.MonkeyPatch) -> LiveAPI:
+    monkeypatch.setenv("LANDSCOPE_URL", live_api.url)
+    monkeypatch.setenv("LANDSCOPE_API_KEY", API_KEY)
+    return live_api
 
 
 @pytest.fixture
@@ -43,14 +45,17 @@ def _one_error_line(err: str) -> str:
     return lines[0]
 
 
-def test_submit_prints_the_job_id(env: Any, job_file: Path, capsys: Capture) -> None:
+def test_submit_prints_the_job_id(env: LiveAPI, job_file: Path, capsys: Capture) -> None:
     assert main(["submit", str(job_file)]) == EXIT_OK
     job_id = capsys.readouterr().out.strip()
-    assert job_id in env.jobs
-    assert env.jobs[job_id]["request"] == VALID
+    stored = env.get(job_id)
+    assert stored["status"] == "queued" and stored["metadata"] == VALID["metadata"]
+    # the stored request is the submitted one with the schema's defaults filled in
+    assert stored["request"]["kind"] == VALID["kind"]
+    assert stored["request"]["data"]["synthetic"].items() >= VALID["data"]["synthetic"].items()
 
 
-def test_submit_json_and_idempotency_key(env: Any, job_file: Path, capsys: Capture) -> None:
+def test_submit_json_and_idempotency_key(env: LiveAPI, job_file: Path, capsys: Capture) -> None:
     assert main(["submit", str(job_file), "--json", "--idempotency-key", "k-1"]) == EXIT_OK
     first = json.loads(capsys.readouterr().out)
     assert main(["submit", str(job_file), "--json", "--idempotency-key", "k-1"]) == EXIT_OK
@@ -60,8 +65,8 @@ def test_submit_json_and_idempotency_key(env: Any, job_file: Path, capsys: Captu
     assert env.calls("POST")[0].headers["idempotency-key"] == "k-1"
 
 
-def test_submit_wait_prints_the_result(env: Any, job_file: Path, capsys: Capture) -> None:
-    env.on_submit = lambda job: job.update(fk.succeeded())
+def test_submit_wait_prints_the_result(env: LiveAPI, job_file: Path, capsys: Capture) -> None:
+    env.on_submit = lambda job_id: env.apply(job_id, succeeded())
     assert main(["submit", str(job_file), "--wait", "--no-progress"]) == EXIT_OK
     out, err = capsys.readouterr()
     rows = dict(line.split(None, 1) for line in out.splitlines())
@@ -72,8 +77,8 @@ def test_submit_wait_prints_the_result(env: Any, job_file: Path, capsys: Capture
     assert err.startswith("submitted job_")
 
 
-def test_submit_wait_failed_job_exits_1(env: Any, job_file: Path, capsys: Capture) -> None:
-    env.on_submit = lambda job: job.update(fk.failed("diverged", "Loss became\nNaN."))
+def test_submit_wait_failed_job_exits_1(env: LiveAPI, job_file: Path, capsys: Capture) -> None:
+    env.on_submit = lambda job_id: env.apply(job_id, failed("diverged", "Loss became\nNaN."))
     assert main(["submit", str(job_file), "--wait", "--no-progress"]) == EXIT_JOB_FAILED
     line = _one_error_line(capsys.readouterr().err.split("\n", 1)[1])
     assert "failed: diverged: Loss became NaN." in line
@@ -84,7 +89,7 @@ def test_submit_wait_failed_job_exits_1(env: Any, job_file: Path, capsys: Captur
     [(None, "cannot read job file"), ("{not json", "not valid JSON"), ("[1]", "JSON object")],
 )
 def test_submit_bad_job_file_is_a_usage_error(
-    env: Any, tmp_path: Path, capsys: Capture, content: str | None, message: str
+    env: LiveAPI, tmp_path: Path, capsys: Capture, content: str | None, message: str
 ) -> None:
     path = tmp_path / "job.json"
     if content is not None:
@@ -94,17 +99,20 @@ def test_submit_bad_job_file_is_a_usage_error(
     assert env.requests == []
 
 
-def test_submit_invalid_request_is_an_api_error(env: Any, tmp_path: Path, capsys: Capture) -> None:
+def test_submit_invalid_request_is_an_api_error(
+    env: LiveAPI, tmp_path: Path, capsys: Capture
+) -> None:
     path = tmp_path / "job.json"
-    path.write_text(json.dumps({**VALID, "model": {"architecture": {"hidden": [-1]}}}))
+    arch = {**VALID["model"]["architecture"], "type": "mlp", "hidden": [-1]}  # type: ignore[dict-item]
+    path.write_text(json.dumps({**VALID, "model": {"architecture": arch}}))
     assert main(["submit", str(path)]) == EXIT_ERROR
     line = _one_error_line(capsys.readouterr().err)
     assert "UnprocessableEntityError: HTTP 422 validation_error" in line
-    assert "model.architecture.hidden: Must be a list of positive integers." in line
+    assert "model.architecture.hidden.0: Must be between 1 and 65536" in line
 
 
-def test_status(env: Any, capsys: Capture) -> None:
-    job = env.add_job(**fk.running(0.42, "lanczos", "iter 7"), metadata={"run": "r1"})
+def test_status(env: LiveAPI, capsys: Capture) -> None:
+    job = env.add_job(**running(0.42, "lanczos", "iter 7"), metadata={"run": "r1"})
     assert main(["status", job["id"]]) == EXIT_OK
     out = capsys.readouterr().out
     assert f"id:        {job['id']}" in out
@@ -115,29 +123,31 @@ def test_status(env: Any, capsys: Capture) -> None:
     assert json.loads(capsys.readouterr().out)["progress"]["fraction"] == 0.42
 
 
-def test_unknown_job_exits_3(env: Any, capsys: Capture) -> None:
+def test_unknown_job_exits_3(env: LiveAPI, capsys: Capture) -> None:
     assert main(["status", "job_nope"]) == EXIT_ERROR
     line = _one_error_line(capsys.readouterr().err)
-    assert line == "landscope: error: NotFoundError: HTTP 404 not_found: No job job_nope."
+    assert line == (
+        "landscope: error: NotFoundError: HTTP 404 not_found: No job 'job_nope' for this API key."
+    )
 
 
 @pytest.mark.parametrize(
     ("update", "code"),
-    [(fk.succeeded(), EXIT_OK), ({"status": "cancelled"}, EXIT_JOB_FAILED), (fk.failed(), 1)],
+    [(succeeded(), EXIT_OK), ({"status": "cancelled"}, EXIT_JOB_FAILED), (failed(), 1)],
 )
-def test_wait_exit_codes(env: Any, capsys: Capture, update: dict[str, Any], code: int) -> None:
+def test_wait_exit_codes(env: LiveAPI, capsys: Capture, update: dict[str, Any], code: int) -> None:
     job = env.add_job(**update)
     assert main(["wait", job["id"], "--no-progress"]) == code
 
 
-def test_wait_timeout_exits_3(env: Any, capsys: Capture) -> None:
-    job = env.add_job(**fk.running(0.5))
+def test_wait_timeout_exits_3(env: LiveAPI, capsys: Capture) -> None:
+    job = env.add_job(**running(0.5))
     assert main(["wait", job["id"], "--timeout", "0.01", "--no-progress"]) == EXIT_ERROR
     assert "is still running after 0.01 s" in _one_error_line(capsys.readouterr().err)
 
 
-def test_result_json_and_table(env: Any, capsys: Capture) -> None:
-    job = env.add_job(**fk.succeeded())
+def test_result_json_and_table(env: LiveAPI, capsys: Capture) -> None:
+    job = env.add_job(**succeeded())
     assert main(["result", job["id"], "--json"]) == EXIT_OK
     assert json.loads(capsys.readouterr().out) == fk.EVALUATE_RESULT
     assert main(["result", job["id"], "--table"]) == EXIT_OK
@@ -145,16 +155,16 @@ def test_result_json_and_table(env: Any, capsys: Capture) -> None:
     assert main(["result", job["id"], "--json", "--table"]) == EXIT_USAGE
 
 
-def test_result_of_unfinished_or_failed_job(env: Any, capsys: Capture) -> None:
-    running = env.add_job(**fk.running(0.3))
-    assert main(["result", running["id"]]) == EXIT_ERROR
+def test_result_of_unfinished_or_failed_job(env: LiveAPI, capsys: Capture) -> None:
+    unfinished = env.add_job(**running(0.3))
+    assert main(["result", unfinished["id"]]) == EXIT_ERROR
     assert "still running (30%" in _one_error_line(capsys.readouterr().err)
-    broken = env.add_job(**fk.failed("out_of_memory", "CUDA OOM"))
+    broken = env.add_job(**failed("out_of_memory", "CUDA OOM"))
     assert main(["result", broken["id"]]) == EXIT_JOB_FAILED
     assert "out_of_memory: CUDA OOM" in _one_error_line(capsys.readouterr().err)
 
 
-def test_cancel(env: Any, capsys: Capture) -> None:
+def test_cancel(env: LiveAPI, capsys: Capture) -> None:
     job = env.add_job()
     assert main(["cancel", job["id"]]) == EXIT_OK
     assert capsys.readouterr().out == f"{job['id']} cancelled\n"
@@ -162,7 +172,7 @@ def test_cancel(env: Any, capsys: Capture) -> None:
     assert "ConflictError: HTTP 409 job_finished" in _one_error_line(capsys.readouterr().err)
 
 
-def test_list_with_filters(env: Any, capsys: Capture) -> None:
+def test_list_with_filters(env: LiveAPI, capsys: Capture) -> None:
     env.add_job(metadata={"run": "a"})
     wanted = env.add_job(kind="hessian_spectrum", metadata={"run": "a"})
     env.add_job(kind="hessian_spectrum", metadata={"run": "b"})
@@ -176,18 +186,16 @@ def test_list_with_filters(env: Any, capsys: Capture) -> None:
     assert len(json.loads(capsys.readouterr().out)) == 2
 
 
-def test_list_bad_arguments(env: Any, capsys: Capture) -> None:
+def test_list_bad_arguments(env: LiveAPI, capsys: Capture) -> None:
     assert main(["list", "--meta", "novalue"]) == EXIT_USAGE
     assert "KEY=VALUE" in _one_error_line(capsys.readouterr().err)
     assert main(["list", "--status", "bogus"]) == EXIT_USAGE
     assert "invalid choice" in _one_error_line(capsys.readouterr().err)
 
 
-def test_artifacts_list_and_download(env: Any, capsys: Capture, tmp_path: Path) -> None:
+def test_artifacts_list_and_download(env: LiveAPI, capsys: Capture, tmp_path: Path) -> None:
     data = b"\x89PNG"
-    art = {"name": "d.png", "media_type": "image/png", "size": 4, "sha256": "x"}
-    job = env.add_job(**fk.succeeded(), artifacts=[art])
-    env.artifacts[(job["id"], "d.png")] = (data, "image/png")
+    job = env.add_job(**succeeded(artifacts={"d.png": (data, "image/png")}))
     assert main(["artifacts", job["id"]]) == EXIT_OK
     assert capsys.readouterr().out.split() == ["d.png", "image/png", "4", "B"]
     assert main(["artifacts", job["id"], "--out", str(tmp_path)]) == EXIT_OK
@@ -197,7 +205,7 @@ def test_artifacts_list_and_download(env: Any, capsys: Capture, tmp_path: Path) 
     assert "no artifact 'x.png'" in _one_error_line(capsys.readouterr().err)
 
 
-def test_upload(env: Any, capsys: Capture, tmp_path: Path) -> None:
+def test_upload(env: LiveAPI, capsys: Capture, tmp_path: Path) -> None:
     path = tmp_path / "w.safetensors"
     path.write_bytes(b"abc")
     assert main(["upload", str(path)]) == EXIT_OK
@@ -205,14 +213,14 @@ def test_upload(env: Any, capsys: Capture, tmp_path: Path) -> None:
     assert main(["upload", str(tmp_path / "missing")]) == EXIT_USAGE
 
 
-def test_global_url_and_key_flags(fake_api: Any, capsys: Capture, monkeypatch: Any) -> None:
+def test_global_url_and_key_flags(live_api: LiveAPI, capsys: Capture, monkeypatch: Any) -> None:
     monkeypatch.delenv("LANDSCOPE_URL", raising=False)
     monkeypatch.delenv("LANDSCOPE_API_KEY", raising=False)
     assert main(["status", "job_x"]) == EXIT_USAGE
     assert "LANDSCOPE_URL" in _one_error_line(capsys.readouterr().err)
-    job = fake_api.add_job()
-    base = ["--url", fake_api.url, "--api-key"]
-    assert main([*base, fk.API_KEY, "status", job["id"]]) == EXIT_OK
+    job = live_api.add_job()
+    base = ["--url", live_api.url, "--api-key"]
+    assert main([*base, API_KEY, "status", job["id"]]) == EXIT_OK
     capsys.readouterr()
     assert main([*base, "wrong", "status", job["id"]]) == EXIT_ERROR
     assert "AuthenticationError: HTTP 401" in _one_error_line(capsys.readouterr().err)
