@@ -70,13 +70,14 @@ def _reference(pr: Problem, origin: torch.Tensor, dirs: list[torch.Tensor],
 
 @pytest.mark.parametrize("make", [_mlp, _conv], ids=["linear-first", "conv-first"])
 @pytest.mark.parametrize("shortcut", [True, False])
-def test_batched_grid_equals_point_by_point(make: Any, shortcut: bool) -> None:
+@pytest.mark.parametrize("per_pass", [1, 3])
+def test_batched_grid_equals_point_by_point(make: Any, shortcut: bool, per_pass: int) -> None:
     pr = make()
     g = torch.Generator().manual_seed(4)
     origin = flatten(pr.params)
     dirs = [torch.randn(origin.shape, generator=g, dtype=DT) for _ in range(2)]
     coords = torch.randn(11, 2, generator=g, dtype=DT)
-    got, _ = evaluate_points(pr, origin, dirs, coords, per_pass=3, shortcut=shortcut)
+    got, _ = evaluate_points(pr, origin, dirs, coords, per_pass=per_pass, shortcut=shortcut)
     want = _reference(pr, origin, dirs, coords)
     torch.testing.assert_close(got, want, rtol=1e-12, atol=0)  # float64 rounding only
 

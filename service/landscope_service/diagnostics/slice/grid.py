@@ -90,6 +90,22 @@ def points_per_pass(problem: Problem, memory_bytes: int | None = None) -> int:
     return max(1, int(memory_bytes // per_point))
 
 
+def _batched(fn: Callable[..., tuple[Tensor, Tensor]], k: int, mapped: int
+             ) -> Callable[..., tuple[Tensor, Tensor]]:
+    """``vmap(fn)`` over the first ``mapped`` arguments; for a single point, a plain call
+    on the squeezed arguments (``vmap`` costs per-call overhead and gains nothing there)."""
+    if k > 1:
+        return vmap(fn, in_dims=(0,) * mapped + (None,) * (3 - mapped))  # type: ignore[no-any-return]
+
+    def one(*args: Any) -> tuple[Tensor, Tensor]:
+        head = [({n: t[0] for n, t in a.items()} if isinstance(a, dict) else a[0])
+                for a in args[:mapped]]
+        lo, ac = fn(*head, *args[mapped:])
+        return lo.unsqueeze(0), ac.unsqueeze(0)
+
+    return one
+
+
 class _Evaluator:
     """Evaluates loss (and accuracy) at stacked points; holds the first-layer cache."""
 
@@ -187,8 +203,7 @@ class _Evaluator:
                 def f_tail(p: Params, z: Tensor, yb: Tensor) -> tuple[Tensor, Tensor]:
                     return self._metrics(functional_call(tail, p, (z,)), yb)
 
-                run_tail: Callable[..., tuple[Tensor, Tensor]] = vmap(
-                    f_tail, in_dims=(0, 0, None))
+                run_tail: Callable[..., tuple[Tensor, Tensor]] = _batched(f_tail, k, 2)
                 for b, (xb, yb, w) in enumerate(self.batches):
                     heads, shape = self._head_outputs(b, xb)
                     # z = F(x; origin) + a F(x; d1) + b F(x; d2), one addmm for K points
@@ -202,7 +217,7 @@ class _Evaluator:
             def f(p: Params, xb: Tensor, yb: Tensor) -> tuple[Tensor, Tensor]:
                 return self._metrics(functional_call(model, p, (xb,)), yb)
 
-            run: Callable[..., tuple[Tensor, Tensor]] = vmap(f, in_dims=(0, None, None))
+            run: Callable[..., tuple[Tensor, Tensor]] = _batched(f, k, 1)
             for xb, yb, w in self.batches:
                 lo, ac = run(stacked, xb, yb)
                 loss += w * lo
