@@ -1,4 +1,6 @@
-"""SDK transport against the fake API: configuration, error mapping, retries."""
+"""SDK transport: configuration and error mapping against the real API served in-process
+(``liveapi``); retries and malformed answers against the fake API, whose errors can be
+injected."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from typing import Any
 import fakeapi as fk
 import pytest
 import requests
+from liveapi import API_KEY, LiveAPI, LiveClock, live_client, succeeded
 
 import landscope
 from landscope import (
@@ -42,6 +45,7 @@ VALID = {
 }
 
 
+HIDDEN_0 = "Must be between 1 and 65536."
 FakeClock = fk.FakeClock
 FixedRandom = fk.FixedRandom
 make_client = fk.make_client
@@ -61,14 +65,14 @@ def test_client_needs_a_url_and_a_key(monkeypatch: pytest.MonkeyPatch) -> None:
         Client("ftp://example.org", api_key="k")
 
 
-def test_client_reads_the_environment(monkeypatch: pytest.MonkeyPatch, fake_api: Any) -> None:
-    monkeypatch.setenv("LANDSCOPE_URL", fake_api.url + "/v1/")
-    monkeypatch.setenv("LANDSCOPE_API_KEY", fk.API_KEY)
+def test_client_reads_the_environment(monkeypatch: pytest.MonkeyPatch, live_api: LiveAPI) -> None:
+    monkeypatch.setenv("LANDSCOPE_URL", live_api.url + "/v1/")
+    monkeypatch.setenv("LANDSCOPE_API_KEY", API_KEY)
     with Client() as client:
-        assert client.base_url == fake_api.url
+        assert client.base_url == live_api.url
         job = client.jobs.submit(VALID)
     assert job.status == "queued"
-    assert fake_api.requests[-1].headers["authorization"] == f"Bearer {fk.API_KEY}"
+    assert live_api.requests[-1].headers["authorization"] == f"Bearer {API_KEY}"
 
 
 # -- error mapping ---------------------------------------------------------------------
@@ -95,37 +99,42 @@ def test_status_error_class(status: int, cls: type[APIError]) -> None:
     assert status_error_class(status) is cls
 
 
-def test_wrong_key_is_an_authentication_error(fake_api: Any, clock: FakeClock) -> None:
-    client = Client(fake_api.url, api_key="wrong", sleep=clock.sleep)
+def test_wrong_key_is_an_authentication_error(live_api: LiveAPI, live_clock: LiveClock) -> None:
+    client = Client(live_api.url, api_key="wrong", sleep=live_clock.sleep)
     with pytest.raises(AuthenticationError) as info:
         client.jobs.get("job_X")
     assert info.value.status == 401
     assert info.value.code == "unauthorized"
-    assert clock.sleeps == []
+    assert live_clock.sleeps == []
 
 
-def test_unknown_job_is_not_found(fake_api: Any, clock: FakeClock) -> None:
-    with pytest.raises(NotFoundError, match="No job job_missing"):
-        make_client(fake_api, clock).jobs.get("job_missing")
+def test_other_tenants_job_is_not_found(live_api: LiveAPI, live_clock: LiveClock) -> None:
+    with pytest.raises(NotFoundError, match="No job 'job_missing'"):
+        live_client(live_api, live_clock).jobs.get("job_missing")
+    theirs = live_api.add_job(tenant="tenant-b")
+    with pytest.raises(NotFoundError, match=f"No job '{theirs['id']}'"):
+        live_client(live_api, live_clock).jobs.get(theirs["id"])
+    assert live_client(live_api, live_clock, api_key="key-b").jobs.get(theirs["id"]).id == (
+        theirs["id"]
+    )
 
 
 def test_validation_error_shows_detail_and_field_errors_and_is_not_retried(
-    fake_api: Any, clock: FakeClock
+    live_api: LiveAPI, live_clock: LiveClock
 ) -> None:
-    bad = {**VALID, "model": {"architecture": {"hidden": [0]}}, "colour": "red"}
+    arch = {**VALID["model"]["architecture"], "hidden": [0]}  # type: ignore[dict-item]
+    bad = {**VALID, "model": {"architecture": arch}, "colour": "red"}
     with pytest.raises(UnprocessableEntityError) as info:
-        make_client(fake_api, clock).jobs.submit(bad)
+        live_client(live_api, live_clock).jobs.submit(bad)
     err = info.value
     assert err.code == "validation_error"
-    assert err.errors["model"] == {
-        "architecture": {"hidden": ["Must be a list of positive integers."]}
-    }
+    assert err.errors["model"] == {"architecture": {"hidden": {"0": [HIDDEN_0]}}}
     text = str(err)
-    assert "HTTP 422 validation_error: The job request is invalid." in text
-    assert "model.architecture.hidden: Must be a list of positive integers." in text
+    assert "HTTP 422 validation_error: The request is invalid" in text
+    assert f"model.architecture.hidden.0: {HIDDEN_0}" in text
     assert "colour: Unknown field." in text
-    assert len(fake_api.calls("POST", "/v1/jobs")) == 1
-    assert clock.sleeps == []
+    assert len(live_api.calls("POST", "/v1/jobs")) == 1
+    assert live_clock.sleeps == []
     assert isinstance(pickle.loads(pickle.dumps(err)), UnprocessableEntityError)
 
 
@@ -149,19 +158,23 @@ def test_non_json_error_body_still_gives_a_readable_error(fake_api: Any, clock: 
 
 
 def test_conflict_other_than_idempotency_in_progress_is_not_retried(
-    fake_api: Any, clock: FakeClock
+    live_api: LiveAPI, live_clock: LiveClock
 ) -> None:
-    job = fake_api.add_job(status="succeeded")
+    job = live_api.add_job(**succeeded())
     with pytest.raises(ConflictError) as info:
-        make_client(fake_api, clock).jobs.cancel(job["id"])
+        live_client(live_api, live_clock).jobs.cancel(job["id"])
     assert info.value.code == "job_finished"
-    assert len(fake_api.calls("POST")) == 1
+    assert len(live_api.calls("POST")) == 1
+    assert live_clock.sleeps == []
 
 
-def test_payload_too_large(fake_api: Any, clock: FakeClock) -> None:
-    fake_api.max_blob_size = 10
-    with pytest.raises(PayloadTooLargeError, match="limited to 10 B"):
-        make_client(fake_api, clock).blobs.upload(b"x" * 11)
+def test_payload_too_large(live_api: LiveAPI, live_clock: LiveClock) -> None:
+    limit = live_api.services.settings.max_body_bytes  # 2 MiB in the tests' settings
+    with pytest.raises(PayloadTooLargeError) as info:
+        live_client(live_api, live_clock).blobs.upload(b"x" * (limit + 1))
+    assert info.value.code == "payload_too_large"
+    assert f"larger than {limit} bytes (LANDSCOPE_MAX_BODY_BYTES)" in str(info.value)
+    assert live_clock.sleeps == []
 
 
 # -- retries ---------------------------------------------------------------------------
@@ -257,8 +270,10 @@ def test_submit_reuses_one_idempotency_key_across_retries(fake_api: Any, clock: 
     assert len(clock.sleeps) == 3
 
 
-def test_each_submit_gets_its_own_key_unless_given(fake_api: Any, clock: FakeClock) -> None:
-    client = make_client(fake_api, clock)
+def test_each_submit_gets_its_own_key_unless_given(
+    live_api: LiveAPI, live_clock: LiveClock
+) -> None:
+    client = live_client(live_api, live_clock)
     a = client.jobs.submit(VALID)
     b = client.jobs.submit(VALID)
     assert a.id != b.id
