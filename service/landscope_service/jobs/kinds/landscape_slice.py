@@ -37,12 +37,12 @@ def resolve_path(options: dict[str, Any], ctx: SubmitContext) -> dict[str, list[
     job = get_job(str(job_id)) if get_job is not None else None
     if job is None:
         return {"path_job": [f"No job {job_id!r} for this API key."]}
-    if job.get("kind") != "level_set_connectivity":
-        return {"path_job": [f"Job {job_id} is a {job.get('kind')} job; give a "
-                             "level_set_connectivity job."]}
     if job.get("status") != "succeeded":
         return {"path_job": [f"Job {job_id} is {job.get('status')}; a path needs a succeeded "
                              "level_set_connectivity job. Wait for it, then submit."]}
+    if job.get("kind") != "level_set_connectivity":
+        return {"path_job": [f"Job {job_id} is a {job.get('kind')} job; give a "
+                             "level_set_connectivity job."]}
     minima = (job.get("result") or {}).get("minima") or []
     i, j = int(pair[0]), int(pair[1])
     if i == j or not (0 <= i < len(minima) and 0 <= j < len(minima)):
