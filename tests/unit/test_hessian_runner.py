@@ -259,3 +259,23 @@ def test_basis_memory_budget_forces_restarts_not_failure(monkeypatch: pytest.Mon
     # thick restarts in the small basis reach the same eigenvalues (1e-8 relative)
     np.testing.assert_allclose(res["top"]["eigenvalues"], ref.top, rtol=1e-8)
     np.testing.assert_allclose(res["bottom"]["eigenvalues"], ref.bottom, rtol=1e-8)
+
+
+def test_exact_mode_counts_its_dense_build_and_auto_follows_the_cost_model() -> None:
+    from landscope_service.diagnostics.cost import choose_hessian_mode
+
+    pr = _problem()
+    p = pr.num_params
+    opts = {"density_probes": 2, "density_steps": 4, "top_k": 2, "bottom_k": 1}
+    res = run_hessian_spectrum(pr, {**opts, "mode": "exact"}, RunContext()).result
+    assert res["exact"] is True
+    assert res["products"]["dense"] == p
+    assert res["products"]["total"] == p + res["products"]["ggn"] == p + 3
+    # auto runs what the cost model chooses: exact here (P = 87, a tiny iterative run
+    # would still cost about as much); iterative when exact_threshold excludes exact
+    for extra, want in (({}, choose_hessian_mode(p, pr.num_samples, opts)),
+                        ({"exact_threshold": p - 1}, "iterative")):
+        out = run_hessian_spectrum(pr, {**opts, **extra}, RunContext()).result
+        assert out["exact"] is (want == "exact")
+        if not out["exact"]:
+            assert out["products"]["dense"] == 0

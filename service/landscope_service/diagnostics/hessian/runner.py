@@ -1,6 +1,10 @@
 """Runner of the ``hessian_spectrum`` job kind: one product budget, several outputs.
 
-Iterative mode (``P > exact_threshold``):
+The mode: ``exact`` or ``iterative`` as asked; ``auto`` runs the one the cost model
+(:mod:`..cost`) finds cheaper -- exact only when ``P <= exact_threshold`` and the dense
+build plus ``eigh`` is estimated faster than the iterative run.
+
+Iterative mode:
 
 1. One thick-restart Lanczos run (:func:`.lanczos.lanczos_extremes`) from a Rademacher
    start vector finds the top-k and bottom-k eigenpairs. Because its start vector is a
@@ -10,11 +14,17 @@ Iterative mode (``P > exact_threshold``):
    out over workers by the service): each is ``density_steps`` Lanczos steps giving SLQ
    nodes and weights, and its first product ``H g`` gives a plain Hutchinson sample, a
    sample deflated by the Ritz vectors of step 1 (:func:`.trace.deflated_sample`) and one
-   sample of every layer block's trace -- all without further products.
+   sample of every layer block's trace -- all without further products
+   (:func:`.stages.probe_piece`).
 3. Optional: the Gauss-Newton / residual split of the extreme Ritz vectors (one GGN product
-   each) and per-layer block top eigenvalues.
+   each, :func:`.stages.ggn_split`) and per-layer block top eigenvalues.
 
-Exact mode (``P <= exact_threshold``): the dense Hessian (``torch.func``) and ``eigh``.
+Exact mode: the dense Hessian from ``P`` blocked products (:func:`.exact.dense_hessian`,
+progress and cancellation per block) and ``eigh``.
+
+The ``theory`` block is built in :mod:`.theory`, the JSON blocks and artifacts in
+:mod:`.assemble`; ``status`` is ``not_converged`` when the extremes did not converge or a
+probe's Ritz value fell outside them (flags, never warning text).
 """
 
 from __future__ import annotations
@@ -27,30 +37,23 @@ import torch
 from torch import Tensor
 
 from ..context import RunContext
-from ..monitor import Monitor
+from ..cost import choose_hessian_mode
 from ..options.hessian_spectrum import OPTIONS
-from ..output import Artifact, RunOutput
+from ..output import RunOutput
 from ..output import json_float as _f
-from ..output import json_floats as _fl
 from ..problem import Problem
+from .assemble import artifacts, density_json, eig_block
 from .blocks import ParamGroup, parameter_groups
-from .density import (
-    default_sigma,
-    negative_mass,
-    negative_mass_bounds,
-    slq_density,
-    slq_moments,
-)
 from .exact import dense_hessian, exact_spectrum
 from .hvp import gradient, resolve_variant
-from .krylov import rademacher
 from .lanczos import EigenResult, lanczos_extremes
-from .operators import BlockOperator, GGNOperator, HessianOperator
-from .plots import density_png
-from .slq import lanczos_quadrature
-from .trace import deflated_sample, summarize_samples
+from .operators import BlockOperator, HessianOperator
+from .stages import ggn_split, probe_piece
+from .theory import THEORY_STATEMENTS, hessian_theory
+from .trace import summarize_samples
 
-__all__ = ["DEFAULT_OPTIONS", "probe_piece", "run_hessian_spectrum"]
+__all__ = ["DEFAULT_OPTIONS", "THEORY_STATEMENTS", "probe_piece", "run_hessian_spectrum"]
+
 
 DEFAULT_OPTIONS: dict[str, Any] = OPTIONS.defaults()
 """Defaults, derived from the kind's option table ``diagnostics/options/hessian_spectrum.py``."""
@@ -62,216 +65,7 @@ BASIS_MEMORY_BYTES = 2 << 30
 deflation vectors shipped to the probes: large models get a smaller basis (more restarts,
 never an out-of-memory error); ``max_basis_used`` in the result says what was used."""
 
-THEORY_STATEMENTS = {
-    "psd": "THEORY.md section 3: near a minimum the Hessian is positive semi-definite; a "
-    "negative eigenvalue means a saddle, and the number of negative eigenvalues is its "
-    "Morse index.",
-    "split": "THEORY.md section 3: H = G + R, with G = J^T (d2 l) J the Gauss-Newton part "
-    "(positive semi-definite for mse and cross-entropy) and R the residual part.",
-    "zero_loss": "THEORY.md sections 2-3: at a zero-loss minimizer of the squared loss the "
-    "residual part vanishes and H is proportional to J^T J, so H has at most r*N nonzero "
-    "(positive) eigenvalues and at least P - r*N zero ones.",
-}
 
-
-# --------------------------------------------------------------------------- pieces
-def probe_piece(problem: Problem, payload: dict[str, Any], monitor: Monitor) -> dict[str, Any]:
-    """One independent probe: SLQ nodes/weights and trace samples (an executor piece).
-
-    Payload: ``seed`` (int), ``steps`` (int), ``hvp`` (variant), ``deflation`` (``(P, k)``
-    tensor or None), ``deflation_values`` (``(k,)`` tensor or None), ``groups``
-    (list of ``[start, stop]``).
-
-    Returns:
-        ``nodes``, ``weights`` (lists), ``plain`` and ``deflated`` trace samples,
-        ``blocks`` (per-group samples of the block trace) and ``products``.
-    """
-    op = HessianOperator(problem, str(payload["hvp"]))
-    p = int(op.shape[0])
-    g = rademacher(p, int(payload["seed"]), dtype=op.dtype, device=op.device)
-    quad = lanczos_quadrature(op, g, int(payload["steps"]), seed=int(payload["seed"]),
-                              monitor=monitor, stage="probe")
-    g64 = g.to(torch.float64)
-    hg = quad.first_product.to(torch.float64) * math.sqrt(p)
-    defl = payload.get("deflation")
-    vals = payload.get("deflation_values")
-    plain, deflated = deflated_sample(
-        g64, hg, None if defl is None else defl.to(torch.float64),
-        None if vals is None else vals.to(torch.float64),
-    )
-    blocks = [float(g64[a:b] @ hg[a:b]) for a, b in payload.get("groups", [])]
-    return {
-        "nodes": [float(x) for x in quad.nodes],
-        "weights": [float(x) for x in quad.weights],
-        "plain": plain,
-        "deflated": deflated,
-        "blocks": blocks,
-        "products": int(quad.products),
-    }
-
-
-# --------------------------------------------------------------------------- helpers
-def _ggn_split(problem: Problem, vectors: Tensor, values: np.ndarray,
-               monitor: Monitor | None = None) -> tuple[list[dict[str, float | None]], int]:
-    """Rayleigh quotients of the GGN and residual on unit Ritz vectors."""
-    if vectors.shape[1] == 0:
-        return [], 0
-    ggn = GGNOperator(problem)
-    cols = []
-    for j in range(vectors.shape[1]):
-        if monitor is not None:
-            monitor.check()
-        cols.append(ggn @ vectors[:, j])
-    gv = torch.stack(cols, dim=1)
-    v64 = vectors.to(torch.float64)
-    norms = (v64 * v64).sum(0)
-    parts = ((v64 * gv.to(torch.float64)).sum(0) / norms).cpu().numpy()
-    out = [{"eigenvalue": _f(lam), "ggn": _f(gq), "residual": _f(lam - gq)}
-           for lam, gq in zip(values, parts, strict=True)]
-    return out, ggn.num_products
-
-
-def _theory(
-    problem: Problem,
-    opts: dict[str, Any],
-    *,
-    lam_min: float | None,
-    lam_max: float | None,
-    bottom_converged: bool,
-    min_ritz: float | None,
-    negative_count: float | None,
-    index_exact: bool,
-    loss_value: float,
-    grad_norm: float,
-    ggn_parts: list[dict[str, float | None]],
-    norm: float,
-    nonzero_count: int | None,
-    index_bounds: tuple[float, float] | None = None,
-) -> dict[str, Any]:
-    tol_abs = float(opts["negative_tol"]) * max(norm, 1e-300)
-    notes: list[str] = []
-    predictions: list[dict[str, Any]] = []
-    applies = [THEORY_STATEMENTS["psd"], THEORY_STATEMENTS["split"]]
-    # verdict: a Ritz value below -tol proves negative curvature (Rayleigh quotient)
-    if min_ritz is not None and min_ritz < -tol_abs:
-        verdict = "saddle"
-    elif lam_min is not None and bottom_converged:
-        verdict = "minimum"
-    else:
-        verdict = "inconclusive"
-        notes.append("The bottom of the spectrum was not computed or did not converge: no "
-                     "verdict on negative curvature.")
-    predictions.append({
-        "statement": "A minimum has no eigenvalue below -tol; a saddle has at least one.",
-        "predicted": "lambda_min >= -tol at a minimum",
-        "measured": {"lambda_min": _f(lam_min), "tol": _f(tol_abs)},
-        "consistent": None,
-    })
-    if verdict == "saddle":
-        notes.append(
-            f"Negative curvature found: lambda_min <= {min_ritz:.6g} < -tol = {-tol_abs:.3g}. "
-            + ("Morse index (exact count of eigenvalues below -tol): "
-               f"{int(negative_count or 0)}." if index_exact else
-               f"Morse index estimate (P * negative mass of the SLQ density): "
-               f"{negative_count if negative_count is not None else 'n/a'}"
-               + (f", quadrature bracket [{index_bounds[0]:.4g}, {index_bounds[1]:.4g}]."
-                  if index_bounds is not None else "."))
-        )
-    crit_tol = 1e-4 * max(1.0, abs(loss_value))
-    if grad_norm > crit_tol:
-        notes.append(f"The gradient norm is {grad_norm:.3g}: this is not a critical point, so "
-                     "the verdict describes the local curvature, not a critical point's type.")
-    if ggn_parts:
-        ggn_min = min(float(p["ggn"]) for p in ggn_parts if p["ggn"] is not None)
-        predictions.append({
-            "statement": THEORY_STATEMENTS["split"],
-            "predicted": "v^T G v >= 0 for every vector v",
-            "measured": {"min_ggn_rayleigh_quotient": _f(ggn_min)},
-            "consistent": bool(ggn_min >= -tol_abs),
-        })
-    if problem.loss == "mse":
-        applies.append(THEORY_STATEMENTS["zero_loss"])
-        r = int(np.prod(problem.y.shape[1:])) if problem.y.ndim > 1 else 1
-        rn = r * problem.num_samples
-        at_zero = loss_value <= 1e-8
-        measured: dict[str, Any] = {"loss": _f(loss_value), "rN": rn,
-                                    "num_params": problem.num_params}
-        if nonzero_count is not None:
-            measured["eigenvalues_above_tol"] = nonzero_count
-        if ggn_parts:
-            measured["max_abs_residual_part"] = _f(max(abs(float(p["residual"] or 0.0))
-                                                       for p in ggn_parts))
-        consistent = None
-        if at_zero and nonzero_count is not None:
-            consistent = bool(nonzero_count <= rn)
-        if not at_zero:
-            notes.append("The loss is not zero: the zero-loss statement of sections 2-3 "
-                         "(residual part 0, at most r*N nonzero eigenvalues) does not apply here.")
-        predictions.append({
-            "statement": THEORY_STATEMENTS["zero_loss"],
-            "predicted": f"at zero loss: at most rN = {rn} nonzero eigenvalues, residual 0",
-            "measured": measured,
-            "consistent": consistent,
-        })
-    return {
-        "applies": applies,
-        "predictions": predictions,
-        "measured": {
-            "lambda_max": _f(lam_max),
-            "lambda_min": _f(lam_min),
-            "negative_tol": _f(tol_abs),
-            "index_estimate": _f(negative_count),
-            "index_bounds": None if index_bounds is None else [_f(index_bounds[0]),
-                                                              _f(index_bounds[1])],
-            "index_exact": index_exact,
-            "grad_norm": _f(grad_norm),
-            "loss": _f(loss_value),
-        },
-        "verdict": verdict,
-        "notes": notes,
-    }
-
-
-def _eig_block(values: np.ndarray, residuals: np.ndarray, tol: float, norm: float
-               ) -> dict[str, Any]:
-    conv = [bool(r <= tol * max(norm, 1e-300)) for r in residuals]
-    return {"eigenvalues": _fl(values), "residuals": _fl(residuals), "converged": conv}
-
-
-def _density_json(nodes: list[np.ndarray], weights: list[np.ndarray], opts: dict[str, Any],
-                  threshold: float, p: int, steps: int, products: int, exact: bool
-                  ) -> dict[str, Any]:
-    sigma = opts["density_sigma"]
-    if sigma is None:
-        every = np.concatenate([np.asarray(n, dtype=np.float64) for n in nodes])
-        sigma = opts["density_sigma_scale"] * default_sigma(float(every.min()),
-                                                            float(every.max()))
-    dens = slq_density(nodes, weights, grid_points=int(opts["density_grid_points"]),
-                       sigma=sigma)
-    mom, mom_se = slq_moments(nodes, weights, 2)
-    mass, mass_se = negative_mass(nodes, weights, threshold)
-    lo, hi = negative_mass_bounds(nodes, weights, threshold) if not exact else (mass, mass)
-    return {
-        "grid": _fl(dens.grid),
-        "values": _fl(dens.values),
-        "sigma": _f(dens.sigma),
-        "nodes": [_fl(n) for n in nodes],
-        "weights": [_fl(w) for w in weights],
-        "num_probes": len(nodes),
-        "steps": steps,
-        "num_products": products,
-        "moments": _fl(mom),
-        "moments_std_error": _fl(mom_se),
-        "negative_mass": _f(mass),
-        "negative_mass_std_error": _f(mass_se),
-        "negative_count_estimate": _f(mass * p),
-        "negative_mass_bounds": [_f(lo), _f(hi)],
-        "negative_count_bounds": [_f(lo * p), _f(hi * p)],
-        "exact": exact,
-    }
-
-
-# --------------------------------------------------------------------------- runner
 def run_hessian_spectrum(problem: Problem, options: dict[str, Any], ctx: RunContext
                          ) -> RunOutput:
     """Extreme eigenvalues, trace, spectral density, negative mass and GGN split.
@@ -299,8 +93,9 @@ def run_hessian_spectrum(problem: Problem, options: dict[str, Any], ctx: RunCont
     with torch.no_grad():
         loss_value = float(problem.full_loss())
     grad_norm = float(torch.linalg.vector_norm(gradient(problem).to(torch.float64)))
-    exact = opts["mode"] == "exact" or (opts["mode"] == "auto"
-                                        and p <= int(opts["exact_threshold"]))
+    # "auto": the mode the cost model finds cheaper (the service passes the mode its
+    # submit-time estimate chose, with the pool's measured rates)
+    exact = choose_hessian_mode(p, problem.num_samples, opts) == "exact"
     groups = parameter_groups(problem.params) if opts["blocks"] else []
     if exact:
         return _run_exact(problem, opts, ctx, k_top, k_bot, loss_value, grad_norm, groups)
@@ -308,11 +103,13 @@ def run_hessian_spectrum(problem: Problem, options: dict[str, Any], ctx: RunCont
                           warnings)
 
 
+
 def _run_exact(problem: Problem, opts: dict[str, Any], ctx: RunContext, k_top: int, k_bot: int,
                loss_value: float, grad_norm: float, groups: list[ParamGroup]) -> RunOutput:
     mon = ctx.monitor
     p = problem.num_params
-    hess = dense_hessian(problem, monitor=mon.sub(0.0, 0.6, "dense_hessian"))
+    hess = dense_hessian(problem, variant=str(opts["hvp"]),
+                         monitor=mon.sub(0.0, 0.6, "dense_hessian"))
     mon.check()
     mon.report("eigh", 0.6, f"eigendecomposition of a {p}x{p} matrix", force=True)
     evals_t, evecs = exact_spectrum(hess)
@@ -331,13 +128,13 @@ def _run_exact(problem: Problem, opts: dict[str, Any], ctx: RunContext, k_top: i
     if opts["ggn_split"]:
         vt = evecs[:, top_idx.tolist()].to(problem.dtype)
         vb = evecs[:, bot_idx.tolist()].to(problem.dtype)
-        ggn_top, n1 = _ggn_split(problem, vt, evals[top_idx], mon)
-        ggn_bot, n2 = _ggn_split(problem, vb, evals[bot_idx], mon)
+        ggn_top, n1 = ggn_split(problem, vt, evals[top_idx], mon)
+        ggn_bot, n2 = ggn_split(problem, vb, evals[bot_idx], mon)
         ggn_products = n1 + n2
     mon.report("summaries", 0.8, "density and blocks", force=True)
     density = None
     if opts["density"]:
-        density = _density_json([evals], [np.full(p, 1.0 / p)], opts, thr, p, 0, 0, True)
+        density = density_json([evals], [np.full(p, 1.0 / p)], opts, thr, p, 0, 0, True)
     trace_val = float(evals.sum())
     trace = None
     if opts["trace"]:
@@ -353,7 +150,7 @@ def _run_exact(problem: Problem, opts: dict[str, Any], ctx: RunContext, k_top: i
                            "top_eigenvalue": _f(float(ev[-1])), "residual": 0.0,
                            "converged": True, "trace": _f(float(torch.trace(sub))),
                            "trace_std_error": 0.0})
-    theory = _theory(problem, opts, lam_min=float(evals[0]), lam_max=float(evals[-1]),
+    theory = hessian_theory(problem, opts, lam_min=float(evals[0]), lam_max=float(evals[-1]),
                      bottom_converged=True, min_ritz=float(evals[0]),
                      negative_count=float(neg_count), index_exact=True,
                      loss_value=loss_value, grad_norm=grad_norm,
@@ -375,24 +172,25 @@ def _run_exact(problem: Problem, opts: dict[str, Any], ctx: RunContext, k_top: i
         "sharpness": _f(lam_max),
         "lambda_min": _f(lam_min),
         "condition_number": _f(lam_max / lam_min) if lam_min > thr else None,
-        "top": _eig_block(evals[top_idx], res_all[top_idx], float(opts["tol"]), norm),
-        "bottom": _eig_block(evals[bot_idx], res_all[bot_idx], float(opts["tol"]), norm),
+        "top": eig_block(evals[top_idx], res_all[top_idx], float(opts["tol"]), norm),
+        "bottom": eig_block(evals[bot_idx], res_all[bot_idx], float(opts["tol"]), norm),
         "trace": trace,
         "density": density,
         "negative": {"count": neg_count, "count_estimate": float(neg_count),
                      "mass": _f(neg_count / p), "threshold": _f(thr), "exact": True},
         "ggn_split": {"top": ggn_top, "bottom": ggn_bot} if opts["ggn_split"] else None,
         "blocks": blocks,
-        "products": {"total": ggn_products, "extremes": 0, "probes": 0, "ggn": ggn_products,
-                     "blocks": 0},
+        "products": {"total": p + ggn_products, "dense": p, "extremes": 0, "probes": 0,
+                     "ggn": ggn_products, "blocks": 0},
         "ritz_bounds": None,
         "warnings": [],
         "theory": theory,
     }
-    artifacts = _artifacts(density, result, opts, evecs[:, top_idx.tolist()],
-                           evecs[:, bot_idx.tolist()])
+    files = artifacts(density, result, opts, evecs[:, top_idx.tolist()],
+                      evecs[:, bot_idx.tolist()])
     mon.report("done", 1.0, "done", force=True)
-    return RunOutput(result=result, artifacts=artifacts)
+    return RunOutput(result=result, artifacts=files)
+
 
 
 def _run_iterative(problem: Problem, opts: dict[str, Any], ctx: RunContext, k_top: int,
@@ -484,15 +282,18 @@ def _run_iterative(problem: Problem, opts: dict[str, Any], ctx: RunContext, k_to
     thr = float(opts["negative_tol"]) * max(norm, 1e-300)
     # ---- Ritz bounds: every probe's nodes lie inside [lambda_min, lambda_max]
     ritz_bounds = None
+    ritz_bound_violated = False  # a probe's Ritz value outside the reported extremes
     if nodes:
         max_node = float(max(np.max(n) for n in nodes))
         min_node = float(min(np.min(n) for n in nodes))
         ritz_bounds = {"max_node": _f(max_node), "min_node": _f(min_node)}
         slack = max(10 * tol * max(norm, 1e-300), 1e-12)
         if eig is not None and k_top and max_node > float(eig.top[0]) + slack:
+            ritz_bound_violated = True
             warnings.append(f"A probe's Ritz value {max_node:.6g} exceeds the reported top "
                             f"eigenvalue {float(eig.top[0]):.6g}: the top eigenvalue is wrong.")
         if eig is not None and k_bot and min_node < float(eig.bottom[0]) - slack:
+            ritz_bound_violated = True
             warnings.append(f"A probe's Ritz value {min_node:.6g} is below the reported bottom "
                             f"eigenvalue {float(eig.bottom[0]):.6g}: the bottom is wrong.")
     # ---- trace
@@ -513,7 +314,7 @@ def _run_iterative(problem: Problem, opts: dict[str, Any], ctx: RunContext, k_to
                       "ci95": [_f(best.ci95[0]), _f(best.ci95[1])], "method": best.method})
     density = None
     if opts["density"] and nodes:
-        density = _density_json(nodes, weights, opts, thr, p, steps, probe_products, False)
+        density = density_json(nodes, weights, opts, thr, p, steps, probe_products, False)
     # ---- GGN split
     mon.report("ggn_split", 0.85, "Gauss-Newton / residual split", force=True)
     ggn_top: list[dict[str, float | None]] = []
@@ -521,9 +322,9 @@ def _run_iterative(problem: Problem, opts: dict[str, Any], ctx: RunContext, k_to
     ggn_products = 0
     if opts["ggn_split"] and eig is not None and eig.top_vectors is not None:
         mon.check()
-        ggn_top, n1 = _ggn_split(problem, eig.top_vectors, eig.top, mon)
+        ggn_top, n1 = ggn_split(problem, eig.top_vectors, eig.top, mon)
         mon.check()
-        ggn_bot, n2 = _ggn_split(problem, eig.bottom_vectors
+        ggn_bot, n2 = ggn_split(problem, eig.bottom_vectors
                                  if eig.bottom_vectors is not None else eig.top_vectors[:, :0],
                                  eig.bottom, mon)
         ggn_products = n1 + n2
@@ -569,7 +370,7 @@ def _run_iterative(problem: Problem, opts: dict[str, Any], ctx: RunContext, k_to
         neg_est = max(float(neg_est), float(conv_neg))
     lam_min = float(eig.bottom[0]) if eig is not None and k_bot else None
     lam_max = float(eig.top[0]) if eig is not None and k_top else None
-    theory = _theory(problem, opts, lam_min=lam_min, lam_max=lam_max,
+    theory = hessian_theory(problem, opts, lam_min=lam_min, lam_max=lam_max,
                      bottom_converged=bool(eig is not None and k_bot and eig.converged),
                      min_ritz=min_ritz, negative_count=neg_est, index_exact=False,
                      loss_value=loss_value, grad_norm=grad_norm, ggn_parts=ggn_top + ggn_bot,
@@ -577,13 +378,12 @@ def _run_iterative(problem: Problem, opts: dict[str, Any], ctx: RunContext, k_to
                      index_bounds=(None if density is None else
                                    (float(density["negative_count_bounds"][0] or 0.0),
                                     float(density["negative_count_bounds"][1] or 0.0))))
-    status = "converged" if (eig is None or eig.converged) else "not_converged"
-    if any(w.startswith("A probe's Ritz value") for w in warnings):
-        status = "not_converged"
-    top_json = _eig_block(eig.top, eig.top_residuals, tol, norm) if eig is not None else (
-        _eig_block(np.zeros(0), np.zeros(0), tol, norm))
-    bot_json = _eig_block(eig.bottom, eig.bottom_residuals, tol, norm) if eig is not None else (
-        _eig_block(np.zeros(0), np.zeros(0), tol, norm))
+    converged = (eig is None or eig.converged) and not ritz_bound_violated
+    status = "converged" if converged else "not_converged"
+    top_json = eig_block(eig.top, eig.top_residuals, tol, norm) if eig is not None else (
+        eig_block(np.zeros(0), np.zeros(0), tol, norm))
+    bot_json = eig_block(eig.bottom, eig.bottom_residuals, tol, norm) if eig is not None else (
+        eig_block(np.zeros(0), np.zeros(0), tol, norm))
     extremes_products = eig.num_products if eig is not None else 0
     result = {
         "status": status,
@@ -613,45 +413,15 @@ def _run_iterative(problem: Problem, opts: dict[str, Any], ctx: RunContext, k_to
         "ggn_split": {"top": ggn_top, "bottom": ggn_bot} if opts["ggn_split"] else None,
         "blocks": blocks,
         "products": {"total": extremes_products + probe_products + ggn_products
-                     + block_products, "extremes": extremes_products, "probes": probe_products,
-                     "ggn": ggn_products, "blocks": block_products},
+                     + block_products, "dense": 0, "extremes": extremes_products,
+                     "probes": probe_products, "ggn": ggn_products, "blocks": block_products},
         "ritz_bounds": ritz_bounds,
         "warnings": warnings,
         "theory": theory,
     }
-    artifacts = _artifacts(density, result, opts,
-                           eig.top_vectors if eig is not None else None,
-                           eig.bottom_vectors if eig is not None else None)
+    files = artifacts(density, result, opts,
+                      eig.top_vectors if eig is not None else None,
+                      eig.bottom_vectors if eig is not None else None)
     mon.report("done", 1.0, "done", force=True)
-    return RunOutput(result=result, artifacts=artifacts)
+    return RunOutput(result=result, artifacts=files)
 
-
-def _artifacts(density: dict[str, Any] | None, result: dict[str, Any], opts: dict[str, Any],
-               top_vectors: Tensor | None, bottom_vectors: Tensor | None) -> list[Artifact]:
-    arts: list[Artifact] = []
-    if density is not None:
-        grid = np.asarray([x if x is not None else np.nan for x in density["grid"]])
-        vals = np.asarray([x if x is not None else 0.0 for x in density["values"]])
-        title = ("Hessian spectrum (exact)" if result["exact"] else
-                 f"Hessian spectral density (SLQ, {density['num_probes']} probes)")
-        top = [x for x in result["top"]["eigenvalues"] if x is not None]
-        bottom = [x for x in result["bottom"]["eigenvalues"] if x is not None]
-        label = "exact eigenvalues, Gaussian-broadened" if result["exact"] else "SLQ density"
-        png = density_png(grid, vals, top=top, bottom=bottom, title=title, label=label)
-        arts.append(Artifact("density.png", "image/png", png))
-    if opts["return_eigenvectors"]:
-        from safetensors.torch import save
-
-        tensors: dict[str, Tensor] = {}
-        if top_vectors is not None:
-            tensors["top"] = top_vectors.T.contiguous().cpu()
-            tensors["top_eigenvalues"] = torch.tensor(
-                [x or 0.0 for x in result["top"]["eigenvalues"]], dtype=torch.float64)
-        if bottom_vectors is not None:
-            tensors["bottom"] = bottom_vectors.T.contiguous().cpu()
-            tensors["bottom_eigenvalues"] = torch.tensor(
-                [x or 0.0 for x in result["bottom"]["eigenvalues"]], dtype=torch.float64)
-        arts.append(Artifact("eigenvectors.safetensors", "application/octet-stream",
-                             save(tensors, metadata={"layout": "rows are unit eigenvectors "
-                                                     "in flatten(params) order"})))
-    return arts
