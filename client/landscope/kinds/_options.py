@@ -71,15 +71,17 @@ class HessianSpectrumOptions(OptionsBase):
         density_sigma_scale: Multiplier of the default broadening `sqrt(1e-5 * max(1, width))`
             (> 1 smooths, < 1 sharpens); ignored when `density_sigma` is given.
         density_steps: Lanczos steps per probe.
-        exact_threshold: Largest `P` done exactly in `auto` mode (at most 20,000: the dense
+        exact_threshold: Largest `P` that `auto` may do exactly (at most 20,000: the dense
             float64 Hessian needs `8 P^2` bytes).
         ggn_split: Gauss-Newton / residual split of the extreme eigenvectors.
         hvp: Hessian-vector product implementation (`auto`: the fastest for the model).
         max_basis: Lanczos basis size before a thick restart (memory `max_basis * P` numbers);
             `>= top_k + bottom_k + 2 * block_size`.
         max_products: Product budget of the extreme-eigenvalue run.
-        mode: `"exact"`: dense Hessian (`torch.func`) and full `eigh`; `"iterative"`: Lanczos +
-            stochastic Lanczos quadrature; `"auto"`: exact when `P <= exact_threshold`.
+        mode: `"exact"`: dense Hessian from `P` blocked Hessian-vector products and full `eigh`;
+            `"iterative"`: Lanczos + stochastic Lanczos quadrature; `"auto"`: the cheaper of the
+            two by the cost estimate (`job.estimate`, docs/estimates.md), exact only when `P <=
+            exact_threshold`.
         negative_tol: An eigenvalue counts as negative below `-negative_tol * ||H||`.
         return_eigenvectors: Write `eigenvectors.safetensors` (rows: unit eigenvectors in
             `flatten(params)` order; `top`, `bottom`, `top_eigenvalues`, `bottom_eigenvalues`).

@@ -26,10 +26,11 @@ OPTIONS = OptionSet(
     doc="Options of hessian_spectrum.",
     fields={
         "mode": choice("auto", ("auto", "exact", "iterative"),
-                       '`"exact"`: dense Hessian (`torch.func`) and full `eigh`; `"iterative"`: '
-                       'Lanczos + stochastic Lanczos quadrature; `"auto"`: exact when '
-                       "`P <= exact_threshold`."),
-        "exact_threshold": integer(2048, "Largest `P` done exactly in `auto` mode (at most "
+                       '`"exact"`: dense Hessian from `P` blocked Hessian-vector products and '
+                       'full `eigh`; `"iterative"`: Lanczos + stochastic Lanczos quadrature; '
+                       '`"auto"`: the cheaper of the two by the cost estimate (`job.estimate`'
+                       ", docs/estimates.md), exact only when `P <= exact_threshold`."),
+        "exact_threshold": integer(2048, "Largest `P` that `auto` may do exactly (at most "
                                    "20,000: the dense float64 Hessian needs `8 P^2` bytes).",
                                    ge=0, le=EXACT_MAX_PARAMS),
         "top_k": integer(5, "Number of largest eigenvalues (`<= P`).", ge=0),
