@@ -39,8 +39,6 @@ def loss_value(loss: LossName, out: Tensor, y: Tensor) -> Tensor:
     raise ValueError(f"Unknown loss: expected 'mse' or 'cross_entropy', got {loss!r}.")
 
 
-_loss_value = loss_value  # old private name, kept until its last importer moves to loss_value
-
 
 def _per_sample_loss(loss: LossName, out: Tensor, y: Tensor) -> Tensor:
     if loss == "mse":

@@ -34,7 +34,7 @@ from torch import Tensor, nn
 from torch.func import functional_call, vmap
 
 from ..monitor import Monitor
-from ..problem import Params, Problem, _loss_value, unflatten
+from ..problem import Params, Problem, loss_value, unflatten
 
 __all__ = ["CPU_MEMORY_BYTES", "DEFAULT_MEMORY_BYTES", "evaluate_points", "points_per_pass",
            "rows_piece"]
@@ -77,8 +77,6 @@ def points_per_pass(problem: Problem, memory_bytes: int | None = None) -> int:
     Per point: twice the parameters (the stacked set and a temporary) and twice the
     activations of one data batch (outputs and the temporaries of the activations).
     """
-    if problem.num_samples == 0:
-        raise RuntimeError("The data set is empty.")
     itemsize = torch.empty((), dtype=problem.dtype).element_size()
     nb = problem.num_samples if problem.batch_size is None else min(problem.batch_size,
                                                                     problem.num_samples)
@@ -171,7 +169,7 @@ class _Evaluator:
         return out
 
     def _metrics(self, out: Tensor, yb: Tensor) -> tuple[Tensor, Tensor]:
-        loss = _loss_value(self.problem.loss, out, yb)
+        loss = loss_value(self.problem.loss, out, yb)
         if self.accuracy:
             acc = (out.argmax(dim=-1) == yb).to(out.dtype).mean()
         else:
