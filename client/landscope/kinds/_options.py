@@ -171,7 +171,9 @@ class LandscapeSliceOptions(OptionsBase):
         points_per_pass: Grid points per batched forward pass (null: as many as fit a memory
             budget).
         range: [low, high] of every axis, or [alpha_low, alpha_high, beta_low, beta_high]; low <
-            high. null: [-1, 1] ([-0.5, 1.5] for minima and path, whose points sit at 0 and 1).
+            high. null: [-1, 1]; [-0.5, 1.5] for minima and path, whose points sit at 0 and 1;
+            for trajectory_pca the trajectory's extent and the origin, widened by 20% of the
+            span on each side.
         resolution: Grid points per axis: one number for every axis or one per axis; at most 401
             for a 1-D slice and 201 x 201 for a 2-D one. null: 51.
         rows_per_piece: Grid rows per piece fanned out over workers (null: at most 16 pieces).

@@ -52,8 +52,10 @@ OPTIONS = OptionSet(
             "principal directions of `checkpoints`; given: `direction_blobs`."),
         "range": array(number(None, "A coordinate."), None,
                        "[low, high] of every axis, or [alpha_low, alpha_high, beta_low, "
-                       "beta_high]; low < high. null: [-1, 1] ([-0.5, 1.5] for minima and "
-                       "path, whose points sit at 0 and 1).", min_items=2, max_items=4,
+                       "beta_high]; low < high. null: [-1, 1]; [-0.5, 1.5] for minima and "
+                       "path, whose points sit at 0 and 1; for trajectory_pca the "
+                       "trajectory's extent and the origin, widened by 20% of the span on "
+                       "each side.", min_items=2, max_items=4,
                        nullable=True),
         "resolution": array(integer(None, "Points on an axis.", ge=2, le=401), None,
                             "Grid points per axis: one number for every axis or one per "

@@ -63,7 +63,11 @@ def contour_png(alpha: np.ndarray, beta: np.ndarray, loss: np.ndarray, *,
             cs = ax.contourf(alpha, beta, z, levels=lv, cmap="viridis")
             ax.contour(alpha, beta, z, levels=lv, colors="k", linewidths=0.3)
             scale = "linear levels"
-        fig.colorbar(cs, ax=ax, label=f"loss ({scale})")
+        bar = fig.colorbar(cs, ax=ax, label=f"loss ({scale})")
+        ticks = (np.geomspace if scale.startswith("log") else np.linspace)(
+            float(finite.min()), float(finite.max()), 7)
+        bar.set_ticks(ticks)
+        bar.set_ticklabels([f"{t:.3g}" for t in ticks])
     else:
         ax.text(0.5, 0.5, "constant or non-finite loss", ha="center", transform=ax.transAxes)
     if trajectory is not None and trajectory.shape[0]:
@@ -123,13 +127,16 @@ def profile_png(alpha: np.ndarray, loss: np.ndarray, *, label: str,
     ax.axvline(0.0, color="k", lw=0.6, ls=":", label="centre")
     ax.set_xlabel(f"alpha ({label})")
     ax.set_ylabel("loss")
+    handles, names = ax.get_legend_handles_labels()
     if accuracy is not None:
         ax2 = ax.twinx()
         ax2.plot(alpha, accuracy, color="C1", lw=1.2, label="accuracy")
         ax2.set_ylabel("accuracy")
         ax2.set_ylim(-0.02, 1.02)
+        h2, n2 = ax2.get_legend_handles_labels()
+        handles, names = handles + h2, names + n2
     ax.set_title(title)
-    ax.legend(loc="upper left", fontsize=8)
+    ax.legend(handles, names, loc="upper left", fontsize=8)
     return _png(fig)
 
 

@@ -203,6 +203,9 @@ def run_landscape_slice(problem: Problem, options: dict[str, Any], ctx: RunConte
     if opts["orthogonalize"] and dims == 2:
         dirs.vectors, cos_before = orthogonalize(dirs.vectors)
     distance = coordinates(dirs) if dirs.points else 0.0
+    if kind == "trajectory_pca" and not (options or {}).get("range") and (
+            dirs.trajectory is not None):
+        opts["range"] = _covering(dirs.trajectory.cpu().numpy())
     mon.check()
     start = 0.2 if kind == "hessian_top" else 0.02
 
@@ -343,6 +346,18 @@ def run_landscape_slice(problem: Problem, options: dict[str, Any], ctx: RunConte
                                                                    vtk_extra)))
     mon.report("done", 1.0, f"{total}/{total} grid points", force=True)
     return RunOutput(result=result, artifacts=artifacts)
+
+
+def _covering(points: np.ndarray, margin: float = 0.2) -> list[list[float]]:
+    """Per-axis ranges covering ``points`` and the origin, widened by ``margin`` of the
+    span on each side (the default range of ``trajectory_pca``)."""
+    out = []
+    for j in range(points.shape[1]):
+        lo = min(0.0, float(points[:, j].min()))
+        hi = max(0.0, float(points[:, j].max()))
+        pad = margin * max(hi - lo, 1e-12)
+        out.append([lo - pad, hi + pad])
+    return out
 
 
 def _unflat(theta: Tensor, problem: Problem) -> Params:
