@@ -19,6 +19,7 @@ import torch.nn.functional as F  # noqa: N812
 from torch import Tensor, nn
 
 from .graph import GraphInfo, GraphNode
+from .graph_perm import permutation_spec
 
 __all__ = ["GraphModule", "init_graph_params"]
 
@@ -123,12 +124,15 @@ class GraphModule(nn.Module):
         info: from :func:`.graph.analyze_graph` (via :func:`.shapes.analyze`).
 
     Attributes:
-        graph_info: the checked graph (used by permutation alignment).
+        graph_info: the checked graph.
+        permutation_spec: its weight-space permutation groups
+            (:func:`.graph_perm.permutation_spec`), read by permutation alignment.
     """
 
     def __init__(self, info: GraphInfo) -> None:
         super().__init__()
         self.graph_info = info
+        self.permutation_spec = permutation_spec(info)
         self._masks = _Mask()
         self._steps: list[tuple[str, tuple[str, ...], Step, tuple[str, ...]]] = []
         owners: dict[str, nn.Module] = {}

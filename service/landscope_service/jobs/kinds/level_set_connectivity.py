@@ -15,7 +15,8 @@ from typing import Any
 from marshmallow import ValidationError
 
 from ...diagnostics.options.level_set_connectivity import MAX_MINIMA
-from ...modelspec.shapes import ACTIVATIONS
+from ...modelspec.graph_perm import permutation_spec
+from ...modelspec.shapes import ACTIVATIONS, analyze
 from .base import KindSpec, SubmitContext
 
 __all__ = ["KIND", "MAX_MINIMA", "LevelSetConnectivityOptionsSchema", "check"]
@@ -45,6 +46,15 @@ def _align_problem(arch: dict[str, Any]) -> str | None:
             return (
                 "align supports Linear layers with batchnorm and elementwise activations "
                 f"between them; this architecture has {', '.join(bad)}. Set align to false."
+            )
+        return None
+    if kind == "graph":
+        info = analyze(arch).graph
+        spec = permutation_spec(info) if info is not None else None
+        if spec is None or not spec.groups:
+            why = spec.pinned[0] if spec is not None and spec.pinned else "no hidden layer"
+            return (
+                f"align finds no permutation group in this graph: {why}. Set align to false."
             )
         return None
     return f"align does not support architecture type {kind!r}."
