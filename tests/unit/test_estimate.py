@@ -81,3 +81,25 @@ def test_submitted_job_carries_estimate_and_limits(http: Any) -> None:
     assert job["limits"]["queue_deadline_at"].endswith("Z")
     bad = http.post("/v1/jobs", json={**req, "max_runtime_s": "60"}, headers=AUTH_A)
     assert bad.status_code == 422 and "max_runtime_s" in bad.get_json()["errors"]
+
+
+def test_work_per_sample_counts_convolutions_per_position() -> None:
+    from landscope_service.jobs.estimate import work_per_sample
+
+    mlp = {"type": "mlp", "input_dim": 3, "hidden": [16, 16], "output_dim": 1,
+           "activation": "tanh", "bias": True}
+    # weights 48 + 256 + 16, plus the inputs of the two tanh layers (16 each); P = 353
+    assert work_per_sample(mlp) == max(48 + 256 + 16 + 32, 353)
+    cnn = {"type": "sequential", "input_shape": [1, 8, 8], "layers": [
+        {"type": "conv2d", "out_channels": 8, "kernel_size": 3},
+        {"type": "relu"},
+        {"type": "conv2d", "out_channels": 4, "kernel_size": 3, "stride": 2, "padding": 1},
+        {"type": "flatten"},
+        {"type": "linear", "out_features": 10}]}
+    conv1 = 8 * 1 * 9 * 6 * 6          # 6x6 outputs
+    relu = 8 * 6 * 6
+    conv2 = 4 * 8 * 9 * 3 * 3          # (6 + 2 - 3) // 2 + 1 = 3
+    flat = 4 * 3 * 3
+    lin = 10 * 36
+    assert work_per_sample(cnn) == conv1 + relu + conv2 + flat + lin
+    assert work_per_sample({"type": "nonsense"}) == 0

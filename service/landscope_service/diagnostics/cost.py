@@ -5,17 +5,17 @@ submit-time estimate (``jobs/estimate.py``, with this worker pool's measured rat
 ``mode: "auto"`` of ``hessian_spectrum`` (the cheaper mode by the estimate, not by ``P``
 alone).
 
-Time of one curvature product on ``N`` samples and ``P`` parameters:
-``t = overhead_s + per_unit_s * N * P`` (a Hessian-vector product is a few forward and
-backward sweeps, each ``O(N P)`` for dense layers; convolutions cost more per parameter,
-which the measured rates capture). A dense symmetric eigendecomposition with vectors costs
-``eigh_s_per_p3 * P**3``.
+Time of one curvature product on ``N`` samples: ``t = overhead_s + per_unit_s * N * W``,
+``W`` the forward multiply-adds of one sample (``jobs/estimate.py: work_per_sample``; ``P``
+for dense layers, a convolution's weights times its output positions; ``P`` when unknown).
+A Hessian-vector product is a few forward and backward sweeps, each ``O(N W)``. A dense
+symmetric eigendecomposition with vectors costs ``eigh_s_per_p3 * P**3``.
 
 Defaults (:data:`DEFAULT_RATES`) were measured on one CPU thread of the development machine
-(2-core x86): an MLP 784-256-256-10 on 1,024 samples (about 4e-10 s per unit), and a
-conv + batch-norm net of 1,900 parameters on 1,437 8x8 digits (about 1.5e-8 s per unit,
-``benchmarks/exact_blocked.py``); the range spans both. Workers replace them with their own
-measurements (``seconds_per_product`` of finished jobs, in their heartbeats).
+(2-core x86, shared): an MLP 784-256-256-10 on 1,024 samples (about 4e-10 s per unit; BLAS
+matrix products), small conv + batch-norm nets on 8x8 digits (about 5e-9 s per unit: many
+small kernels, ``benchmarks/exact_blocked.py``); the range spans both. Workers replace them
+with their own measurements (``seconds_per_product`` of finished jobs, in their heartbeats).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ class Rates:
                 self.overhead_s + hi * units)
 
 
-DEFAULT_RATES = Rates(overhead_s=1e-3, per_unit_s=(3e-10, 2e-9, 2e-8), eigh_s_per_p3=2e-10,
+DEFAULT_RATES = Rates(overhead_s=1e-3, per_unit_s=(3e-10, 2e-9, 1e-8), eigh_s_per_p3=2e-10,
                       source="default (no measurement from this worker pool yet)")
 
 # hessian_spectrum defaults used when an option is missing (the kind's option table is
@@ -123,7 +123,8 @@ def _seconds(products: Mapping[str, int], units: int, rates: Rates, eigh_p: int
 
 
 def hessian_estimate(num_params: int, num_samples: int, options: Mapping[str, Any],
-                     rates: Rates = DEFAULT_RATES, itemsize: int = 4) -> dict[str, Any]:
+                     rates: Rates = DEFAULT_RATES, itemsize: int = 4,
+                     work_per_sample: int | None = None) -> dict[str, Any]:
     """Products, memory and time of ``hessian_spectrum`` in each mode, and the mode chosen.
 
     Args:
@@ -132,6 +133,7 @@ def hessian_estimate(num_params: int, num_samples: int, options: Mapping[str, An
         options: the kind's options (missing keys take the kind's defaults).
         rates: per-product time model.
         itemsize: bytes per number of the job's dtype (4 for float32, 8 for float64).
+        work_per_sample: forward multiply-adds of one sample (default ``P``).
 
     Returns:
         ``{"mode": "exact"|"iterative", "products": {...}, "memory_bytes": ...,
@@ -140,7 +142,7 @@ def hessian_estimate(num_params: int, num_samples: int, options: Mapping[str, An
     """
     o = _opts(options)
     p, n = int(num_params), int(num_samples)
-    units = p * n
+    units = n * int(work_per_sample or p)
     prods = _products(p, o)
     basis = min(max(int(o["max_basis"]), int(o["top_k"]) + int(o["bottom_k"]) + 2),
                 max(1, (2 << 30) // max(1, p * itemsize)))

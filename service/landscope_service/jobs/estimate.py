@@ -14,12 +14,63 @@ a note saying so: never a made-up figure.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..diagnostics.cost import DEFAULT_RATES, Rates, hessian_estimate, rates_from_samples
+from ..modelspec.shapes import analyze
 
-__all__ = ["estimate_job", "pool_rates"]
+__all__ = ["estimate_job", "pool_rates", "work_per_sample"]
+
+
+def _pair(value: Any) -> tuple[int, int]:
+    if isinstance(value, int):
+        return (value, value)
+    a, b = value
+    return (int(a), int(b))
+
+
+def work_per_sample(architecture: Mapping[str, Any]) -> int:
+    """Multiply-adds of one sample's forward pass: a dense layer's weights once, a
+    convolution's weights once per output position, one per value of every other layer's
+    input (activations, norms, pooling). At least ``P``; ``P`` for ``graph`` architectures.
+
+    A product's time grows with ``N`` times this, not with ``N * P``: a convolution's few
+    weights are used at every position of its output.
+    """
+    try:
+        info = analyze(dict(architecture))
+    except Exception:
+        return 0
+    if info.graph is not None or not info.layers:
+        return info.num_params
+    named: dict[str, Mapping[str, Any]] = {}
+
+    def walk(layers: Iterable[Mapping[str, Any]], prefix: str) -> None:
+        for i, layer in enumerate(layers):
+            named[f"{prefix}{i}"] = layer
+            if layer.get("type") == "residual":
+                walk(layer.get("layers", []), f"{prefix}{i}.")
+
+    walk(info.layers, "")
+    work = 0
+    for name, kind in info.layer_types.items():
+        shape = info.layer_inputs.get(name, ())
+        weight = info.param_shapes.get(f"{name}.weight")
+        if kind == "linear" and weight:
+            work += math.prod(weight)
+        elif kind == "conv2d" and weight and len(shape) == 3:
+            layer = named.get(name, {})
+            kh, kw = weight[2], weight[3]
+            sh, sw = _pair(layer.get("stride") or 1)
+            ph, pw = _pair(layer.get("padding", 0))
+            oh = max(1, (shape[1] + 2 * ph - kh) // sh + 1)
+            ow = max(1, (shape[2] + 2 * pw - kw) // sw + 1)
+            work += math.prod(weight) * oh * ow
+        elif kind != "residual":
+            work += math.prod(shape)
+    return max(work, info.num_params)
 
 
 def pool_rates(workers: Iterable[Mapping[str, Any]], queue: str) -> Rates:
@@ -32,20 +83,26 @@ def pool_rates(workers: Iterable[Mapping[str, Any]], queue: str) -> Rates:
 
 
 def estimate_job(req: Mapping[str, Any], *, num_params: int, num_samples: int | None,
-                 rates: Rates) -> dict[str, Any]:
-    """The estimate of a validated request (options complete)."""
+                 rates: Rates, work: int | None = None) -> dict[str, Any]:
+    """The estimate of a validated request (options complete).
+
+    ``work`` is :func:`work_per_sample` of its architecture (computed here if None).
+    """
     itemsize = 8 if req.get("dtype") == "float64" else 4
     n = int(num_samples or 0)
     p = int(num_params)
+    if work is None:
+        work = work_per_sample((req.get("model") or {}).get("architecture") or {}) or p
     kind = str(req.get("kind"))
     rates_json = {"overhead_s": rates.overhead_s, "per_unit_s": list(rates.per_unit_s),
                   "source": rates.source}
     if kind == "hessian_spectrum" and n:
-        est = hessian_estimate(p, n, req.get("options") or {}, rates, itemsize)
+        est = hessian_estimate(p, n, req.get("options") or {}, rates, itemsize,
+                               work_per_sample=work)
         est["kind"] = kind
         return est
     if kind == "evaluate" and n:
-        lo, mid, hi = rates.product_seconds(p * n)
+        lo, mid, hi = rates.product_seconds(work * n)
         return {"kind": kind, "mode": None, "products": {"typical": 1, "max": 1},
                 "memory_bytes": 3 * p * itemsize,
                 "seconds": {"low": lo, "typical": mid, "high": hi}, "rates": rates_json}

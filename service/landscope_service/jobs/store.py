@@ -541,7 +541,8 @@ class JobStore:
                     keep: int = 20) -> None:
         """Remember one finished job's seconds per curvature product on ``worker``.
 
-        ``units`` is ``N * P`` of the job's problem (a product's work grows with both); the
+        ``units`` is ``N * W`` of the job (``W``: forward multiply-adds per sample,
+        ``jobs/estimate.py: work_per_sample``; a product's time grows with both); the
         worker's heartbeat carries its last ``keep`` samples, which the submit-time cost
         estimate reads (:mod:`landscope_service.jobs.estimate`).
         """

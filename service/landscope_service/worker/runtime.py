@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..diagnostics import Cancelled, Monitor, RunContext, RunOutput
+from ..jobs.estimate import work_per_sample
 from ..jobs.registry import kinds, load_runner
 from ..jobs.store import JobStore, products_of
 from ..logs import job_id_var, tenant_var
@@ -166,10 +167,11 @@ class JobRuntime:
             return "failed"
         products = products_of(result)
         if products:
+            work = work_per_sample(req["model"].get("architecture") or {}) or int(
+                execution.get("num_params", 0))
             self.jobs.record_rate(self.hostname, products=products,
                                   seconds=time.monotonic() - t_start,
-                                  units=int(execution.get("num_params", 0))
-                                  * int(execution.get("num_samples", 0)))
+                                  units=work * int(execution.get("num_samples", 0)))
         if not self.jobs.succeed(job_id, result, artifacts, execution):
             # cancelled (or re-run) meanwhile: the first writer wins
             return self.jobs.status(job_id) or "missing"
