@@ -54,54 +54,54 @@ def test_wait_slots_zero_is_off(redis_client: Any) -> None:
 
 
 # ---------------------------------------------------------------------- queued / running
-def _create(store: JobStore, tenant: str = "t") -> str:
-    job, _ = store.create(tenant=tenant, kind="evaluate", request={}, metadata={}, queue="cpu")
+def _create(store: JobStore, tenant: str = "t", job_id: str | None = None) -> str:
+    job, _ = store.create(tenant=tenant, kind="evaluate", request={}, metadata={}, queue="cpu",
+                          job_id=job_id)
     return str(job["id"])
 
 
-def test_queued_cap_counts_reservations_and_frees_on_start(redis_client: Any) -> None:
+def test_queued_cap_counts_jobs_being_created_and_frees_on_start(redis_client: Any) -> None:
     store = JobStore(redis_client)
     caps = ActiveJobCaps(redis_client, max_queued=2, max_running=0, clock=Clock(1e6))
-    first = caps.reserve("t")
-    second = caps.reserve("t")  # two in flight: the cap counts reservations too
+    caps.reserve("t", "job_A")
+    caps.reserve("t", "job_B")  # two in flight, not created yet: both count
     with pytest.raises(TooManyRequestsError) as info:
-        caps.reserve("t")
+        caps.reserve("t", "job_C")
     assert info.value.code == "too_many_queued" and info.value.retry_after == 5
     assert "LANDSCOPE_MAX_QUEUED_PER_TENANT=2" in info.value.detail
-    a = _create(store)
-    caps.settle("t", first, a)
-    caps.settle("t", second, None)  # that submit failed: its place is free again
-    caps.settle("t", caps.reserve("t"), _create(store))
+    a = _create(store, job_id="job_A")
+    caps.release("t", "job_B")  # that submit failed: its place is free again
+    caps.reserve("t", "job_D")
+    _create(store, job_id="job_D")
     with pytest.raises(TooManyRequestsError):
-        caps.reserve("t")
+        caps.reserve("t", "job_E")
     assert store.start(a, worker="w", max_attempts=3)[0] == "started"  # no longer queued
-    caps.settle("t", caps.reserve("t"), _create(store))
-    caps.reserve("other")  # per tenant
+    caps.reserve("t", "job_E")
+    caps.reserve("other", "job_F")  # per tenant
 
 
 def test_running_cap_and_pruning_of_finished_jobs(redis_client: Any) -> None:
     store = JobStore(redis_client)
     caps = ActiveJobCaps(redis_client, max_queued=0, max_running=1, clock=Clock(1e6))
-    job = _create(store)
-    caps.settle("t", caps.reserve("t"), job)
+    caps.reserve("t", "job_A")
+    job = _create(store, job_id="job_A")
     store.start(job, worker="w", max_attempts=3)
     with pytest.raises(TooManyRequestsError) as info:
-        caps.reserve("t")
+        caps.reserve("t", "job_B")
     assert info.value.code == "too_many_running"
     store.succeed(job, {}, [])
-    token = caps.reserve("t")
-    assert token is not None
+    caps.reserve("t", "job_B")
     assert redis_client.zscore(ActiveJobCaps.key("t"), job) is None  # pruned
 
 
-def test_lapsed_reservation_is_dropped(redis_client: Any) -> None:
+def test_an_id_never_created_lapses_after_the_grace(redis_client: Any) -> None:
     clock = Clock(1e6)
     caps = ActiveJobCaps(redis_client, max_queued=1, max_running=0, clock=clock)
-    caps.reserve("t")  # a process died between reserve and settle
+    caps.reserve("t", "job_A")  # a process died between reserve and create
     with pytest.raises(TooManyRequestsError):
-        caps.reserve("t")
+        caps.reserve("t", "job_B")
     clock.now += 61
-    assert caps.reserve("t") is not None
+    caps.reserve("t", "job_B")
 
 
 def test_submit_over_the_queued_cap_is_429(settings: Any, redis_client: Any) -> None:

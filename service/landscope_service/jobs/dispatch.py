@@ -28,10 +28,15 @@ class Dispatcher:
     celery: Celery
     jobs: JobStore
 
-    def send(self, job_id: str, queue: str) -> str:
-        """Enqueue a run of the job; returns the Celery task id."""
-        result = self.celery.send_task("landscope.run_job", args=[job_id], queue=queue)
-        self.jobs.set_task_id(job_id, result.id)
+    def send(self, job_id: str, queue: str, *, task_id: str | None = None) -> str:
+        """Enqueue a run of the job; returns the Celery task id.
+
+        ``task_id``: an id already recorded in the job (else a new one is recorded).
+        """
+        result = self.celery.send_task("landscope.run_job", args=[job_id], queue=queue,
+                                       task_id=task_id)
+        if task_id is None:
+            self.jobs.set_task_id(job_id, result.id)
         return str(result.id)
 
     def recover_if_lost(self, job_id: str, *, max_attempts: int) -> bool:

@@ -33,33 +33,28 @@ if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) en
 return 1
 """
 
-# KEYS[1]=zset of a tenant's active jobs and reservations; ARGV: now ms, reservation expiry
-# ms, queued cap, running cap, reservation token, job key prefix.
-# Members are job ids (score 0) or reservations "r:<token>" (score: expiry ms). Finished or
-# vanished jobs and lapsed reservations are pruned. Returns {code, queued, running}:
-# code 'ok' (the reservation is added), 'queued' or 'running' (a cap is reached).
+# KEYS[1]=zset of a tenant's active jobs, scored by the time they were added (ms); ARGV: now
+# ms, queued cap, running cap, the new job's id, job key prefix, grace ms. A member whose
+# job is queued or running counts; one with no job yet counts as queued while it is younger
+# than the grace (its job is being created), and is dropped after; finished ones are
+# dropped. Returns {code, queued, running}: 'ok' (the new id is added), or the cap reached.
 _RESERVE = """
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '(0', ARGV[1])
 local queued, running = 0, 0
-for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], 0, 0)) do
-  local st = redis.call('HGET', ARGV[6] .. m, 'status')
+local now, grace = tonumber(ARGV[1]), tonumber(ARGV[6])
+local members = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+for i = 1, #members, 2 do
+  local m = members[i]
+  local st = redis.call('HGET', ARGV[5] .. m, 'status')
   if st == 'queued' then queued = queued + 1
   elseif st == 'running' then running = running + 1
+  elseif (not st) and tonumber(members[i + 1]) > now - grace then queued = queued + 1
   else redis.call('ZREM', KEYS[1], m) end
 end
-queued = queued + redis.call('ZCOUNT', KEYS[1], '(0', '+inf')
-local qcap, rcap = tonumber(ARGV[3]), tonumber(ARGV[4])
+local qcap, rcap = tonumber(ARGV[2]), tonumber(ARGV[3])
 if qcap > 0 and queued >= qcap then return {'queued', queued, running} end
 if rcap > 0 and running >= rcap then return {'running', queued, running} end
-redis.call('ZADD', KEYS[1], ARGV[2], 'r:' .. ARGV[5])
+redis.call('ZADD', KEYS[1], now, ARGV[4])
 return {'ok', queued, running}
-"""
-
-# KEYS[1]=zset; ARGV: token, job id (empty: drop the reservation only).
-_SETTLE = """
-redis.call('ZREM', KEYS[1], 'r:' .. ARGV[1])
-if ARGV[2] ~= '' then redis.call('ZADD', KEYS[1], 0, ARGV[2]) end
-return 1
 """
 
 
@@ -106,19 +101,20 @@ class WaitSlots:
 class ActiveJobCaps:
     """At most ``max_queued`` queued and ``max_running`` running jobs per tenant at submit.
 
-    :meth:`reserve` counts the tenant's jobs and holds a place for the new one until
-    :meth:`settle` records its id (or drops the place when the job was not created).
+    :meth:`reserve` counts the tenant's jobs and, under the caps, adds the new job's id
+    (chosen before the job is created), so concurrent submits cannot overshoot; a job
+    that is then not created is dropped by :meth:`release`, or after ``grace_s``.
     """
 
     client: redis.Redis
     max_queued: int
     max_running: int
     retry_after_s: int = 5
+    grace_s: float = 60.0
     clock: Callable[[], float] = field(default=time.time)
 
     def __post_init__(self) -> None:
         self._reserve = self.client.register_script(_RESERVE)
-        self._settle = self.client.register_script(_SETTLE)
 
     @property
     def enabled(self) -> bool:
@@ -128,15 +124,15 @@ class ActiveJobCaps:
     def key(tenant: str) -> str:
         return f"ls:tenant:{tenant}:active"
 
-    def reserve(self, tenant: str) -> str | None:
-        """A reservation token, or None when no cap is set; 429 when a cap is reached."""
+    def reserve(self, tenant: str, job_id: str) -> None:
+        """Count ``job_id`` among the tenant's jobs; 429 when a cap is reached."""
         if not self.enabled:
-            return None
-        token = secrets.token_hex(8)
+            return
         now_ms = int(self.clock() * 1000)
         code, queued, running = self._reserve(
             keys=[self.key(tenant)],
-            args=[now_ms, now_ms + 60_000, self.max_queued, self.max_running, token, "ls:job:"])
+            args=[now_ms, self.max_queued, self.max_running, job_id, "ls:job:",
+                  int(self.grace_s * 1000)])
         code = code.decode() if isinstance(code, bytes) else str(code)
         if code == "queued":
             raise TooManyRequestsError(
@@ -148,10 +144,8 @@ class ActiveJobCaps:
                 f"This API key has {running} running jobs (LANDSCOPE_MAX_RUNNING_PER_TENANT="
                 f"{self.max_running}); wait for one to finish or cancel one, then retry.",
                 code="too_many_running", retry_after=self.retry_after_s)
-        return token
 
-    def settle(self, tenant: str, token: str | None, job_id: str | None) -> None:
-        """Replace the reservation by the created job's id (None: the job was not made)."""
-        if token is None:
-            return
-        self._settle(keys=[self.key(tenant)], args=[token, job_id or ""])
+    def release(self, tenant: str, job_id: str) -> None:
+        """Drop a reserved id whose job was not created."""
+        if self.enabled:
+            self.client.zrem(self.key(tenant), job_id)

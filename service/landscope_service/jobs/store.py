@@ -196,8 +196,14 @@ class JobStore:
         estimate: dict[str, Any] | None = None,
         max_runtime_s: float | None = None,
         queue_timeout_s: float | None = None,
+        job_id: str | None = None,
+        fields: dict[str, str] | None = None,
     ) -> tuple[dict[str, Any], bool]:
         """Create a queued job; return ``(job, created)``.
+
+        ``job_id`` (default: a new one) and extra hash ``fields`` (e.g. the ``task_id`` the
+        job will be sent with) let the caller know them before the job exists. Creation is
+        one round trip (two with an idempotency key).
 
         ``estimate`` (the submit-time cost estimate) is shown in the job; a job running
         longer than ``max_runtime_s`` is failed with ``deadline_exceeded`` by its worker;
@@ -227,7 +233,7 @@ class JobStore:
                     raise IdempotencyConflict(idempotency_key)
                 return job, False
         try:
-            job_id = new_job_id()
+            job_id = job_id or new_job_id()
             now = time.time()
             doc = {
                 "id": job_id,
@@ -254,24 +260,21 @@ class JobStore:
             if queue_timeout_s:
                 mapping["queue_deadline_at"] = now + float(queue_timeout_s)
                 pipe.zadd(QUEUE_DEADLINES, {job_id: now + float(queue_timeout_s)})
+            mapping.update(fields or {})
             pipe.hset(self._job(job_id), mapping=mapping)
             pipe.zadd(self._index(tenant), {job_id: int(now * 1000)})
+            if idem_key is not None:
+                pipe.set(idem_key, json.dumps({"fingerprint": fp, "job_id": job_id}),
+                         ex=self.idempotency_ttl_s)
+            if self.metrics is not None:
+                self.metrics.job_submitted(kind, pipe=pipe)
             pipe.execute()
         except BaseException:
             if idem_key is not None:
                 self.client.delete(idem_key)
             raise
-        if idem_key is not None:
-            self.client.set(
-                idem_key, json.dumps({"fingerprint": fp, "job_id": job_id}),
-                ex=self.idempotency_ttl_s,
-            )
-        job = self.get(job_id)
-        if job is None:
-            raise RuntimeError(f"Job {job_id} vanished right after creation.")
-        if self.metrics is not None:
-            self.metrics.job_submitted(kind)
-        return job, True
+        raw = {k: str(v) for k, v in mapping.items()}
+        return self._render(doc, raw), True
 
     def set_task_id(self, job_id: str, task_id: str) -> None:
         self.client.hset(self._job(job_id), "task_id", task_id)

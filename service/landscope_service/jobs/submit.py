@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,7 +29,7 @@ from .kinds.base import KindSpec, SubmitContext
 from .limits import ActiveJobCaps
 from .ratelimit import SubmitRateLimiter
 from .registry import kinds
-from .store import IdempotencyConflict, IdempotencyInProgress, JobStore
+from .store import IdempotencyConflict, IdempotencyInProgress, JobStore, new_job_id
 
 __all__ = ["Submissions", "check_request", "split_check_errors", "validate_request"]
 
@@ -155,16 +156,18 @@ class Submissions:
         estimate = estimate_job(req, num_params=facts.num_params,
                                 num_samples=facts.num_samples, rates=self._rates(queue))
         metadata = req.pop("metadata")
-        reservation = self.caps.reserve(tenant)
-        job_id: str | None = None
+        # The ids are chosen first: the caps count the job from the start, and the task id
+        # is recorded with the job (a cancel revokes it) in the same round trip.
+        job_id, task_id = new_job_id(), str(uuid.uuid4())
+        self.caps.reserve(tenant, job_id)
+        created = False
         try:
             job, created = self.jobs.create(
                 tenant=tenant, kind=req["kind"], request=req, metadata=metadata,
                 queue=queue, idempotency_key=idempotency_key, estimate=estimate,
                 max_runtime_s=limits.max_runtime_s, queue_timeout_s=limits.queue_timeout_s,
+                job_id=job_id, fields={"task_id": task_id},
             )
-            if created:
-                job_id = job["id"]
         except IdempotencyConflict:
             raise InvalidRequestError(
                 "This Idempotency-Key was used with a different request; use a new key.",
@@ -174,11 +177,12 @@ class Submissions:
                 "A request with this Idempotency-Key is still being processed; retry.",
                 code="idempotency_in_progress", retry_after=1) from None
         finally:
-            self.caps.settle(tenant, reservation, job_id)
+            if not created:
+                self.caps.release(tenant, job_id)
         if not created:
             return job, False
         try:
-            self.dispatcher.send(job["id"], queue)
+            self.dispatcher.send(job_id, queue, task_id=task_id)
         except Exception as e:  # broker down: do not leave a job nobody will run
             log.exception("could not enqueue %s", job["id"])
             self.jobs.fail(job["id"], "enqueue_failed", f"The queue is unavailable: {e}")
