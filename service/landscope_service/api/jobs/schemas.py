@@ -6,7 +6,6 @@ from typing import Any
 
 from marshmallow import (
     EXCLUDE,
-    RAISE,
     Schema,
     ValidationError,
     fields,
@@ -15,6 +14,7 @@ from marshmallow import (
 )
 
 from ...modelspec.schemas import DataSchema, ModelSchema
+from ...strict import StrictSchema
 
 MAX_METADATA_PAIRS = 16
 MAX_METADATA_KEY = 64
@@ -22,9 +22,7 @@ MAX_METADATA_VALUE = 512
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled", "expired")
 
 
-class _Strict(Schema):
-    class Meta:
-        unknown = RAISE
+_Strict = StrictSchema  # the one strict base of request schemas (landscope_service.strict)
 
 
 def validate_metadata(value: dict[str, Any]) -> None:
