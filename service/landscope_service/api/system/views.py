@@ -13,6 +13,7 @@ from marshmallow import Schema, fields
 from ..extensions import current_api, services
 
 blp = Blueprint("system", __name__, description="Health, readiness and documentation.")
+NO_AUTH: dict[str, Any] = {"security": []}  # these answer without an API key
 
 
 class HealthSchema(Schema):
@@ -37,6 +38,7 @@ class ReadySchema(Schema):
 
 @blp.route("/healthz")
 class Health(MethodView):
+    @blp.doc(**NO_AUTH)
     @blp.response(200, HealthSchema)
     def get(self) -> dict[str, str]:
         """The API process is up."""
@@ -45,6 +47,7 @@ class Health(MethodView):
 
 @blp.route("/readyz")
 class Ready(MethodView):
+    @blp.doc(**NO_AUTH)
     @blp.response(200, ReadySchema)
     @blp.alt_response(503, schema=ReadySchema, description="Redis or every worker is down.")
     def get(self) -> Any:
@@ -64,6 +67,7 @@ class Ready(MethodView):
 
 @blp.route("/metrics")
 class Metrics(MethodView):
+    @blp.doc(**NO_AUTH)
     @blp.response(200, description="Prometheus text exposition format.",
                   content_type="text/plain")
     def get(self) -> Response:
@@ -80,6 +84,7 @@ class Metrics(MethodView):
 
 @blp.route("/docs")
 class Docs(MethodView):
+    @blp.doc(**NO_AUTH)
     @blp.doc(summary="HTML reference of the API (offline, generated from the OpenAPI spec).")
     @blp.response(200, description="HTML page", content_type="text/html")
     def get(self) -> Response:
