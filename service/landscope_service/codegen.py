@@ -125,8 +125,8 @@ def _doc(text: str, indent: str, width: int = 96) -> list[str]:
 def _class(name: str, comp: Mapping[str, Any]) -> list[str]:
     props: Mapping[str, Any] = comp.get("properties", {})
     kind = comp.get("x-kind")
-    title = (f"Options of ``{kind}`` (defaults equal the server's)." if kind
-             else f"Nested options ``{name}`` (defaults equal the server's).")
+    title = str(comp.get("description") or f"Options ``{name}``.").rstrip(".")
+    title += " (defaults equal the server's)."
     lines = ["", "", "@dataclass(frozen=True, kw_only=True)", f"class {name}(OptionsBase):",
              f'    """{title}', "", "    Attributes:"]
     for prop_name, prop in props.items():

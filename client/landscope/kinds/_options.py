@@ -42,7 +42,7 @@ KNOWN_KINDS: tuple[str, ...] = (
 
 @dataclass(frozen=True, kw_only=True)
 class EvaluateOptions(OptionsBase):
-    """Options of ``evaluate`` (defaults equal the server's).
+    """Options of evaluate (defaults equal the server's).
 
     Attributes:
         stationary_tol: The point counts as stationary when grad_norm <= this.
@@ -55,7 +55,7 @@ class EvaluateOptions(OptionsBase):
 
 @dataclass(frozen=True, kw_only=True)
 class HessianSpectrumOptions(OptionsBase):
-    """Options of ``hessian_spectrum`` (defaults equal the server's).
+    """Options of hessian_spectrum (defaults equal the server's).
 
     Attributes:
         block_max_products: Product budget of each block's top eigenvalue.
@@ -124,7 +124,7 @@ class HessianSpectrumOptions(OptionsBase):
 
 @dataclass(frozen=True, kw_only=True)
 class SliceHessianOptions(OptionsBase):
-    """Nested options ``SliceHessianOptions`` (defaults equal the server's).
+    """Lanczos settings of directions 'hessian_top' (defaults equal the server's).
 
     Attributes:
         max_products: Hessian-vector product budget.
@@ -139,7 +139,7 @@ class SliceHessianOptions(OptionsBase):
 
 @dataclass(frozen=True, kw_only=True)
 class LandscapeSliceOptions(OptionsBase):
-    """Options of ``landscape_slice`` (defaults equal the server's).
+    """Options of landscape_slice (defaults equal the server's).
 
     Attributes:
         accuracy: Also the accuracy at every grid point (cross_entropy only).
@@ -210,7 +210,7 @@ class LandscapeSliceOptions(OptionsBase):
 
 @dataclass(frozen=True, kw_only=True)
 class BezierOptions(OptionsBase):
-    """Nested options ``BezierOptions`` (defaults equal the server's).
+    """Quadratic Bezier curve trained on the expected loss (Garipov et al. 2018) (defaults equal the server's).
 
     Attributes:
         lr: Learning rate relative to the RMS per-coordinate endpoint distance.
@@ -227,7 +227,7 @@ class BezierOptions(OptionsBase):
 
 @dataclass(frozen=True, kw_only=True)
 class LinearOptions(OptionsBase):
-    """Nested options ``LinearOptions`` (defaults equal the server's).
+    """Evaluation grid of every path profile (linear paths and optimised curves) (defaults equal the server's).
 
     Attributes:
         num_points: Uniform grid points on [0, 1].
@@ -244,7 +244,7 @@ class LinearOptions(OptionsBase):
 
 @dataclass(frozen=True, kw_only=True)
 class NEBOptions(OptionsBase):
-    """Nested options ``NEBOptions`` (defaults equal the server's).
+    """Nudged elastic band with AutoNEB pivot insertion (Draxler et al. 2018) (defaults equal the server's).
 
     Attributes:
         climb: Climbing image.
@@ -278,7 +278,7 @@ class NEBOptions(OptionsBase):
 
 @dataclass(frozen=True, kw_only=True)
 class PathsOptions(OptionsBase):
-    """Nested options ``PathsOptions`` (defaults equal the server's).
+    """Which optimised path finders refine a pair, and their settings (defaults equal the server's).
 
     Attributes:
         bezier: Bezier settings.
@@ -297,7 +297,7 @@ class PathsOptions(OptionsBase):
 
 @dataclass(frozen=True, kw_only=True)
 class RefineOptions(OptionsBase):
-    """Nested options ``RefineOptions`` (defaults equal the server's).
+    """Which pairs get optimised paths (defaults equal the server's).
 
     Attributes:
         beyond_mst: mst strategy: once the tree is stable, also refine the pairs predicted
@@ -320,7 +320,7 @@ class RefineOptions(OptionsBase):
 
 @dataclass(frozen=True, kw_only=True)
 class TrainOptions(OptionsBase):
-    """Nested options ``TrainOptions`` (defaults equal the server's).
+    """Full-batch training of the seed-trained minima (defaults equal the server's).
 
     Attributes:
         lr: Learning rate.
@@ -339,7 +339,7 @@ class TrainOptions(OptionsBase):
 
 @dataclass(frozen=True, kw_only=True)
 class LevelSetConnectivityOptions(OptionsBase):
-    """Options of ``level_set_connectivity`` (defaults equal the server's).
+    """Options of level_set_connectivity (defaults equal the server's).
 
     Attributes:
         align: Also report barriers and counts modulo permutations of hidden units (weight
@@ -376,7 +376,7 @@ class LevelSetConnectivityOptions(OptionsBase):
 
 @dataclass(frozen=True, kw_only=True)
 class MinimizerManifoldOptions(OptionsBase):
-    """Options of ``minimizer_manifold`` (defaults equal the server's).
+    """Options of minimizer_manifold (defaults equal the server's).
 
     Attributes:
         chunk_size: Samples per Jacobian block; null sizes blocks from memory_mb.

@@ -25,5 +25,6 @@ def _register(spec: APISpec, option_set: OptionSet, extra: dict[str, Any]) -> No
         if isinstance(opt, Group):
             _register(spec, opt.options, {})
     if option_set.name not in spec.components.schemas:
-        spec.components.schema(option_set.name, {**schema_extras(option_set), **extra},
+        spec.components.schema(option_set.name, {"description": option_set.doc,
+                                                 **schema_extras(option_set), **extra},
                                schema=options_schema(option_set))
