@@ -124,7 +124,6 @@ def _doc(text: str, indent: str, width: int = 96) -> list[str]:
 
 def _class(name: str, comp: Mapping[str, Any]) -> list[str]:
     props: Mapping[str, Any] = comp.get("properties", {})
-    kind = comp.get("x-kind")
     title = str(comp.get("description") or f"Options ``{name}``.").rstrip(".")
     title += " (defaults equal the server's)."
     lines = ["", "", "@dataclass(frozen=True, kw_only=True)", f"class {name}(OptionsBase):",
@@ -229,7 +228,8 @@ def _allowed(opt: Any) -> str:
             size.append(f"<= {opt.max_items}")
         out = f"list of {inner}" + (f" ({', '.join(size)} items)" if size else "")
         return out + (", or null" if opt.nullable else "")
-    assert isinstance(opt, Scalar)
+    if not isinstance(opt, Scalar):
+        raise TypeError(f"Not an option: {opt!r}")
     if opt.choices is not None:
         out = " \\| ".join(f"`{c}`" for c in opt.choices)
     else:
