@@ -251,3 +251,31 @@ def test_two_d_files_and_log_levels() -> None:
     text = vtk_bytes(np.array([0.0, 1.0]), np.array([0.0, 1.0]),
                      np.array([[1.0, np.nan], [2.0, 3.0]])).decode()
     assert "nan" not in text.lower() and "SCALARS log_loss double 1" in text
+
+
+def test_trajectory_pca_runner_overlays_the_trajectory_inside_the_default_range() -> None:
+    pr = _mlp("mse")
+    origin = flatten(pr.params)
+    g = torch.Generator().manual_seed(10)
+    e = torch.linalg.qr(torch.randn(origin.numel(), 2, generator=g, dtype=DT))[0]
+    uv = torch.randn(5, 2, generator=g, dtype=DT) * torch.tensor([2.0, 0.5], dtype=DT)
+    store = {f"c{i}": unflatten(origin + e @ c, pr.params) for i, c in enumerate(uv)}
+    out = run_landscape_slice(pr, {"dims": 2, "directions": "trajectory_pca",
+                                   "checkpoints": list(store), "resolution": [5],
+                                   "plots": False},
+                              RunContext(load_params=_loader(store)))
+    res = out.result
+    traj = np.asarray(res["trajectory"])
+    # the checkpoints lie in a plane through the origin, so the projection is an isometry:
+    # norms and pairwise distances of the coordinates equal those of uv (1e-12)
+    c = uv.numpy()
+    np.testing.assert_allclose(np.linalg.norm(traj, axis=1), np.linalg.norm(c, axis=1),
+                               rtol=0, atol=1e-12)
+    np.testing.assert_allclose(np.linalg.norm(traj[:, None] - traj[None], axis=2),
+                               np.linalg.norm(c[:, None] - c[None], axis=2), rtol=0, atol=1e-12)
+    a, b = np.asarray(res["axes"]["alpha"]), np.asarray(res["axes"]["beta"])
+    assert a.min() < traj[:, 0].min() and a.max() > traj[:, 0].max()
+    assert b.min() < traj[:, 1].min() and b.max() > traj[:, 1].max()
+    assert sum(res["direction_info"]["explained_variance_ratio"]) == pytest.approx(1.0,
+                                                                                    abs=1e-12)
+
