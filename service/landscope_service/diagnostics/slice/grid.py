@@ -225,8 +225,8 @@ class _Evaluator:
 
 def evaluate_points(problem: Problem, origin: Tensor, vectors: list[Tensor], coords: Tensor,
                     *, accuracy: bool = False, per_pass: int | None = None,
-                    monitor: Monitor | None = None, done_before: int = 0,
-                    total: int | None = None, shortcut: bool = True
+                    monitor: Monitor | None = None, label: str = "",
+                    shortcut: bool = True
                     ) -> tuple[Tensor, Tensor | None]:
     """Full-data loss (and accuracy) at ``origin + coords @ vectors``.
 
@@ -239,7 +239,9 @@ def evaluate_points(problem: Problem, origin: Tensor, vectors: list[Tensor], coo
         per_pass: points per batched pass; None chooses by :func:`points_per_pass`.
         monitor: progress (``"grid"`` stage, fraction of these ``K`` points) and
             cancellation, checked before every pass.
-        done_before, total: for the progress message ``"j/total grid points"``.
+        label: prefix of the progress message ``"<label>j/K grid points"`` (a piece
+            names its rows: pieces may run out of order and on other workers, so a
+            message never claims a count of the whole grid).
         shortcut: allow the first-layer shortcut (module docstring).
 
     Returns:
@@ -264,7 +266,6 @@ def evaluate_points(problem: Problem, origin: Tensor, vectors: list[Tensor], coo
         ev.head_names = []
         ev.tail_names = list(ev.like)
     k = int(coords.shape[0])
-    total = k if total is None else total
     step = per_pass or points_per_pass(problem)
     losses: list[Tensor] = []
     accs: list[Tensor] = []
@@ -274,10 +275,19 @@ def evaluate_points(problem: Problem, origin: Tensor, vectors: list[Tensor], coo
         losses.append(lo)
         accs.append(ac)
         done = min(k, start + step)
-        monitor.report("grid", done / max(k, 1), f"{done_before + done}/{total} grid points")
+        monitor.report("grid", done / max(k, 1), f"{label}{done}/{k} grid points")
     loss = torch.cat(losses).to(device="cpu", dtype=torch.float64) if losses else torch.zeros(0)
     acc = torch.cat(accs).to(device="cpu", dtype=torch.float64) if accuracy and accs else None
     return loss, acc
+
+
+def _rows_label(payload: dict[str, Any]) -> str:
+    if "first_row" not in payload or "num_rows" not in payload:
+        return ""
+    first = int(payload["first_row"]) + 1
+    last = first + len(payload["betas"]) - 1
+    rows = f"row {first}" if first == last else f"rows {first}-{last}"
+    return f"{rows} of {int(payload['num_rows'])}: "
 
 
 def rows_piece(problem: Problem, payload: dict[str, Any], monitor: Monitor) -> dict[str, Any]:
@@ -285,7 +295,8 @@ def rows_piece(problem: Problem, payload: dict[str, Any], monitor: Monitor) -> d
 
     Payload: ``origin`` and ``d0`` (and ``d1`` for 2-D) ``(P,)`` tensors; ``alphas``
     (list); ``betas`` (the piece's rows; ``[0.0]`` for 1-D); ``accuracy`` (bool);
-    ``per_pass`` (int or None); ``done_before`` and ``total`` (grid points, for progress).
+    ``per_pass`` (int or None); ``first_row`` and ``num_rows`` (the piece's first row and
+    the grid's row count, for the progress message).
 
     Returns:
         ``loss`` (and ``accuracy``): ``(rows, len(alphas))`` float64 tensors.
@@ -303,8 +314,7 @@ def rows_piece(problem: Problem, payload: dict[str, Any], monitor: Monitor) -> d
     loss, acc = evaluate_points(
         problem, origin.to(device=dev, dtype=dt), [v.to(device=dev, dtype=dt) for v in vectors],
         coords.to(dt), accuracy=bool(payload.get("accuracy", False)),
-        per_pass=payload.get("per_pass"), monitor=monitor,
-        done_before=int(payload.get("done_before", 0)), total=payload.get("total"),
+        per_pass=payload.get("per_pass"), monitor=monitor, label=_rows_label(payload),
     )
     rows = len(payload["betas"]) if len(vectors) == 2 else 1
     out: dict[str, Any] = {"loss": loss.reshape(rows, -1)}

@@ -225,7 +225,7 @@ def run_landscape_slice(problem: Problem, options: dict[str, Any], ctx: RunConte
         pl: dict[str, Any] = {"origin": dirs.origin, "d0": dirs.vectors[0],
                               "alphas": [float(a) for a in alpha], "betas": rows,
                               "accuracy": bool(opts["accuracy"]), "per_pass": per_pass,
-                              "done_before": r0 * alpha.size, "total": total}
+                              "first_row": r0, "num_rows": n_rows}
         if dims == 2:
             pl["d1"] = dirs.vectors[1]
         payloads.append(pl)
