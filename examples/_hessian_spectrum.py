@@ -1,16 +1,23 @@
-"""Quickstart section: the Hessian spectrum of a small tanh network.
+"""Quickstart section: the Hessian spectrum of a small tanh network, then of a small CNN.
 
 A 3-16-16-1 tanh MLP (P = 353) on 64 teacher-student points with mse: the service finds
 the extreme eigenvalues, the trace, the spectral density and the negative curvature (it
 is small enough for exact mode, so everything is exact), splits the top eigenvalues into
 Gauss-Newton and residual parts, and says whether the point looks like a minimum or a
 saddle (THEORY.md, section 3).
+
+Then a CNN-sized problem with ``mode: "auto"``: a conv + batch-norm net (P = 1,986) on 512
+synthetic 8x8 "digits". The job's submit-time estimate (``job.estimate``: products,
+memory, a time range from this worker pool's measured rates, and the mode ``auto``
+runs) is printed before it runs, and the measured time after.
 """
 
 from __future__ import annotations
 
+import math
 import pathlib
 import random
+import time
 from typing import TYPE_CHECKING, Any
 
 from _common import submit_and_wait
@@ -38,6 +45,73 @@ def _request() -> dict[str, Any]:
         "seed": 0,
         "metadata": {"example": "quickstart"},
     }
+
+
+def _cnn_request() -> dict[str, Any]:
+    """Ten noisy 8x8 stroke patterns (one per class), 512 images, cross-entropy."""
+    rng = random.Random(1)
+    protos = [[1.0 if rng.random() < 0.3 else 0.0 for _ in range(64)] for _ in range(10)]
+    x: list[list[list[list[float]]]] = []
+    y: list[int] = []
+    for i in range(512):
+        c = i % 10
+        pix = [min(1.0, max(0.0, v + rng.gauss(0.0, 0.25))) for v in protos[c]]
+        x.append([[pix[r * 8:(r + 1) * 8] for r in range(8)]])
+        y.append(c)
+    return {
+        "kind": "hessian_spectrum",
+        "model": {
+            "architecture": {"type": "sequential", "input_shape": [1, 8, 8], "layers": [
+                {"type": "conv2d", "out_channels": 8, "kernel_size": 3},
+                {"type": "batchnorm"}, {"type": "relu"},
+                {"type": "conv2d", "out_channels": 8, "kernel_size": 3},
+                {"type": "batchnorm"}, {"type": "relu"},
+                {"type": "flatten"}, {"type": "linear", "out_features": 10}]},
+            "init_seed": 0,
+        },
+        "data": {"inline": {"x": x, "y": y}},
+        "loss": "cross_entropy",
+        "options": {"mode": "auto", "top_k": 3, "bottom_k": 1},
+        "dtype": "float32",
+        "seed": 0,
+        "metadata": {"example": "quickstart-cnn"},
+    }
+
+
+def _seconds(s: float) -> str:
+    return f"{s:.1f} s" if s < 120 else f"{s / 60:.1f} min"
+
+
+def run_cnn(client: landscope.Client) -> None:
+    """The CNN-sized job: print its estimate, wait, print how long it took."""
+    req = _cnn_request()
+    job = client.jobs.submit(req)
+    print(f"\n== hessian_spectrum, CNN-sized, mode auto ({job.id})")
+    est = dict(job.estimate or {})
+    if est.get("seconds"):
+        sec, prods = est["seconds"], est["products"]
+        print(f"  estimate            mode {est['mode']}, ~{prods['typical']} products "
+              f"(at most {prods['max']}), {est['memory_bytes'] / 2**20:.1f} MiB")
+        print(f"                      {_seconds(sec['typical'])} typical, range "
+              f"{_seconds(sec['low'])} - {_seconds(sec['high'])} ({est['rates']['source']})")
+    t0 = time.monotonic()
+    done = client.jobs.wait(job.id, progress=True)
+    took = time.monotonic() - t0
+    if done.status != "succeeded" or done.result is None:
+        print(f"  job {done.status}: {done.error}")
+        return
+    res = done.result
+    print(f"  took                {_seconds(took)} (queue, model build and run), "
+          f"{'exact' if res['exact'] else 'iterative'}, {res['products']['total']} products")
+    if est.get("seconds"):
+        ratio = took / max(est["seconds"]["typical"], 1e-9)
+        inside = est["seconds"]["low"] <= took <= est["seconds"]["high"]
+        print(f"                      {ratio:.2g}x the typical estimate, "
+              f"{'inside' if inside else 'OUTSIDE'} its range (log error "
+              f"{abs(math.log10(max(ratio, 1e-9))):.2f} decades)")
+    print(f"  P = {res['num_params']}, N = {res['num_samples']}, top eigenvalues "
+          f"{_fmt(res['top']['eigenvalues'])}, lambda_min {_fmt([res['lambda_min']])}, "
+          f"status {res['status']}")
 
 
 def _fmt(values: list[float | None]) -> str:
@@ -79,3 +153,4 @@ def run(client: landscope.Client, outdir: pathlib.Path) -> None:
         path = outdir / "hessian_spectrum_density.png"
         path.write_bytes(client.jobs.artifact(done.id, "density.png"))
         print(f"  plot                {path}")
+    run_cnn(client)
