@@ -67,7 +67,7 @@ CASES = [
     ("hessian: cross-field rule", _req("hessian_spectrum", {"max_basis": 6}),
      ["options", "max_basis"]),
     ("connectivity: nested rule", _req("level_set_connectivity",
-                                       {"paths": {"neb": {"images": 30}}}),
+                                       {"paths": {"neb": {"images": 10, "max_pivots": 5}}}),
      ["options", "paths", "neb", "max_pivots"]),
     ("connectivity: unknown minimum blob",
      _req("level_set_connectivity", {"minima": ["sha256:" + "1" * 64]}), ["options", "minima"]),
