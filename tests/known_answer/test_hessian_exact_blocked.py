@@ -11,7 +11,7 @@ from torch import nn
 from torch.func import hessian
 
 from landscope_service.diagnostics import Cancelled, Monitor, Problem
-from landscope_service.diagnostics.hessian import dense_hessian
+from landscope_service.diagnostics.hessian import dense_hessian, exact
 from landscope_service.diagnostics.problem import flatten, unflatten
 
 DT = torch.float64
@@ -61,7 +61,8 @@ def test_blocked_dense_hessian_matches_torch_func(variant: str, batch_size: int 
     torch.testing.assert_close(got, got.T, rtol=0, atol=0)
 
 
-def test_progress_per_block_and_monotone() -> None:
+def test_progress_per_block_and_monotone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(exact, "BLOCK_SECONDS", 1e9)  # blocks keep their asked size
     pr = _conv_bn(None)
     p = pr.num_params
     seen: list[tuple[str, float, str]] = []
@@ -76,7 +77,38 @@ def test_progress_per_block_and_monotone() -> None:
     assert seen[1][2].startswith(f"40/{p} columns")
 
 
-def test_cancel_is_honoured_between_blocks() -> None:
+def test_slow_products_get_smaller_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(exact, "BLOCK_SECONDS", 1e-12)  # every product "too slow"
+    pr = _conv_bn(None)
+    seen: list[float] = []
+    mon = Monitor(progress=lambda s, f, m: seen.append(f), min_interval=0.0)
+    got = dense_hessian(pr, block_size=40, variant="double_backward", monitor=mon)
+    # the first block has the asked 40 columns, every later block one column
+    assert len(seen) == 1 + 1 + (pr.num_params - 40)
+    assert seen[1] == pytest.approx(40 / pr.num_params) and seen == sorted(seen)
+    torch.testing.assert_close(got, _reference(pr), rtol=0, atol=1e-10)
+
+
+def test_a_variant_that_fails_leaves_the_build_to_the_other(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    real = exact.make_hvp
+
+    def make(problem: Problem, variant: str = "auto", block_size: int = 8):  # type: ignore[no-untyped-def]
+        if variant == "vmap_forward_over_reverse":
+            def broken(v: torch.Tensor) -> torch.Tensor:
+                raise RuntimeError("vmap: no batching rule")
+            return broken
+        return real(problem, variant, block_size=block_size)
+
+    monkeypatch.setattr(exact, "make_hvp", make)
+    pr = _conv_bn(None)
+    # float64 known answer, 1e-10 absolute, built by double backward alone
+    torch.testing.assert_close(dense_hessian(pr, block_size=7), _reference(pr), rtol=0,
+                               atol=1e-10)
+
+
+def test_cancel_is_honoured_between_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(exact, "BLOCK_SECONDS", 1e9)
     pr = _conv_bn(None)
     blocks_done = []
 

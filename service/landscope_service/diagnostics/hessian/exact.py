@@ -27,6 +27,11 @@ __all__ = [
     "exact_spectrum",
 ]
 
+BLOCK_SECONDS = 1.0
+"""Once the variant is chosen, a block holds at most about this many seconds of products,
+so progress and cancellation checks come at least this often (fewer columns per block
+for slow products, never fewer than one)."""
+
 DENSE_MEMORY_BYTES = 4 << 30
 """Largest dense Hessian (``P * P`` numbers of the problem's dtype) exact mode builds."""
 
@@ -59,7 +64,8 @@ def dense_hessian(
     Args:
         problem: model, parameters (their device and dtype are used), data and loss.
         block_size: identity columns per block (products between progress reports and
-            cancellation checks).
+            cancellation checks); lowered after the first blocks so that a block takes
+            about :data:`BLOCK_SECONDS` at most.
         variant: a product variant of :data:`.hvp.HVP_VARIANTS`; ``"auto"`` times the
             first block with each of :data:`EXACT_CANDIDATES` and keeps the faster (both
             blocks' columns are used, so no product is wasted).
@@ -117,10 +123,13 @@ def dense_hessian(
             candidates.remove(name)
             chosen = candidates[0]
             continue
-        if chosen is None:
+        if chosen is None or not per_column:
             per_column[name] = (time.perf_counter() - t0) / (stop - start)
-            if len(per_column) == len(candidates):
+            if chosen is None and len(per_column) == len(candidates):
                 chosen = min(per_column, key=per_column.__getitem__)
+            if chosen is not None:  # keep blocks short: a check at least every ~second
+                fit = int(BLOCK_SECONDS / max(per_column[chosen], 1e-9))
+                block_size = max(1, min(block_size, fit))
         hess[:, start:stop] = cols
         start = stop
         monitor.report("dense_hessian", start / p, f"{start}/{p} columns"
