@@ -50,7 +50,8 @@ OPTIONS = OptionSet(
             "plane through `minima`; path: the straight line between the minima `pair` of the "
             "finished level_set_connectivity job `path_job`; trajectory_pca: the top "
             "principal directions of `checkpoints`; given: `direction_blobs`."),
-        "range": array(number(None, "A coordinate."), None,
+        "range": array(number(None, "A coordinate (in units of the direction).", ge=-1e6,
+                              le=1e6), None,
                        "[low, high] of every axis, or [alpha_low, alpha_high, beta_low, "
                        "beta_high]; low < high. null: [-1, 1]; [-0.5, 1.5] for minima and "
                        "path, whose points sit at 0 and 1; for trajectory_pca the "
