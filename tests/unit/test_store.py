@@ -109,16 +109,20 @@ def test_lost_lease_is_requeued_then_failed_after_max_attempts(store: JobStore) 
     assert sent == [job["id"]]
 
 
-def test_live_lease_is_not_reaped(store: JobStore) -> None:
-    """The lease lives lease_s after each renewal; its lapse is made with PEXPIRE, not sleep."""
+def test_live_lease_is_not_reaped(redis_client) -> None:  # type: ignore[no-untyped-def]
+    """The lease lives lease_s after each renewal; its lapse is made with PEXPIRE, not sleep.
+
+    lease_s is 10 minutes here so that no stall of the test can let it lapse on its own.
+    """
+    store = JobStore(redis_client, lease_s=600.0)
     job, _ = _create(store)
     lease = f"ls:lease:{job['id']}"
     _, _, token = store.start(job["id"], worker="w", max_attempts=3)
-    assert 0 < store.client.pttl(lease) <= 1000  # lease_s = 1
+    assert 540_000 < store.client.pttl(lease) <= 600_000
     assert reap(store, lambda jid, q: None, max_attempts=3) == []
-    store.client.pexpire(lease, 5)  # the lease nearly ran out; a renewal restores lease_s
+    store.client.pexpire(lease, 60_000)  # the lease ran down to a minute; a renewal restores it
     assert store.renew(job["id"], token)
-    assert 5 < store.client.pttl(lease) <= 1000
+    assert 540_000 < store.client.pttl(lease) <= 600_000
     assert not store.renew(job["id"], "another-token")  # only the holder renews
     assert reap(store, lambda jid, q: None, max_attempts=3) == []
     store.client.pexpire(lease, 0)  # lease_s passes without a renewal: the key expires
