@@ -57,6 +57,7 @@ bench-env:
 
 bench: install bench-env
 	.venv-bench/bin/python benchmarks/hessian_vs_anchors.py
+	.venv-bench/bin/python benchmarks/slice_vs_loss_landscapes.py
 	$(PY) benchmarks/manifold_scale.py
 	$(PY) benchmarks/connectivity_budget.py
 	$(PY) benchmarks/service_overhead.py
