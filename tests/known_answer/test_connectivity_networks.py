@@ -117,6 +117,40 @@ def test_linear_232_connected_freeman_bruna() -> None:
     assert fb["hypotheses"]["hidden_widths"] == [3] and fb["hypotheses"]["min_n0_nL"] == 2
 
 
+def test_linear_232_default_options_confirmed() -> None:
+    """Freeman & Bruna: (2, 3, 2) linear, hidden width 3 > min(2, 2): N_lambda = 1 for
+    every lambda >= 0 (the minima's losses are ~1e-31, so the levels start at 1e-20),
+    found with the default path options, and the check says "confirmed"."""
+    model = linear_net(2, 3, 2)
+    x = torch.eye(2, dtype=DT)
+    y = torch.diag(torch.tensor([2.0, 1.0], dtype=DT))
+    prob = problem_for(model, x, y)
+    gen = torch.Generator().manual_seed(3)
+    minima = []
+    for k in range(4):
+        w1 = torch.randn(3, 2, generator=gen, dtype=DT)
+        w2 = y @ torch.linalg.pinv(w1)
+        sign = -1.0 if k % 2 else 1.0
+        minima.append({"0.weight": sign * w1, "1.weight": sign * w2})
+    blobs = {f"blob{k}": mm for k, mm in enumerate(minima)}
+    ctx = RunContext(load_params=lambda ref: blobs[ref], seed=0)
+    grid = [1e-20, 1e-9, 1e-6, 1e-4, 1e-3, 1e-2, 0.1, 0.5, 1.0, 2.0]
+    res = run_level_set_connectivity(
+        prob, {"minima": list(blobs), "num_trained": 0, "lambda_grid": grid}, ctx
+    ).result
+    ps = res["parameter_space"]
+    assert ps["n_lambda"] == [1] * len(grid)
+    # Every merge is a real path below the noise level (not a lowered straight line).
+    assert max(ps["merge_heights"]) < ps["noise_level"]
+    assert all(src != "direct" or p["refined"] for p, src in [
+        (p, ps["barrier_source"][p["i"]][p["j"]]) for p in ps["pairs"]
+    ] if p["linear"] > ps["noise_level"] and src == "direct")
+    fb = res["theory"]["freeman_bruna_linear"]
+    assert fb["applies"] is True and fb["verdict"] == "confirmed" and fb["agrees"] is True
+    # The raw counts stay beside the effective ones.
+    assert ps["n_lambda_raw"][-1] == 1
+
+
 def _mlp() -> nn.Sequential:
     torch.manual_seed(0)
     return nn.Sequential(

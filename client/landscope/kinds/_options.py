@@ -171,10 +171,10 @@ class LandscapeSliceOptions(OptionsBase):
         plots: Write contour.png and surface.png (2-D) or profile.png.
         points_per_pass: Grid points per batched forward pass (null: as many as fit a memory
             budget).
-        range: [low, high] of every axis, or [alpha_low, alpha_high, beta_low, beta_high]; low <
-            high. null: [-1, 1]; [-0.5, 1.5] for minima and path, whose points sit at 0 and 1;
-            for trajectory_pca the trajectory's extent and the origin, widened by 20% of the
-            span on each side.
+        range: [[low, high]] for every axis or one [low, high] per axis ([[alpha_low,
+            alpha_high], [beta_low, beta_high]]). null: [-1, 1]; [-0.5, 1.5] for minima and
+            path, whose points sit at 0 and 1; for trajectory_pca the trajectory's extent and
+            the origin, widened by 20% of the span on each side.
         resolution: Grid points per axis: one number for every axis or one per axis; at most 401
             for a 1-D slice and 201 x 201 for a 2-D one. null: 51.
         rows_per_piece: Grid rows per piece fanned out over workers (null: at most 16 pieces).
@@ -197,12 +197,12 @@ class LandscapeSliceOptions(OptionsBase):
     path_points: tuple[str, ...] | None = None
     plots: bool = True
     points_per_pass: int | None = None
-    range: tuple[float, ...] | None = None
+    range: tuple[tuple[float, ...], ...] | None = None
     resolution: tuple[int, ...] | None = None
     rows_per_piece: int | None = None
     seed: int | None = None
 
-    _FIELDS: ClassVar[Mapping[str, Mapping[str, Any]]] = {'accuracy': {'type': 'boolean'}, 'bias_norm': {'type': 'string', 'enum': ['zero', 'normalize']}, 'checkpoints': {'type': 'array', 'nullable': True, 'minItems': 2, 'maxItems': 256, 'items': {'type': 'string', 'minLength': 1, 'maxLength': 200}}, 'convexity': {'type': 'boolean'}, 'dims': {'type': 'integer', 'minimum': 1, 'maximum': 2}, 'direction_blobs': {'type': 'array', 'nullable': True, 'minItems': 1, 'maxItems': 2, 'items': {'type': 'string', 'minLength': 1, 'maxLength': 200}}, 'directions': {'type': 'string', 'enum': ['random_filter_normalized', 'hessian_top', 'minima', 'path', 'trajectory_pca', 'given']}, 'hessian': {'type': 'object'}, 'minima': {'type': 'array', 'nullable': True, 'minItems': 2, 'maxItems': 3, 'items': {'type': 'string', 'minLength': 1, 'maxLength': 200}}, 'normalization': {'type': 'string', 'enum': ['filter', 'none']}, 'orthogonalize': {'type': 'boolean'}, 'pair': {'type': 'array', 'nullable': True, 'minItems': 2, 'maxItems': 2, 'items': {'type': 'integer', 'minimum': 0, 'maximum': 10000}}, 'path_job': {'type': 'string', 'nullable': True, 'minLength': 1, 'maxLength': 200}, 'path_points': {'type': 'array', 'nullable': True, 'minItems': 2, 'maxItems': 3, 'items': {'type': 'string', 'minLength': 1, 'maxLength': 200}}, 'plots': {'type': 'boolean'}, 'points_per_pass': {'type': 'integer', 'nullable': True, 'minimum': 1, 'maximum': 100000}, 'range': {'type': 'array', 'nullable': True, 'minItems': 2, 'maxItems': 4, 'items': {'type': 'number', 'minimum': -1000000.0, 'maximum': 1000000.0}}, 'resolution': {'type': 'array', 'nullable': True, 'minItems': 1, 'maxItems': 2, 'items': {'type': 'integer', 'minimum': 2, 'maximum': 401}}, 'rows_per_piece': {'type': 'integer', 'nullable': True, 'minimum': 1, 'maximum': 401}, 'seed': {'type': 'integer', 'nullable': True, 'minimum': 0, 'maximum': 9223372036854775807}}
+    _FIELDS: ClassVar[Mapping[str, Mapping[str, Any]]] = {'accuracy': {'type': 'boolean'}, 'bias_norm': {'type': 'string', 'enum': ['zero', 'normalize']}, 'checkpoints': {'type': 'array', 'nullable': True, 'minItems': 2, 'maxItems': 256, 'items': {'type': 'string', 'minLength': 1, 'maxLength': 200}}, 'convexity': {'type': 'boolean'}, 'dims': {'type': 'integer', 'minimum': 1, 'maximum': 2}, 'direction_blobs': {'type': 'array', 'nullable': True, 'minItems': 1, 'maxItems': 2, 'items': {'type': 'string', 'minLength': 1, 'maxLength': 200}}, 'directions': {'type': 'string', 'enum': ['random_filter_normalized', 'hessian_top', 'minima', 'path', 'trajectory_pca', 'given']}, 'hessian': {'type': 'object'}, 'minima': {'type': 'array', 'nullable': True, 'minItems': 2, 'maxItems': 3, 'items': {'type': 'string', 'minLength': 1, 'maxLength': 200}}, 'normalization': {'type': 'string', 'enum': ['filter', 'none']}, 'orthogonalize': {'type': 'boolean'}, 'pair': {'type': 'array', 'nullable': True, 'minItems': 2, 'maxItems': 2, 'items': {'type': 'integer', 'minimum': 0, 'maximum': 10000}}, 'path_job': {'type': 'string', 'nullable': True, 'minLength': 1, 'maxLength': 200}, 'path_points': {'type': 'array', 'nullable': True, 'minItems': 2, 'maxItems': 3, 'items': {'type': 'string', 'minLength': 1, 'maxLength': 200}}, 'plots': {'type': 'boolean'}, 'points_per_pass': {'type': 'integer', 'nullable': True, 'minimum': 1, 'maximum': 100000}, 'range': {'type': 'array', 'nullable': True, 'minItems': 1, 'maxItems': 2, 'items': {'type': 'array', 'minItems': 2, 'maxItems': 2, 'items': {'type': 'number', 'minimum': -1000000.0, 'maximum': 1000000.0}}}, 'resolution': {'type': 'array', 'nullable': True, 'minItems': 1, 'maxItems': 2, 'items': {'type': 'integer', 'minimum': 2, 'maximum': 401}}, 'rows_per_piece': {'type': 'integer', 'nullable': True, 'minimum': 1, 'maximum': 401}, 'seed': {'type': 'integer', 'nullable': True, 'minimum': 0, 'maximum': 9223372036854775807}}
     _RULES: ClassVar[tuple[tuple[str, Callable[[Any], bool], str], ...]] = (
         ('convexity', lambda o: not o.convexity or o.dims == 2, 'convexity needs a 2-D slice (dims 2).'),
     )
@@ -227,32 +227,45 @@ class BezierOptions(OptionsBase):
 
 @dataclass(frozen=True, kw_only=True)
 class LinearOptions(OptionsBase):
-    """Evaluation grid of every path profile (linear paths and optimised curves) (defaults equal the server's).
+    """Sampling and certification of every path profile (linear paths and optimised curves): values and directional derivatives at samples, a curvature bound between them, bracketing refinement to the resolution (defaults equal the server's).
 
     Attributes:
-        num_points: Uniform grid points on [0, 1].
-        refine_points: New points per zoom round.
-        refine_rounds: Zoom rounds around the highest point.
+        curvature_safety: Factor on the local curvature estimate (the largest curvature of the
+            cubic interpolants of an interval and its neighbours).
+        num_points: Uniform samples on [0, 1] to start from.
+        refine_points: Most new samples per path and round.
+        refine_rounds: Most certification rounds.
+        rel_resolution: Resolution relative to the rise of the highest sample above the lower
+            end (when resolution is null).
+        resolution: Absolute resolution of a path maximum in loss units (null: rel_resolution
+            times the rise of the path).
     """
 
+    curvature_safety: float = 2.0
     num_points: int = 33
-    refine_points: int = 8
-    refine_rounds: int = 3
+    refine_points: int = 16
+    refine_rounds: int = 40
+    rel_resolution: float = 0.0001
+    resolution: float | None = None
 
-    _FIELDS: ClassVar[Mapping[str, Mapping[str, Any]]] = {'num_points': {'type': 'integer', 'minimum': 2, 'maximum': 10000}, 'refine_points': {'type': 'integer', 'minimum': 0, 'maximum': 1000}, 'refine_rounds': {'type': 'integer', 'minimum': 0, 'maximum': 20}}
+    _FIELDS: ClassVar[Mapping[str, Mapping[str, Any]]] = {'curvature_safety': {'type': 'number', 'minimum': 1.0, 'maximum': 1000000.0}, 'num_points': {'type': 'integer', 'minimum': 2, 'maximum': 10000}, 'refine_points': {'type': 'integer', 'minimum': 0, 'maximum': 1000}, 'refine_rounds': {'type': 'integer', 'minimum': 0, 'maximum': 1000}, 'rel_resolution': {'type': 'number', 'minimum': 0.0, 'maximum': 1.0, 'exclusiveMinimum': 0}, 'resolution': {'type': 'number', 'nullable': True, 'minimum': 0.0, 'maximum': 1000000000000.0, 'exclusiveMinimum': 0}}
 
 
 @dataclass(frozen=True, kw_only=True)
 class NEBOptions(OptionsBase):
-    """Nudged elastic band with AutoNEB pivot insertion (Draxler et al. 2018) (defaults equal the server's).
+    """Nudged elastic band with adaptive pivot insertion (Draxler et al. 2018) (defaults equal the server's).
 
     Attributes:
         climb: Climbing image.
-        cycles: AutoNEB cycles (relax, then insert pivots).
+        converge_tol: A chain whose band maximum fell by at most this times its excess over the
+            higher end during a cycle stops (0: never).
+        cycles: Cycles (relax, then insert pivots where the band is high).
         images: Interior pivots of the initial straight chain.
-        insert_per_cycle: Pivots inserted per cycle at most.
-        insert_tol: Relative rise of a segment that earns a new pivot.
-        lr: Learning rate relative to the RMS per-coordinate endpoint distance.
+        insert_per_cycle: Pivots inserted per cycle (segments rising most above their ends, else
+            the longest).
+        insert_tol: Relative rise of a segment that counts as rising.
+        lr: Learning rate relative to the RMS per-coordinate endpoint distance. Decays by 0.7
+            from cycle to cycle.
         max_pivots: Most pivots, endpoints included (at least images + 2).
         segment_points: Points per segment searched for the highest residual.
         spring: Spring constant relative to the mean perpendicular force.
@@ -260,17 +273,18 @@ class NEBOptions(OptionsBase):
     """
 
     climb: bool = True
-    cycles: int = 4
-    images: int = 5
-    insert_per_cycle: int = 2
+    converge_tol: float = 0.001
+    cycles: int = 6
+    images: int = 7
+    insert_per_cycle: int = 4
     insert_tol: float = 0.001
     lr: float = 0.05
-    max_pivots: int = 24
-    segment_points: int = 7
+    max_pivots: int = 33
+    segment_points: int = 5
     spring: float = 1.0
-    steps: int = 150
+    steps: int = 100
 
-    _FIELDS: ClassVar[Mapping[str, Mapping[str, Any]]] = {'climb': {'type': 'boolean'}, 'cycles': {'type': 'integer', 'minimum': 1, 'maximum': 100}, 'images': {'type': 'integer', 'minimum': 1, 'maximum': 1000}, 'insert_per_cycle': {'type': 'integer', 'minimum': 0, 'maximum': 1000}, 'insert_tol': {'type': 'number', 'minimum': 0.0, 'maximum': 1.0}, 'lr': {'type': 'number', 'minimum': 0.0, 'maximum': 1000000.0, 'exclusiveMinimum': 0}, 'max_pivots': {'type': 'integer', 'minimum': 3, 'maximum': 10000}, 'segment_points': {'type': 'integer', 'minimum': 1, 'maximum': 1000}, 'spring': {'type': 'number', 'minimum': 0.0, 'maximum': 1000000.0}, 'steps': {'type': 'integer', 'minimum': 0, 'maximum': 100000}}
+    _FIELDS: ClassVar[Mapping[str, Mapping[str, Any]]] = {'climb': {'type': 'boolean'}, 'converge_tol': {'type': 'number', 'minimum': 0.0, 'maximum': 1.0}, 'cycles': {'type': 'integer', 'minimum': 1, 'maximum': 100}, 'images': {'type': 'integer', 'minimum': 1, 'maximum': 1000}, 'insert_per_cycle': {'type': 'integer', 'minimum': 0, 'maximum': 1000}, 'insert_tol': {'type': 'number', 'minimum': 0.0, 'maximum': 1.0}, 'lr': {'type': 'number', 'minimum': 0.0, 'maximum': 1000000.0, 'exclusiveMinimum': 0}, 'max_pivots': {'type': 'integer', 'minimum': 3, 'maximum': 10000}, 'segment_points': {'type': 'integer', 'minimum': 1, 'maximum': 1000}, 'spring': {'type': 'number', 'minimum': 0.0, 'maximum': 1000000.0}, 'steps': {'type': 'integer', 'minimum': 0, 'maximum': 100000}}
     _RULES: ClassVar[tuple[tuple[str, Callable[[Any], bool], str], ...]] = (
         ('max_pivots', lambda o: o.max_pivots >= o.images + 2, 'max_pivots ({max_pivots}) must be at least images + 2 (images={images}).'),
     )
@@ -304,6 +318,9 @@ class RefineOptions(OptionsBase):
             (optimistically, from the refined pairs' ratio of optimised to linear excess) to
             lower a merge height.
         budget_pairs: Most pairs refined (null: no limit).
+        growth: Factor on per_edge from round to round (fewer, wider rounds).
+        per_edge: Beyond the tree: pairs per tree edge in the first round (the likeliest
+            bypasses first).
         strategy: exact: minimum-spanning-tree edges first, then every pair that could still
             lower a merge height (its lower bound max(L_i, L_j) is below it): the same N_lambda
             and merge heights as all, usually for fewer pairs; mst: the same with an optimistic
@@ -313,9 +330,11 @@ class RefineOptions(OptionsBase):
 
     beyond_mst: bool = True
     budget_pairs: int | None = None
+    growth: float = 2.0
+    per_edge: int = 1
     strategy: Literal["exact", "mst", "all", "none"] = 'exact'
 
-    _FIELDS: ClassVar[Mapping[str, Mapping[str, Any]]] = {'beyond_mst': {'type': 'boolean'}, 'budget_pairs': {'type': 'integer', 'nullable': True, 'minimum': 0, 'maximum': 100000}, 'strategy': {'type': 'string', 'enum': ['exact', 'mst', 'all', 'none']}}
+    _FIELDS: ClassVar[Mapping[str, Mapping[str, Any]]] = {'beyond_mst': {'type': 'boolean'}, 'budget_pairs': {'type': 'integer', 'nullable': True, 'minimum': 0, 'maximum': 100000}, 'growth': {'type': 'number', 'minimum': 1.0, 'maximum': 1000.0}, 'per_edge': {'type': 'integer', 'minimum': 1, 'maximum': 10000}, 'strategy': {'type': 'string', 'enum': ['exact', 'mst', 'all', 'none']}}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -348,11 +367,15 @@ class LevelSetConnectivityOptions(OptionsBase):
             levels spanning the minima and merge heights.
         lambda_grid_size: Levels of the automatic grid.
         minima: Weight blob ids of given minima (same architecture).
+        noise_tol: Absolute noise level in loss units; replaces the relative rule when set.
         num_trained: Minima trained by the service from derived seeds; given + trained >= 2 and
             <= 64.
         paths: Path finders.
-        persistence_threshold: Relative persistence below which a merge counts as numerical
-            noise (times the spread of heights).
+        persistence_threshold: Relative persistence below which a merge counts as noise: times
+            the spread of the resolved heights (minima and refined merges, never straight-line
+            bounds); the noise level is at least 1e-3 times the loss of the zero output.
+        plot_log: Loss axis of path_profiles.png (auto: log when the losses span more than three
+            decades).
         refine: Refinement strategy and budget.
         train: Training of the seed-trained minima.
     """
@@ -361,13 +384,15 @@ class LevelSetConnectivityOptions(OptionsBase):
     lambda_grid: tuple[float, ...] | None = None
     lambda_grid_size: int = 64
     minima: tuple[str, ...] = ()
+    noise_tol: float | None = None
     num_trained: int = 4
     paths: PathsOptions = field(default_factory=PathsOptions)
     persistence_threshold: float = 0.01
+    plot_log: Literal["auto", "linear", "log"] = 'auto'
     refine: RefineOptions = field(default_factory=RefineOptions)
     train: TrainOptions = field(default_factory=TrainOptions)
 
-    _FIELDS: ClassVar[Mapping[str, Mapping[str, Any]]] = {'align': {'type': 'boolean'}, 'lambda_grid': {'type': 'array', 'nullable': True, 'minItems': 1, 'maxItems': 10000, 'items': {'type': 'number'}}, 'lambda_grid_size': {'type': 'integer', 'minimum': 2, 'maximum': 10000}, 'minima': {'type': 'array', 'maxItems': 64, 'items': {'type': 'string', 'minLength': 1, 'maxLength': 200}}, 'num_trained': {'type': 'integer', 'minimum': 0, 'maximum': 64}, 'paths': {'type': 'object'}, 'persistence_threshold': {'type': 'number', 'minimum': 0.0, 'maximum': 1.0}, 'refine': {'type': 'object'}, 'train': {'type': 'object'}}
+    _FIELDS: ClassVar[Mapping[str, Mapping[str, Any]]] = {'align': {'type': 'boolean'}, 'lambda_grid': {'type': 'array', 'nullable': True, 'minItems': 1, 'maxItems': 10000, 'items': {'type': 'number'}}, 'lambda_grid_size': {'type': 'integer', 'minimum': 2, 'maximum': 10000}, 'minima': {'type': 'array', 'maxItems': 64, 'items': {'type': 'string', 'minLength': 1, 'maxLength': 200}}, 'noise_tol': {'type': 'number', 'nullable': True, 'minimum': 0.0, 'maximum': 1000000000000.0}, 'num_trained': {'type': 'integer', 'minimum': 0, 'maximum': 64}, 'paths': {'type': 'object'}, 'persistence_threshold': {'type': 'number', 'minimum': 0.0, 'maximum': 1.0}, 'plot_log': {'type': 'string', 'enum': ['auto', 'linear', 'log']}, 'refine': {'type': 'object'}, 'train': {'type': 'object'}}
     _RULES: ClassVar[tuple[tuple[str, Callable[[Any], bool], str], ...]] = (
         ('num_trained', lambda o: len(o.minima) + o.num_trained >= 2, 'At least 2 minima are needed: given minima and num_trained={num_trained} make fewer; add weight blob ids to minima or raise num_trained.'),
         ('num_trained', lambda o: len(o.minima) + o.num_trained <= 64, 'At most 64 minima per job: given minima plus num_trained={num_trained} make more.'),

@@ -28,8 +28,8 @@ objective evaluates it in one vectorised call (``torch.func.vmap`` over the stac
 parameters for networks, broadcasting for analytic functions); all chains gain the same
 number of pivots per cycle so the stack stays rectangular. A pair whose band is already
 below its ``target`` (a level under which a lower barrier could change nothing, given by
-the caller) leaves the batch after that cycle. No host synchronisation happens inside a
-cycle.
+the caller) leaves the batch after that cycle, and so does a pair whose band stopped
+falling (``converge_tol``). No host synchronisation happens inside a cycle.
 """
 
 from __future__ import annotations
@@ -76,6 +76,9 @@ class NEBConfig:
             residual.
         insert_tol: a segment counts as rising when it rises above both its ends by more
             than ``insert_tol`` times the loss range along the chain.
+        converge_tol: a chain whose band maximum fell by at most ``converge_tol`` times
+            its excess over the higher end during a cycle has converged and leaves the
+            batch (0: never).
     """
 
     images: int = 7
@@ -88,12 +91,15 @@ class NEBConfig:
     insert_per_cycle: int = 4
     segment_points: int = 5
     insert_tol: float = 1e-3
+    converge_tol: float = 1e-3
 
     def __post_init__(self) -> None:
         if self.images < 1 or self.cycles < 1 or self.steps < 0:
             raise ValueError("NEB: images >= 1, cycles >= 1 and steps >= 0 are required.")
         if not self.lr > 0 or self.spring < 0 or self.max_pivots < self.images + 2:
             raise ValueError("NEB: lr > 0, spring >= 0 and max_pivots >= images + 2 required.")
+        if self.converge_tol < 0:
+            raise ValueError(f"NEB: converge_tol must be >= 0, got {self.converge_tol}.")
         if self.insert_per_cycle < 0 or self.segment_points < 1:
             raise ValueError("NEB: insert_per_cycle >= 0 and segment_points >= 1 required.")
 
@@ -258,6 +264,8 @@ def neb_paths(
     chain[:, 1:-1] += 1e-3 * scale.view(-1, 1, 1) * noise
     final: list[Tensor | None] = [None] * nb
     inserted = [0] * nb
+    prev_band: dict[int, float] = {}
+    ends_host = end_vals.max(dim=1).values.cpu().tolist()
     # Identical endpoints: nothing to relax.
     active = [k for k in range(nb) if bool(scale[k] > 0)]
     for k in range(nb):
@@ -316,7 +324,13 @@ def neb_paths(
         keep: list[int] = []
         for r, k in enumerate(active):
             t = tg[k]
-            if t is not None and band_host[r] <= t:
+            excess = band_host[r] - ends_host[k]
+            stalled = (
+                k in prev_band
+                and prev_band[k] - band_host[r] <= cfg.converge_tol * max(excess, 0.0)
+            )
+            prev_band[k] = band_host[r]
+            if (t is not None and band_host[r] <= t) or stalled:
                 final[k] = sub[r]
             else:
                 keep.append(r)

@@ -278,6 +278,7 @@ def refine_barriers(
     noise_fn: NoiseFn | None = None,
     target_tol: float = 0.0,
     per_edge: int = 1,
+    growth: float = 2.0,
 ) -> RefineReport:
     """Upper bounds on all pairwise barriers, refining the pairs that matter first.
 
@@ -295,10 +296,14 @@ def refine_barriers(
             still lower a merge height under the optimistic prediction (``mst`` only).
         noise_fn: the noise level from the current bounds and refined pairs (default:
             0); height changes up to it do not count as changes.
-        target_tol: a path finder may stop once a pair's barrier is within this of its
-            lower bound ``max(L_i, L_j)`` (a level known before refinement, at most the
-            final noise level).
-        per_edge: pairs per tree edge and round beyond the tree.
+        target_tol: a level known before refinement, at most the final noise level; a
+            path finder may stop once a pair's band is within half of it of the pair's
+            lower bound ``max(L_i, L_j)`` (half, so the certified barrier lands clearly
+            below the noise level).
+        per_edge: pairs per tree edge in the first round beyond the tree; multiplied by
+            ``growth`` every further round (the likeliest bypasses first, then wider
+            rounds, so few rounds finish even when most pairs qualify).
+        growth: factor of ``per_edge`` from round to round (>= 1).
 
     Returns:
         The :class:`RefineReport`.
@@ -309,6 +314,8 @@ def refine_barriers(
         )
     if budget_pairs is not None and budget_pairs < 0:
         raise ValueError(f"budget_pairs must be >= 0, got {budget_pairs}.")
+    if per_edge < 1 or not growth >= 1:
+        raise ValueError(f"per_edge >= 1 and growth >= 1 required, got {per_edge}, {growth}.")
     L = np.asarray(losses, dtype=np.float64)
     m = int(L.shape[0])
     pairs = _pairs(m)
@@ -333,7 +340,7 @@ def refine_barriers(
         return float(noise_fn(bounds, done)) if noise_fn is not None else 0.0
 
     def targets(batch: list[Pair]) -> list[float]:
-        return [float(max(L[i], L[j]) + target_tol) for i, j in batch]
+        return [float(max(L[i], L[j]) + 0.5 * target_tol) for i, j in batch]
 
     if pairs:
         absorb(pairs, cheap_fn(pairs))
@@ -365,14 +372,16 @@ def refine_barriers(
             rounds = 1
             report_round()
     elif strategy in ("mst", "exact"):
+        width = float(per_edge)
         while True:
             tree = minimum_spanning_edges(L.tolist(), bounds)
             todo = [(i, j) for w, i, j in sorted(tree, key=lambda e: -e[0]) if (i, j) not in done]
             if not todo and (beyond_mst or strategy == "exact"):
                 todo = _candidates(
                     L, bounds, cheap, done, noise(done),
-                    optimistic=strategy == "mst", per_edge=per_edge,
+                    optimistic=strategy == "mst", per_edge=int(width),
                 )
+                width *= growth
             if not todo:
                 break
             if remaining <= 0:

@@ -62,24 +62,24 @@ DEFAULT_OPTIONS: dict[str, Any] = OPTIONS.defaults()
 """Defaults, derived from the option table ``diagnostics/options/level_set_connectivity.py``."""
 
 BARRIER_NOTE = (
-    "Every reported path barrier is at least the maximum of the loss along its path, up "
-    "to the local curvature estimate between samples: the path maximum lies in "
-    "[barrier - resolution, barrier]. A path found is one path, so each barrier is an upper "
-    "bound on the true minimax barrier (min over paths of the max loss); the only lower "
-    "bound is max(L_i, L_j). The barrier matrix gives each pair's best known upper bound, "
-    "direct or through a chain of pairs (ultrametric closure). Merge heights are therefore "
-    "upper bounds and N_lambda is an upper bound on the number of components of the level "
-    "set that contain the minima."
+    "A pair's path barrier is the highest loss sampled along its path and resolution its "
+    "certified margin: under the local curvature estimate between samples the maximum of "
+    "the loss along the path lies in [barrier, barrier + resolution]. A path found is one "
+    "path, so barrier + resolution is an upper bound on the true minimax barrier (min over "
+    "paths of the max loss); the only lower bound is max(L_i, L_j). The barrier matrix "
+    "gives each pair's best known upper bound (barrier + resolution), direct or through a "
+    "chain of pairs (ultrametric closure, barrier_source). Merge heights are therefore "
+    "upper bounds and n_lambda_raw is an upper bound on the number of components of the "
+    "level set that contain the minima."
 )
 
 GUARANTEE = (
-    "Under the local curvature estimate between samples (curvature_safety times the "
-    "largest curvature of the cubic interpolants of the interval and its neighbours): "
-    "every reported path barrier is >= the maximum of the loss along its path, and that "
-    "maximum is >= barrier - resolution. Hence every barrier-matrix entry is >= the true "
-    "minimax barrier of its pair, every merge height is >= the true merge height of the "
-    "sampled minima, and n_lambda_raw is >= the true number of level-set components "
-    "holding them."
+    "Every reported path barrier is at least the maximum of the loss along its path, up "
+    "to its resolution (under the local curvature estimate between samples: "
+    "curvature_safety times the largest curvature of the cubic interpolants of the "
+    "interval and its neighbours). Every barrier-matrix entry and merge height is at least "
+    "the true minimax barrier of its pair or merge, and n_lambda_raw is at least the true "
+    "number of level-set components holding the sampled minima, under the same estimate."
 )
 
 
@@ -426,8 +426,7 @@ def run_level_set_connectivity(
         return fn
 
     tau = float(opts["persistence_threshold"])
-    abs_tol = opts.get("noise_tol")
-    abs_tol = None if abs_tol is None else float(abs_tol)
+    abs_tol = None if opts["noise_tol"] is None else float(opts["noise_tol"])
     loss_scale = zero_output_loss(problem, like)
 
     def noise_fn(bounds: np.ndarray, done: set[tuple[int, int]]) -> float:
@@ -473,6 +472,8 @@ def run_level_set_connectivity(
             noise_fn=noise_fn,
             target_tol=target_tol,
             on_round=on_round,
+            per_edge=int(opts["refine"]["per_edge"]),
+            growth=float(opts["refine"]["growth"]),
         )
         mon.check()
 
@@ -554,6 +555,8 @@ def run_level_set_connectivity(
                         "j": j,
                         "method": o.method,
                         "barrier": _fin(o.barrier),
+                        "resolution": _fin(o.resolution),
+                        "bracketed": bool(o.bracketed),
                         "ts": o.ts,
                         "losses": [_fin(v) for v in o.losses],
                     }
@@ -561,9 +564,11 @@ def run_level_set_connectivity(
     barriers_doc = {
         "note": BARRIER_NOTE,
         "losses": losses,
-        "parameter_space": _matrix(tree.barriers),
-        "parameter_space_linear": _matrix(reports["parameter"].cheap),
-        "modulo_permutation": _matrix(tree_perm.barriers) if tree_perm is not None else None,
+        "parameter_space": param_json["barriers"],
+        "parameter_space_source": param_json["barrier_source"],
+        "parameter_space_direct": param_json["barriers_direct"],
+        "parameter_space_linear": param_json["barriers_linear"],
+        "modulo_permutation": perm_json["barriers"] if perm_json is not None else None,
     }
     mst_pairs = {tuple(mg.edge) for mg in tree.merges}
     plot_profiles = []
@@ -573,6 +578,9 @@ def run_level_set_connectivity(
             if lin and o.method != "linear":
                 plot_profiles.append((f"{i}-{j} linear", lin[0].ts, lin[0].losses))
             plot_profiles.append((f"{i}-{j} {o.method}", o.ts, o.losses))
+            if "permutation" in reports and (i, j) in reports["permutation"].best:
+                pa = reports["permutation"].best[(i, j)]
+                plot_profiles.append((f"{i}-{j} aligned {pa.method}", pa.ts, pa.losses))
     artifacts = [
         Artifact("barriers.json", "application/json", json.dumps(barriers_doc).encode()),
         Artifact(
@@ -582,7 +590,11 @@ def run_level_set_connectivity(
         Artifact(
             "path_profiles.png",
             "image/png",
-            path_profiles_png(plot_profiles, title="Loss along the merge-tree (MST) paths"),
+            path_profiles_png(
+                plot_profiles,
+                title="Loss along the merge-tree (MST) paths",
+                log={"auto": None, "log": True, "linear": False}[str(opts["plot_log"])],
+            ),
         ),
     ]
     mon.report("done", 1.0, f"{m} minima, {n_pairs} pairs", force=True)

@@ -35,32 +35,50 @@ TRAIN = OptionSet(
 
 LINEAR = OptionSet(
     name="LinearOptions",
-    doc="Evaluation grid of every path profile (linear paths and optimised curves).",
+    doc="Sampling and certification of every path profile (linear paths and optimised "
+        "curves): values and directional derivatives at samples, a curvature bound "
+        "between them, bracketing refinement to the resolution.",
     fields={
-        "num_points": integer(33, "Uniform grid points on [0, 1].", ge=2, le=10_000),
-        "refine_rounds": integer(3, "Zoom rounds around the highest point.", ge=0, le=20),
-        "refine_points": integer(8, "New points per zoom round.", ge=0, le=1000),
+        "num_points": integer(33, "Uniform samples on [0, 1] to start from.", ge=2,
+                              le=10_000),
+        "refine_rounds": integer(40, "Most certification rounds.", ge=0, le=1000),
+        "refine_points": integer(16, "Most new samples per path and round.", ge=0, le=1000),
+        "resolution": number(None, "Absolute resolution of a path maximum in loss units "
+                             "(null: rel_resolution times the rise of the path).", gt=0,
+                             le=1e12, nullable=True),
+        "rel_resolution": number(1e-4, "Resolution relative to the rise of the highest "
+                                 "sample above the lower end (when resolution is null).",
+                                 gt=0, le=1),
+        "curvature_safety": number(2.0, "Factor on the local curvature estimate (the "
+                                   "largest curvature of the cubic interpolants of an "
+                                   "interval and its neighbours).", ge=1, le=1e6),
     },
 )
 
 NEB = OptionSet(
     name="NEBOptions",
-    doc="Nudged elastic band with AutoNEB pivot insertion (Draxler et al. 2018).",
+    doc="Nudged elastic band with adaptive pivot insertion (Draxler et al. 2018).",
     fields={
-        "images": integer(5, "Interior pivots of the initial straight chain.", ge=1, le=1000),
-        "cycles": integer(4, "AutoNEB cycles (relax, then insert pivots).", ge=1, le=100),
-        "steps": integer(150, "Adam steps per cycle.", ge=0, le=100_000),
-        "lr": number(0.05, _LR_RELATIVE, gt=0, le=1e6),
+        "images": integer(7, "Interior pivots of the initial straight chain.", ge=1, le=1000),
+        "cycles": integer(6, "Cycles (relax, then insert pivots where the band is high).",
+                          ge=1, le=100),
+        "steps": integer(100, "Adam steps per cycle.", ge=0, le=100_000),
+        "lr": number(0.05, _LR_RELATIVE + " Decays by 0.7 from cycle to cycle.", gt=0,
+                     le=1e6),
         "spring": number(1.0, "Spring constant relative to the mean perpendicular force.",
                          ge=0, le=1e6),
         "climb": boolean(True, "Climbing image."),
-        "max_pivots": integer(24, "Most pivots, endpoints included (at least images + 2).",
+        "max_pivots": integer(33, "Most pivots, endpoints included (at least images + 2).",
                               ge=3, le=10_000),
-        "insert_per_cycle": integer(2, "Pivots inserted per cycle at most.", ge=0, le=1000),
-        "segment_points": integer(7, "Points per segment searched for the highest residual.",
+        "insert_per_cycle": integer(4, "Pivots inserted per cycle (segments rising most "
+                                    "above their ends, else the longest).", ge=0, le=1000),
+        "segment_points": integer(5, "Points per segment searched for the highest residual.",
                                   ge=1, le=1000),
-        "insert_tol": number(1e-3, "Relative rise of a segment that earns a new pivot.",
+        "insert_tol": number(1e-3, "Relative rise of a segment that counts as rising.",
                              ge=0, le=1),
+        "converge_tol": number(1e-3, "A chain whose band maximum fell by at most this times "
+                               "its excess over the higher end during a cycle stops (0: "
+                               "never).", ge=0, le=1),
     },
     rules=(
         Rule("max_pivots", "max_pivots >= images + 2",
@@ -107,6 +125,10 @@ REFINE = OptionSet(
         "beyond_mst": boolean(True, "mst strategy: once the tree is stable, also refine the "
                               "pairs predicted (optimistically, from the refined pairs' ratio "
                               "of optimised to linear excess) to lower a merge height."),
+        "per_edge": integer(1, "Beyond the tree: pairs per tree edge in the first round "
+                            "(the likeliest bypasses first).", ge=1, le=10_000),
+        "growth": number(2.0, "Factor on per_edge from round to round (fewer, wider "
+                         "rounds).", ge=1, le=1000),
     },
 )
 
@@ -133,8 +155,16 @@ OPTIONS = OptionSet(
                              min_items=1, max_items=10_000, nullable=True),
         "lambda_grid_size": integer(64, "Levels of the automatic grid.", ge=2, le=10_000),
         "persistence_threshold": number(1e-2, "Relative persistence below which a merge "
-                                        "counts as numerical noise (times the spread of "
-                                        "heights).", ge=0, le=1),
+                                        "counts as noise: times the spread of the resolved "
+                                        "heights (minima and refined merges, never "
+                                        "straight-line bounds); the noise level is at least "
+                                        "1e-3 times the loss of the zero output.", ge=0,
+                                        le=1),
+        "noise_tol": number(None, "Absolute noise level in loss units; replaces the "
+                            "relative rule when set.", ge=0, le=1e12, nullable=True),
+        "plot_log": choice("auto", ("auto", "linear", "log"), "Loss axis of "
+                           "path_profiles.png (auto: log when the losses span more than "
+                           "three decades)."),
     },
     rules=(
         Rule("num_trained", "len(minima) + num_trained >= 2",
