@@ -31,8 +31,9 @@ def _request() -> dict[str, Any]:
         },
         "data": {"synthetic": {"name": "gaussian_classes", "num_samples": 512, "seed": 0}},
         "loss": "cross_entropy",
-        "options": {"dims": 2, "directions": "random_filter_normalized", "range": [-1, 1],
-                    "resolution": [41], "seed": 0, "accuracy": True},
+        "options": {"dims": 2, "directions": "random_filter_normalized",
+                    "range": [[-1, 1], [-1, 1]], "resolution": [41, 41], "seed": 0,
+                    "accuracy": True},
         "dtype": "float32",
         "metadata": {"example": "quickstart"},
     }

@@ -36,7 +36,7 @@ def _data(n: int = 24, seed: int = 0) -> dict[str, Any]:
 def slice_request(**options: Any) -> dict[str, Any]:
     return {"kind": "landscape_slice", "model": {"architecture": ARCH, "init_seed": 0},
             "data": _data(), "loss": "cross_entropy", "dtype": "float64",
-            "options": {"dims": 2, "range": [-1, 1], "resolution": [7, 5], "seed": 3,
+            "options": {"dims": 2, "range": [[-1, 1]], "resolution": [7, 5], "seed": 3,
                         **options}}
 
 
@@ -53,7 +53,7 @@ def _in_process(req: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_random_slice_through_the_sdk(client_a: landscope.Client) -> None:
-    req = slice_request(accuracy=True, convexity=True)
+    req = slice_request(accuracy=True, convexity=True, range=[[-1, 1], [-1, 1]])
     job = client_a.jobs.submit(req)
     res = client_a.jobs.result(job, timeout=240)
     assert isinstance(res, LandscapeSliceResult)
@@ -114,8 +114,9 @@ def _errors(client: landscope.Client, req: dict[str, Any]) -> dict[str, Any]:
     ({"resolution": [0]}, "resolution"),
     ({"resolution": [202, 5]}, "resolution"),
     ({"dims": 1, "resolution": [402]}, "resolution"),
-    ({"range": [1, 1]}, "range"),
-    ({"range": [-1, 1, 2, -2]}, "range"),
+    ({"range": [[1, 1], [-1, 1]]}, "range"),
+    ({"range": [[-1, 1], [2, -2]]}, "range"),
+    ({"range": [-1, 1]}, "range"),
     ({"accuracy": True, "dims": 1, "convexity": True}, "convexity"),
     ({"directions": "minima", "minima": ["sha256:" + "0" * 64, "sha256:" + "1" * 64]},
      "minima"),
@@ -174,7 +175,7 @@ def test_path_of_a_connectivity_job(client_a: landscope.Client, client_b: landsc
     bad_pair = _errors(client_a, slice_request(dims=1, resolution=[5], directions="path",
                                                path_job=conn.id, pair=[0, 2]))
     assert "pair" in bad_pair["options"]
-    job = client_a.jobs.submit(slice_request(dims=1, resolution=[9], range=[-0.25, 1.75],
+    job = client_a.jobs.submit(slice_request(dims=1, resolution=[9], range=[[-0.25, 1.75]],
                                              directions="path", path_job=conn.id,
                                              pair=[1, 0]))
     assert job.request["options"]["path_points"] == [ids[1], ids[0]]

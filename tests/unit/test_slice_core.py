@@ -205,7 +205,7 @@ def test_points_per_pass_fits_the_budget() -> None:
     ({"colour": "red"}, "Unknown options"),
 ])
 def test_bad_options_are_named(opts: dict[str, Any], match: str) -> None:
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises((ValueError, TypeError), match=match):
         resolve_options(opts)
 
 

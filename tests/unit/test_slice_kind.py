@@ -40,9 +40,9 @@ def _check(options: dict[str, Any], ctx: SubmitContext | None = None) -> dict[st
 
 
 @pytest.mark.parametrize(("options", "field", "words"), [
-    ({"range": [1, 1]}, "range", "empty"),
-    ({"range": [-1, 1, 3, 2]}, "range", "beta is empty"),
-    ({"range": [-1, 1, 0]}, "range", "one pair per axis"),
+    ({"range": [[1, 1]]}, "range", "empty"),
+    ({"range": [[-1, 1], [3, 2]]}, "range", "beta is empty"),
+    ({"dims": 1, "range": [[-1, 1], [-1, 1]]}, "range", "one [low, high] per axis"),
     ({"resolution": [202, 3]}, "resolution", "201"),
     ({"dims": 1, "resolution": [3, 3]}, "resolution", "one per axis"),
     ({"directions": "minima"}, "minima", "Required"),
@@ -85,8 +85,11 @@ def test_accuracy_needs_cross_entropy() -> None:
 def test_schema_types_and_bounds() -> None:
     schema = KIND.options_schema()
     for bad in ({"resolution": [0]}, {"resolution": [402]}, {"dims": 3},
-                {"range": "-1,1"}, {"directions": "pca"}, {"convexity": True, "dims": 1},
+                {"range": "-1,1"}, {"range": [-1, 1]}, {"range": [[-1, 1, 2]]},
+                {"range": [[-1, 1]] * 3}, {"range": [[-1, 2e6]]},
+                {"directions": "pca"}, {"convexity": True, "dims": 1},
                 {"colour": 1}):
         with pytest.raises(ValidationError):
             schema.load(bad)
     assert schema.load({})["resolution"] is None  # 51 per axis, resolved by the runner
+    assert schema.load({"range": [[-1, 1], [-2, 2]]})["range"] == [[-1.0, 1.0], [-2.0, 2.0]]

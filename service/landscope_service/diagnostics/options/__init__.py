@@ -81,9 +81,10 @@ class Scalar:
 
 @dataclass(frozen=True)
 class Array:
-    """A JSON list of scalars (``default`` is a tuple, or None when nullable)."""
+    """A JSON list of scalars, or of lists (``item`` an :class:`Array`: e.g. one
+    ``[low, high]`` pair per axis). ``default`` is a tuple, or None when nullable."""
 
-    item: Scalar
+    item: Scalar | Array
     default: Any
     help: str
     min_items: int | None = None
@@ -243,7 +244,7 @@ def string(default: Any, help: str, *, min_length: int | None = None,
                   nullable=nullable)
 
 
-def array(item: Scalar, default: Any, help: str, *, min_items: int | None = None,
+def array(item: Scalar | Array, default: Any, help: str, *, min_items: int | None = None,
           max_items: int | None = None, nullable: bool = False) -> Array:
     """A list of ``item`` values."""
     return Array(item, default, help, min_items=min_items, max_items=max_items,
@@ -315,6 +316,8 @@ def _check_array(opt: Array, value: Any, where: str) -> list[Any] | None:
         raise ValueError(f"{where} must have at least {opt.min_items} items, got {len(value)}.")
     if opt.max_items is not None and len(value) > opt.max_items:
         raise ValueError(f"{where} must have at most {opt.max_items} items, got {len(value)}.")
+    if isinstance(opt.item, Array):
+        return [_check_array(opt.item, v, f"{where}[{i}]") for i, v in enumerate(value)]
     return [_check_scalar(opt.item, v, f"{where}[{i}]") for i, v in enumerate(value)]
 
 

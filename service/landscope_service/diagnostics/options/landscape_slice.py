@@ -13,7 +13,7 @@ from typing import Any
 from . import OptionSet, Rule, array, boolean, choice, group, integer, number, string
 
 __all__ = ["DIRECTION_KINDS", "MAX_CHECKPOINTS", "MAX_RESOLUTION", "OPTIONS", "RUNNER",
-           "cross_check", "flat_range"]
+           "cross_check", "nested_range"]
 
 DIRECTION_KINDS = ("random_filter_normalized", "hessian_top", "minima", "path",
                    "trajectory_pca", "given")
@@ -50,14 +50,14 @@ OPTIONS = OptionSet(
             "plane through `minima`; path: the straight line between the minima `pair` of the "
             "finished level_set_connectivity job `path_job`; trajectory_pca: the top "
             "principal directions of `checkpoints`; given: `direction_blobs`."),
-        "range": array(number(None, "A coordinate (in units of the direction).", ge=-1e6,
-                              le=1e6), None,
-                       "[low, high] of every axis, or [alpha_low, alpha_high, beta_low, "
-                       "beta_high]; low < high. null: [-1, 1]; [-0.5, 1.5] for minima and "
-                       "path, whose points sit at 0 and 1; for trajectory_pca the "
-                       "trajectory's extent and the origin, widened by 20% of the span on "
-                       "each side.", min_items=2, max_items=4,
-                       nullable=True),
+        "range": array(
+            array(number(None, "A coordinate (in units of the direction).", ge=-1e6, le=1e6),
+                  None, "[low, high] of one axis, low < high.", min_items=2, max_items=2),
+            None, "[[low, high]] for every axis or one [low, high] per axis "
+            "([[alpha_low, alpha_high], [beta_low, beta_high]]). null: [-1, 1]; [-0.5, 1.5] "
+            "for minima and path, whose points sit at 0 and 1; for trajectory_pca the "
+            "trajectory's extent and the origin, widened by 20% of the span on each side.",
+            min_items=1, max_items=2, nullable=True),
         "resolution": array(integer(None, "Points on an axis.", ge=2, le=401), None,
                             "Grid points per axis: one number for every axis or one per "
                             "axis; at most 401 for a 1-D slice and 201 x 201 for a 2-D one. "
@@ -110,11 +110,12 @@ OPTIONS = OptionSet(
 )
 
 
-def flat_range(value: Any) -> Any:
-    """A library caller's ``[[low, high], [low, high]]`` as the table's flat list."""
-    if isinstance(value, list | tuple) and value and all(
-            isinstance(r, list | tuple) for r in value):
-        return [x for r in value for x in r]
+def nested_range(value: Any) -> Any:
+    """A library caller's flat ``[low, high]`` or ``[a_lo, a_hi, b_lo, b_hi]`` as the
+    table's list of pairs (anything else is left for the table to reject)."""
+    if (isinstance(value, list | tuple) and value and len(value) % 2 == 0
+            and not any(isinstance(v, list | tuple) for v in value)):
+        return [list(value[i : i + 2]) for i in range(0, len(value), 2)]
     return value
 
 
@@ -135,17 +136,17 @@ def cross_check(opts: dict[str, Any]) -> tuple[dict[str, Any], dict[str, list[st
     kind = opts["directions"]
     rng = opts["range"]
     if rng is None:
-        rng = [-0.5, 1.5] if kind in ("minima", "path") else [-1.0, 1.0]
-    if len(rng) == 2:
-        rng = list(rng) * dims
+        rng = [[-0.5, 1.5]] if kind in ("minima", "path") else [[-1.0, 1.0]]
+    if len(rng) == 1:
+        rng = [list(rng[0])] * dims
     res = opts["resolution"] or [51]
     if len(res) == 1:
         res = list(res) * dims
-    if len(rng) != 2 * dims:
-        errors["range"] = [f"Give [low, high] (every axis) or one pair per axis ({2 * dims} "
-                           f"numbers) for a {dims}-D slice, got {len(rng)} numbers."]
+    if len(rng) != dims:
+        errors["range"] = [f"Give [[low, high]] (every axis) or one [low, high] per axis "
+                           f"for a {dims}-D slice, got {len(rng)} pairs."]
     else:
-        opts["range"] = [[float(rng[2 * i]), float(rng[2 * i + 1])] for i in range(dims)]
+        opts["range"] = [[float(lo), float(hi)] for lo, hi in rng]
         for i, (lo, hi) in enumerate(opts["range"]):
             if not lo < hi:
                 errors.setdefault("range", []).append(

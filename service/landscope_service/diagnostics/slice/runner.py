@@ -28,7 +28,7 @@ from ..options.landscape_slice import (
     MAX_RESOLUTION,
     OPTIONS,
     cross_check,
-    flat_range,
+    nested_range,
 )
 from ..output import Artifact, RunOutput
 from ..problem import Params, Problem, flatten
@@ -61,14 +61,15 @@ def resolve_options(options: dict[str, Any] | None) -> dict[str, Any]:
     (:func:`..options.landscape_slice.cross_check`).
 
     ``range`` becomes one ``[low, high]`` per axis and ``resolution`` one count per axis; a
-    library caller may give ``range`` as ``[[low, high], ...]``.
+    library caller may also give ``range`` flat, ``[low, high]`` or ``[a_lo, a_hi, b_lo,
+    b_hi]``.
 
     Raises:
         ValueError or TypeError: naming the option and the fix.
     """
     given = dict(options or {})
     if "range" in given:
-        given["range"] = flat_range(given["range"])
+        given["range"] = nested_range(given["range"])
     opts, errors = cross_check(OPTIONS.resolve(given))
     for name, messages in errors.items():
         raise ValueError(f"options.{name}: {messages[0]}")

@@ -138,13 +138,23 @@ def _default_kwargs(default: Any) -> dict[str, Any]:
     return {"load_default": default}
 
 
+def _item_field(opt: Scalar | Array) -> fields.Field:
+    """An array's item: a scalar field, or a list field (nested arrays) without default."""
+    if isinstance(opt, Scalar):
+        return _scalar_field(opt)
+    length = ([validate.Length(min=opt.min_items, max=opt.max_items)]
+              if opt.min_items is not None or opt.max_items is not None else [])
+    return fields.List(_item_field(opt.item), validate=length, allow_none=opt.nullable,
+                       metadata={"description": opt.help})
+
+
 def _field(opt: Option) -> fields.Field:
     if isinstance(opt, Group):
         sub = options_schema(opt.options)
         return fields.Nested(sub, load_default=lambda: sub().load({}),
                              metadata={"description": opt.help})
     if isinstance(opt, Array):
-        item = _scalar_field(opt.item)
+        item = _item_field(opt.item)
         length = ([validate.Length(min=opt.min_items, max=opt.max_items)]
                   if opt.min_items is not None or opt.max_items is not None else [])
         metadata: dict[str, Any] = {"description": opt.help}
