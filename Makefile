@@ -51,7 +51,7 @@ sdk: install
 # Benchmarks never run in `make test`. The anchors live in their own venv.
 bench-env:
 	test -x .venv-bench/bin/python || $(PYTHON) -m venv .venv-bench
-	.venv-bench/bin/python -m pip install -q $(TORCH_PIN) numpy scipy safetensors matplotlib marshmallow networkx
+	.venv-bench/bin/python -m pip install -q $(TORCH_PIN) numpy scipy safetensors matplotlib marshmallow networkx requests
 	.venv-bench/bin/python -m pip install -q --no-deps -e .
 	.venv-bench/bin/python -m pip install -q --no-deps -r benchmarks/anchors-requirements.txt
 

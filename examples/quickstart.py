@@ -23,7 +23,7 @@ sys.path.insert(0, str(HERE))
 
 # Each section module defines run(client, outdir); they are run in this order.
 SECTIONS = ("_hessian_spectrum", "_minimizer_manifold", "_level_set_connectivity",
-            "_landscape_slice")
+            "_landscape_slice", "_from_module")
 
 
 def evaluate_section(client: landscope.Client, outdir: Path) -> None:
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path("out/quickstart"))
     p.add_argument("--only", nargs="*", default=None,
                    help="sections to run: evaluate hessian_spectrum minimizer_manifold "
-                        "level_set_connectivity landscape_slice")
+                        "level_set_connectivity landscape_slice from_module")
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     ctx = local_stack() if args.local else landscope.Client()
