@@ -85,3 +85,27 @@ def test_result_rejects_malformed(result_json: dict) -> None:
     no_perm = dict(result_json, modulo_permutation=None)
     with pytest.raises(ValueError, match="align"):
         LevelSetConnectivityResult.from_json(no_perm).space("permutation")
+
+
+def test_result_new_fields_typed(result_json: dict) -> None:
+    res = LevelSetConnectivityResult.from_json(result_json)
+    ps = res.parameter_space
+    m = res.num_minima
+    assert ps.barrier_source is not None and len(ps.barrier_source) == m
+    assert {s for row in ps.barrier_source for s in row} <= {"direct", "chain", "minimum", None}
+    assert ps.merge_heights_effective is not None
+    assert len(ps.merge_heights_effective) == len(ps.merge_heights)
+    assert ps.noise_level is not None and ps.noise_level >= 0
+    assert ps.noise_rule is not None and ps.noise_rule["rule"] in ("relative", "absolute")
+    # The matrix never exceeds a pair's own path bound (closure can only lower it).
+    assert ps.barriers_direct is not None
+    for i in range(m):
+        for j in range(m):
+            b, d = ps.barriers[i][j], ps.barriers_direct[i][j]
+            assert b is not None and d is not None and b <= d + 1e-12
+    assert all(p.resolution is not None and p.resolution >= 0 for p in ps.pairs)
+    log = ps.refinement.rounds_log
+    assert log and log[0].round == 0 and log[-1].pairs_refined == ps.refinement.pairs_refined
+    fb = res.theory.freeman_bruna_linear
+    assert fb.verdict is None and fb.agrees is None  # tanh network: nothing predicted
+    assert res.guarantee.startswith("Every reported path barrier")

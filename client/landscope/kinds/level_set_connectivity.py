@@ -43,6 +43,7 @@ __all__ = [
     "ProfileOptions",
     "RefineOptions",
     "Refinement",
+    "RoundSnapshot",
     "TheoremCheck",
     "TrainOptions",
 ]
@@ -51,6 +52,7 @@ OptimizerName = Literal["adam", "sgd", "lbfgs"]
 PathMethod = Literal["neb", "bezier"]
 Strategy = Literal["exact", "mst", "all", "none"]
 Space = Literal["parameter", "permutation"]
+Verdict = Literal["confirmed", "not confirmed at this resolution", "contradicted"]
 
 ProfileOptions = LinearOptions
 """The earlier name of :class:`LinearOptions` (``paths.linear``)."""
@@ -102,6 +104,29 @@ class MergeTree(FromJson):
     scale: float | None
     merges: tuple[MergeEvent, ...]
     barcode: tuple[PersistenceBar, ...]
+    noise_level: float | None = None
+
+
+@dataclass(frozen=True)
+class RoundSnapshot(FromJson):
+    """The merge tree after one refinement round.
+
+    Attributes:
+        round: the round (0: the straight-line bounds only).
+        pairs_refined: pairs refined so far.
+        merge_heights: merge heights so far (minimum-spanning-tree edges).
+        merge_edges: their pairs.
+        noise_level: the noise level then.
+        open_levels: ``[lower, upper)`` level intervals where a merge can still move
+            down by more than the noise level (None for the heuristic ``mst``).
+    """
+
+    round: int
+    pairs_refined: int
+    merge_heights: tuple[float, ...]
+    merge_edges: tuple[tuple[int, int], ...]
+    noise_level: float
+    open_levels: tuple[tuple[float, float], ...] | None
 
 
 @dataclass(frozen=True)
@@ -117,6 +142,7 @@ class Refinement(FromJson):
     budget_exhausted: bool
     num_loss_evals: int
     num_grad_evals: int
+    rounds_log: tuple[RoundSnapshot, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -129,6 +155,8 @@ class PairBarrier(FromJson):
     method: str
     linear: float | None
     refined: bool
+    resolution: float | None = None
+    bracketed: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -136,18 +164,28 @@ class ConnectivitySpace(FromJson):
     """Barriers and level-set counts in one space (parameters, or modulo permutation).
 
     Attributes:
-        barriers: ``M x M`` barrier upper bounds (diagonal: the minima's losses; None:
-            no path).
+        barriers: ``M x M`` best known upper bound of every pair's minimax barrier: its
+            own path's certified maximum or the minimax through a chain of pairs
+            (ultrametric closure); diagonal: the minima's losses; None: no path.
         n_lambda: N_lambda on ``lambda_grid`` (noise merges removed).
         n_lambda_raw: the same without the persistence threshold.
         components: per lambda, the minima of each component.
         contains_global_min: per lambda, whether each component holds a lowest minimum.
-        merge_heights: effective merge heights (MST edges).
+        merge_heights: the merges' barrier heights (MST edges), never noise-lowered.
         merge_tree: merges and barcode.
         refinement: refinement report.
         pairs: best barrier per pair.
         barriers_aligned: modulo-permutation space only: the barriers of the aligned
             pairs alone (``barriers`` is the smaller of these and parameter space).
+        barrier_source: per pair, ``"direct"`` (its own path is the best bound),
+            ``"chain"`` (a chain through other minima is lower) or ``"minimum"``.
+        barriers_direct: each pair's own best path bound.
+        barriers_linear: the straight-line bounds.
+        merge_heights_effective: merge heights with noise merges lowered to the younger
+            minimum's loss (what ``n_lambda`` counts).
+        noise_level: merges with a smaller persistence count as noise.
+        noise_rule: how the noise level was set (absolute, or relative to the resolved
+            spread with the zero-output loss floor).
     """
 
     barriers: tuple[tuple[float | None, ...], ...]
@@ -160,6 +198,12 @@ class ConnectivitySpace(FromJson):
     refinement: Refinement
     pairs: tuple[PairBarrier, ...]
     barriers_aligned: tuple[tuple[float | None, ...], ...] | None = None
+    barrier_source: tuple[tuple[str | None, ...], ...] | None = None
+    barriers_direct: tuple[tuple[float | None, ...], ...] | None = None
+    barriers_linear: tuple[tuple[float | None, ...], ...] | None = None
+    merge_heights_effective: tuple[float | None, ...] | None = None
+    noise_level: float | None = None
+    noise_rule: Mapping[str, Any] | None = None
 
 
     def _losses(self) -> list[float]:
@@ -214,7 +258,10 @@ class TheoremCheck(FromJson):
         predictions: the theorem's predictions (keys such as ``predicted_n_lambda``,
             ``predicted_excess_scale``, ``predicts_no_spurious_valleys``).
         measured: the measured counterparts.
-        agrees: prediction and measurement agree (None where nothing is predicted).
+        agrees: True when the measurement confirms the prediction, else None (measured
+            counts are upper bounds: they cannot refute it).
+        verdict: ``"confirmed"``, ``"not confirmed at this resolution"`` or
+            ``"contradicted"`` (None where nothing is predicted or checked).
     """
 
     statement: str
@@ -223,6 +270,7 @@ class TheoremCheck(FromJson):
     predictions: Mapping[str, Any] = field(metadata={"rest": True})  # every other key
     measured: Mapping[str, Any]
     agrees: bool | None
+    verdict: Verdict | None = None
 
 
 @dataclass(frozen=True)
@@ -236,6 +284,7 @@ class ConnectivityTheory(FromJson):
     two_layer_relu_scale: TheoremCheck
     quadratic_width: TheoremCheck
     global_min_loss: float | None
+    noise_level: float | None = None
 
 
 @dataclass(frozen=True)
@@ -245,9 +294,11 @@ class LevelSetConnectivityResult(FromJson):
     Attributes:
         num_minima: M.
         minima: each minimum's origin, loss and gradient norm.
-        barriers_are_upper_bounds: always True: a barrier is the highest loss along the
-            best path found, an upper bound on the minimax barrier.
+        barriers_are_upper_bounds: always True: a path's certified maximum
+            (``barrier + resolution``) bounds the minimax barrier from above.
         barrier_note: that statement in words.
+        guarantee: exactly what the numbers guarantee (the curvature estimate between
+            samples included).
         loss: the loss (PyTorch mean reduction).
         methods: optimised path finders used.
         lambda_grid: the levels lambda.
@@ -273,6 +324,7 @@ class LevelSetConnectivityResult(FromJson):
     alignment: Mapping[str, Any]
     work: Mapping[str, Any]
     theory: ConnectivityTheory
+    guarantee: str = ""
 
 
     def space(self, space: Space = "parameter") -> ConnectivitySpace:
