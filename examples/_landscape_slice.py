@@ -2,10 +2,10 @@
 
 A 2-32-3 ReLU classifier (init seed 0) on 512 points of three Gaussian classes with
 cross-entropy: the service draws two random directions, rescales them filter by filter to
-the weights (Li et al. 2018; biases are not moved), evaluates the loss and the accuracy on
-a 41 x 41 grid over [-1, 1]^2 (many points per forward pass), and reports the slice's
-minimum and the curvature along each axis. The contour plot is written to the output
-folder.
+the weights (Li et al. 2018; biases are not moved), makes the second perpendicular to the
+first, evaluates the loss and the accuracy on a 41 x 41 grid over [-1, 1]^2 (many points
+per forward pass), and reports the slice's minimum and the curvature along each axis. The
+contour and surface plots are written to the output folder.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def _request() -> dict[str, Any]:
         "loss": "cross_entropy",
         "options": {"dims": 2, "directions": "random_filter_normalized",
                     "range": [[-1, 1], [-1, 1]], "resolution": [41, 41], "seed": 0,
-                    "accuracy": True},
+                    "orthogonalize": True, "accuracy": True},
         "dtype": "float32",
         "metadata": {"example": "quickstart"},
     }
@@ -50,8 +50,10 @@ def run(client: landscope.Client, outdir: pathlib.Path) -> None:
     for d in res.directions:
         print(f"  direction {d.name:<9} norm {d.norm:.4g} ({d.relative_norm or 0:.3g} of "
               f"the weights), moves {', '.join(d.nonzero_params)}")
-    if len(res.directions) == 2 and res.directions[0].cosine is not None:
-        print(f"  cosine between them  {res.directions[0].cosine:.3g}")
+    first = res.directions[0]
+    if first.cosine_before_orthogonalization is not None:
+        print(f"  cosine between them  {first.cosine_before_orthogonalization:.3g} drawn, "
+              f"{first.cosine:.1g} after Gram-Schmidt")
     print(f"  centre loss          {res.centre_loss:.4g}")
     if res.minimum is not None:
         print(f"  slice minimum        {res.minimum.loss:.4g} at alpha {res.minimum.alpha:.3g}, "
