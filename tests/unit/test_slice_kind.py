@@ -93,3 +93,37 @@ def test_schema_types_and_bounds() -> None:
             schema.load(bad)
     assert schema.load({})["resolution"] is None  # 51 per axis, resolved by the runner
     assert schema.load({"range": [[-1, 1], [-2, 2]]})["range"] == [[-1.0, 1.0], [-2.0, 2.0]]
+
+
+def test_any_json_options_give_a_422_or_pass_never_another_error() -> None:
+    """Random option objects (valid and invalid shapes) through the schema and the check:
+    the only failure is a ValidationError (a 422), never an exception (a 500)."""
+    import random
+
+    rng = random.Random(0)
+    names = [*KIND.options.fields, "unknown"]
+    atoms: list[Any] = [None, True, 0, 1, 2, 3, -1, 401, 10**19, 0.5, -1e7, "", "x",
+                        "path", "minima", "given", "trajectory_pca", "hessian_top",
+                        "job_conn", "job_running", "sha256:bad", [], {}]
+
+    def value(depth: int = 0) -> Any:
+        r = rng.random()
+        if depth < 2 and r < 0.3:
+            return [value(depth + 1) for _ in range(rng.randrange(0, 4))]
+        if depth < 1 and r < 0.35:
+            return {rng.choice(["tol", "max_products", "x"]): value(depth + 1)}
+        return rng.choice(atoms)
+
+    schema = KIND.options_schema()
+    passed = 0
+    for _ in range(600):
+        raw = {rng.choice(names): value() for _ in range(rng.randrange(0, 5))}
+        if rng.random() < 0.5:
+            raw["directions"] = rng.choice(["path", "minima", "given", "trajectory_pca"])
+        try:
+            opts = schema.load(raw)
+            check(opts, _ctx(bad_blobs=("sha256:bad",)))
+            passed += 1
+        except ValidationError:
+            pass
+    assert passed >= 20, passed  # valid cases too, so the check itself ran to the end
