@@ -30,6 +30,7 @@ pytestmark = pytest.mark.integration
 EXAMPLES = int(os.environ.get("LANDSCOPE_FUZZ_EXAMPLES", "25"))
 
 
+@pytest.mark.timeout(300 + 10 * EXAMPLES)  # about 24 cases per example count, ~0.1 s each
 def test_api_conforms_to_its_schema(stack: LocalStack) -> None:
     """Every operation, up to EXAMPLES generated cases per mode (schemathesis' strategies
     driven by hypothesis directly: its pytest plugin does not load under pytest 9)."""

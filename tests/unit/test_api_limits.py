@@ -213,3 +213,39 @@ def test_request_metrics_are_batched_and_flushed_on_scrape(settings: Any,
     line = 'landscope_http_request_duration_seconds_count{endpoint="/healthz",method="GET",' \
            'status="200"} 3.0'
     assert line in text
+
+
+# ---------------------------------------------------------------------- body deadline
+def test_a_body_that_does_not_arrive_ends_in_408_on_threaded_servers() -> None:
+    """Without gevent the deadline bounds each wait on the socket: a client that sends
+    nothing after the headers gets 408 request_timeout (here after 0.2 s)."""
+    import socket
+
+    from werkzeug.test import EnvironBuilder
+    from werkzeug.wrappers import Request, Response
+
+    from landscope_service.api.deadline import BodyDeadline, BodyTimeout
+
+    server, client = socket.socketpair()
+    client.sendall(b"{")  # one byte of the 100 announced, then nothing
+    seen: list[BaseException] = []
+
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        try:
+            Request(environ).get_data()
+        except BodyTimeout as e:
+            seen.append(e)
+            return e.get_response()(environ, start_response)
+        return Response("read")(environ, start_response)
+
+    environ = EnvironBuilder(method="POST", path="/v1/jobs",
+                             content_type="application/json").get_environ()
+    environ["CONTENT_LENGTH"] = "100"
+    environ["wsgi.input"] = server.makefile("rb")
+    environ["gunicorn.socket"] = server
+    statuses: list[str] = []
+    BodyDeadline(app, 0.2)(environ, lambda status, headers: statuses.append(status))
+    server.close()
+    client.close()
+    assert statuses == ["408 REQUEST TIMEOUT"] and len(seen) == 1
+    assert "LANDSCOPE_BODY_TIMEOUT_S" in str(seen[0].description)
