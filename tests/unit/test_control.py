@@ -190,3 +190,11 @@ def test_limits_from_request_tenant_and_defaults() -> None:
 
     with pytest.raises(SettingsError, match="tenant:seconds"):
         load_settings({"LANDSCOPE_TENANT_MAX_RUNTIME_S": "big:-3"})
+
+
+def test_products_of_reads_totals_by_part() -> None:
+    from landscope_service.jobs.store import products_of
+
+    assert products_of({"products": {"total": 830, "extremes": 180}}) == 830
+    assert products_of({"cost": {"products": 12}}) == 12
+    assert products_of({"products": True}) is None and products_of({}) is None

@@ -90,6 +90,8 @@ def products_of(result: dict[str, Any]) -> int | None:
     for holder in (result, result.get("cost") or {}, result.get("budget") or {}):
         if isinstance(holder, dict):
             value = holder.get("products")
+            if isinstance(value, dict):  # by part, e.g. hessian_spectrum's {"total": ...}
+                value = value.get("total")
             if isinstance(value, int) and not isinstance(value, bool):
                 return value
     return None
