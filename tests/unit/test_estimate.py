@@ -62,7 +62,24 @@ def test_every_kind_gets_an_estimate_never_a_made_up_one() -> None:
     ev = estimate_job({"kind": "evaluate", "dtype": "float64"}, num_params=10,
                       num_samples=5, rates=DEFAULT_RATES)
     assert ev["products"] == {"typical": 1, "max": 1} and ev["memory_bytes"] == 240
-    other = estimate_job({"kind": "level_set_connectivity"}, num_params=10, num_samples=5,
+    # coarse models from the option budgets, saying so
+    conn = estimate_job({"kind": "level_set_connectivity", "options": {
+        "num_trained": 3, "train": {"steps": 100},
+        "paths": {"methods": ["neb"], "linear": {"num_points": 10, "refine_rounds": 2,
+                                                 "refine_points": 5},
+                  "neb": {"cycles": 2, "steps": 10, "images": 3, "max_pivots": 9}}}},
+        num_params=10, num_samples=5, rates=DEFAULT_RATES)
+    # 3 minima -> 3 pairs; training 300; per pair 10 samples + 20 steps x 5 (max 9) pivots
+    assert conn["products"] == {"typical": 300 + 3 * (10 + 100),
+                                "max": 300 + 3 * (10 + 10 + 180)}
+    assert "coarse" in conn["basis"]
+    man = estimate_job({"kind": "minimizer_manifold", "options": {
+        "fit_max_steps": 10, "walk_steps": 2, "retract_max_steps": 8,
+        "hessian_exact_max_params": 100}}, num_params=10, num_samples=5,
+        rates=DEFAULT_RATES, outputs=2)
+    assert man["products"] == {"typical": 5 * 2 + 10 + 2 * 2 * 2 + 2,
+                               "max": 10 * 2 + 10 + 2 * 8 * 2 + 2}
+    other = estimate_job({"kind": "test_block"}, num_params=10, num_samples=5,
                          rates=DEFAULT_RATES)
     assert other["products"] is None and other["seconds"] is None and other["note"]
 

@@ -29,6 +29,8 @@ __all__ = [
     "DEFAULT_RATES",
     "Rates",
     "choose_hessian_mode",
+    "gradient_budget_estimate",
+    "gradient_budgets",
     "hessian_estimate",
     "rates_from_samples",
 ]
@@ -182,3 +184,88 @@ def choose_hessian_mode(num_params: int, num_samples: int, options: Mapping[str,
     exact_t = float(_modes["exact"]["seconds"]["typical"])
     iter_t = float(_modes["iterative"]["seconds"]["typical"])
     return "exact" if exact_t <= iter_t else "iterative"
+
+
+def _get(opts: Mapping[str, Any], *path: str, default: Any) -> Any:
+    cur: Any = opts
+    for key in path:
+        if not isinstance(cur, Mapping) or cur.get(key) is None:
+            return default
+        cur = cur[key]
+    return cur
+
+
+def gradient_budgets(kind: str, num_params: int, options: Mapping[str, Any],
+                     outputs: int = 1) -> dict[str, int] | None:
+    """Full-data gradient (or product) evaluations of the kinds without their own model:
+    ``{"typical", "max"}``, or None for an unknown kind.
+
+    Coarse and stated: ``minimizer_manifold`` counts a Jacobian of ``r`` outputs as ``r``
+    gradients (per-sample rows by ``vmap``), half the fit budget typically, ``P`` products
+    for a dense Hessian when allowed, the walk's retractions; ``level_set_connectivity``
+    counts training steps, then per pair of minima the profile samples (and its refinement
+    rounds at most) and the path finders' steps times their pivots; ``landscape_slice``
+    counts a grid point as a third of a gradient (a forward pass) and its Hessian
+    directions' products.
+    """
+    p, r = int(num_params), max(1, int(outputs))
+    if kind == "minimizer_manifold":
+        fit = int(_get(options, "fit_max_steps", default=100))
+        hess = p if p <= int(_get(options, "hessian_exact_max_params", default=2048)) else 0
+        walk = int(_get(options, "walk_steps", default=5))
+        retract = int(_get(options, "retract_max_steps", default=20))
+        return {"typical": fit // 2 * r + hess + walk * max(1, retract // 4) * r + r,
+                "max": fit * r + hess + walk * retract * r + r}
+    if kind == "level_set_connectivity":
+        given = len(_get(options, "minima", default=()) or ())
+        trained = int(_get(options, "num_trained", default=4))
+        m = given + trained
+        pairs = m * (m - 1) // 2
+        train = trained * int(_get(options, "train", "steps", default=500))
+        pts = int(_get(options, "paths", "linear", "num_points", default=33))
+        rounds = int(_get(options, "paths", "linear", "refine_rounds", default=40))
+        rpts = int(_get(options, "paths", "linear", "refine_points", default=16))
+        methods = list(_get(options, "paths", "methods", default=["neb"]) or [])
+        typ = mx = 0
+        if "neb" in methods:
+            steps = int(_get(options, "paths", "neb", "cycles", default=6)) * int(
+                _get(options, "paths", "neb", "steps", default=100))
+            typ += steps * (int(_get(options, "paths", "neb", "images", default=7)) + 2)
+            mx += steps * int(_get(options, "paths", "neb", "max_pivots", default=33))
+        if "bezier" in methods:
+            b = int(_get(options, "paths", "bezier", "steps", default=300)) * int(
+                _get(options, "paths", "bezier", "samples", default=8))
+            typ += b
+            mx += b
+        return {"typical": train + pairs * (pts + typ),
+                "max": train + pairs * (pts + rounds * rpts + mx)}
+    if kind == "landscape_slice":
+        dims = int(_get(options, "dims", default=2))
+        res = _get(options, "resolution", default=None)
+        axes = [int(x) for x in res] if isinstance(res, (list, tuple)) and res else [51] * dims
+        grid = 1
+        for a in axes[:dims]:
+            grid *= a
+        hess = 0
+        if _get(options, "directions", default="") == "hessian_top":
+            hess = int(_get(options, "hessian", "max_products", default=1000))
+        return {"typical": grid // 3 + hess // 2 + 1, "max": grid // 3 + hess + 1}
+    return None
+
+
+def gradient_budget_estimate(kind: str, num_params: int, num_samples: int,
+                             options: Mapping[str, Any], rates: Rates = DEFAULT_RATES,
+                             itemsize: int = 4, work_per_sample: int | None = None,
+                             outputs: int = 1) -> dict[str, Any] | None:
+    """Estimate of a kind modelled by :func:`gradient_budgets` (None if it is not)."""
+    budget = gradient_budgets(kind, num_params, options, outputs)
+    if budget is None:
+        return None
+    units = int(num_samples) * int(work_per_sample or num_params)
+    return {"mode": None, "products": budget,
+            "memory_bytes": 4 * int(num_params) * itemsize,
+            "seconds": _seconds(budget, units, rates, 0),
+            "basis": "gradient evaluations from the option budgets (a coarse model, see "
+                     "diagnostics/cost.py: gradient_budgets)",
+            "rates": {"overhead_s": rates.overhead_s, "per_unit_s": list(rates.per_unit_s),
+                      "source": rates.source}}

@@ -7,9 +7,9 @@ measurement the model's documented defaults are used (``rates.source`` says whic
 estimate is stored in the job (``estimate``); for ``hessian_spectrum`` with
 ``mode: "auto"`` its ``mode`` is the mode the worker runs (the cheaper by this estimate).
 
-Kinds without a product model yet (``minimizer_manifold``, ``level_set_connectivity``,
-...) get the memory of their parameters and data and ``products``/``seconds`` null, with
-a note saying so: never a made-up figure.
+``minimizer_manifold``, ``level_set_connectivity`` and ``landscape_slice`` are estimated
+coarsely in gradient evaluations from their option budgets (``basis`` says so); a kind
+without any model gets ``products``/``seconds`` null with a note: never a made-up figure.
 """
 
 from __future__ import annotations
@@ -18,7 +18,13 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ..diagnostics.cost import DEFAULT_RATES, Rates, hessian_estimate, rates_from_samples
+from ..diagnostics.cost import (
+    DEFAULT_RATES,
+    Rates,
+    gradient_budget_estimate,
+    hessian_estimate,
+    rates_from_samples,
+)
 from ..modelspec.shapes import analyze
 
 __all__ = ["estimate_job", "pool_rates", "work_per_sample"]
@@ -83,7 +89,7 @@ def pool_rates(workers: Iterable[Mapping[str, Any]], queue: str) -> Rates:
 
 
 def estimate_job(req: Mapping[str, Any], *, num_params: int, num_samples: int | None,
-                 rates: Rates, work: int | None = None) -> dict[str, Any]:
+                 rates: Rates, work: int | None = None, outputs: int = 1) -> dict[str, Any]:
     """The estimate of a validated request (options complete).
 
     ``work`` is :func:`work_per_sample` of its architecture (computed here if None).
@@ -106,6 +112,11 @@ def estimate_job(req: Mapping[str, Any], *, num_params: int, num_samples: int | 
         return {"kind": kind, "mode": None, "products": {"typical": 1, "max": 1},
                 "memory_bytes": 3 * p * itemsize,
                 "seconds": {"low": lo, "typical": mid, "high": hi}, "rates": rates_json}
+    if n:
+        coarse = gradient_budget_estimate(kind, p, n, req.get("options") or {}, rates,
+                                          itemsize, work, outputs)
+        if coarse is not None:
+            return {"kind": kind, **coarse}
     return {"kind": kind, "mode": None, "products": None, "memory_bytes": 3 * p * itemsize,
             "seconds": None, "rates": rates_json,
             "note": "No product model for this kind yet: memory of the parameters only."

@@ -154,7 +154,8 @@ class Submissions:
         queue = queue_for(req)
         limits = resolve_limits(req, self.settings, tenant)
         estimate = estimate_job(req, num_params=facts.num_params,
-                                num_samples=facts.num_samples, rates=self._rates(queue))
+                                num_samples=facts.num_samples, rates=self._rates(queue),
+                                outputs=facts.output_dim)
         metadata = req.pop("metadata")
         # The ids are chosen first: the caps count the job from the start, and the task id
         # is recorded with the job (a cancel revokes it) in the same round trip.
