@@ -194,3 +194,69 @@ def test_exact_refinement_equals_all_pairs(seed: int, spread: float) -> None:
     np.testing.assert_allclose(exact_h, all_h, rtol=0, atol=1e-12)
     assert rep_exact.mst_stable and len(rep_exact.refined) <= 28
     assert (i, j) in rep_exact.refined
+
+
+def test_noise_level_ignores_straight_lines_and_far_minima() -> None:
+    from landscope_service.diagnostics.connectivity import noise_level
+
+    losses = [0.0, 0.1, 0.2]
+    B = np.array([[0.0, 1.0, 1000.0], [1.0, 0.1, 1.1], [1000.0, 1.1, 0.2]])
+    # Refined pairs (0, 1) and (1, 2) carry the merges; (0, 2)'s straight line is 1000.
+    tol, rule = noise_level(losses, B, [(0, 1), (1, 2)], threshold=1e-2)
+    assert tol == pytest.approx(1e-2 * 1.1) and rule["set_by"] == "resolved_spread"
+    # An unrefined merge (a straight-line bound) does not count as resolved.
+    tol2, _ = noise_level(losses, B, [(0, 1)], threshold=1e-2)
+    assert tol2 == pytest.approx(1e-2 * 1.0)
+    # The zero-output loss floors it; an absolute tolerance replaces the rule.
+    tol3, rule3 = noise_level(losses, B, [(0, 1), (1, 2)], threshold=1e-2, loss_scale=100.0)
+    assert tol3 == pytest.approx(0.1) and rule3["set_by"] == "loss_scale"
+    tol4, rule4 = noise_level(losses, B, [], threshold=1e-2, abs_tol=0.5)
+    assert tol4 == 0.5 and rule4["rule"] == "absolute"
+    with pytest.raises(ValueError, match="noise_tol"):
+        noise_level(losses, B, [], threshold=1e-2, abs_tol=-1.0)
+
+
+def test_raw_and_effective_merge_heights() -> None:
+    tree = build_merge_tree([0.0, 0.5], [[0.0, 0.6], [0.6, 0.5]], tolerance=0.2)
+    assert tree.merge_heights() == [0.6]  # barrier heights, never lowered
+    assert tree.merge_heights(effective=True) == [0.5]  # noise merge: the younger birth
+    assert tree.n_lambda(0.55) == 1 and tree.n_lambda(0.55, effective=False) == 2
+    assert tree.to_json()["noise_level"] == 0.2
+
+
+def test_closure_matrix_best_known_bounds() -> None:
+    from landscope_service.diagnostics.connectivity.runner import closure_matrix
+
+    losses = [0.0, 0.0, 0.0]
+    B = np.array([[0.0, 1.0, 5.0], [1.0, 0.0, 2.0], [5.0, 2.0, 0.0]])
+    closed, src = closure_matrix(losses, B)
+    assert closed[0, 2] == 2.0 and src[0][2] == "chain"  # 0 -> 1 -> 2 stays below 2
+    assert closed[0, 1] == 1.0 and src[0][1] == "direct"
+    assert src[1][1] == "minimum"
+    np.testing.assert_array_equal(closed, bottleneck_matrix(losses, B))
+
+
+def test_theory_verdicts_never_refute_from_upper_bounds() -> None:
+    from landscope_service.diagnostics.connectivity.theory import verdict
+
+    assert verdict(True) == "confirmed"
+    assert verdict(False) == "not confirmed at this resolution"
+    assert verdict(False, contradicted=True) == "contradicted"
+
+
+def test_refinement_history_open_levels_close() -> None:
+    rng = np.random.default_rng(7)
+    m = 7
+    losses = rng.uniform(0, 0.1, size=m)
+    pts = rng.normal(size=(m, 2))
+    floor = np.maximum.outer(losses, losses)
+    true_B = floor + np.linalg.norm(pts[:, None] - pts[None], axis=2)
+    linear_B = floor + 3 * (true_B - floor)
+    rep = refine_barriers(losses, *_fake_fns(true_B, linear_B, []), strategy="exact")
+    hist = rep.history
+    assert hist[0]["round"] == 0 and len(hist) == rep.rounds + 1
+    assert [h["pairs_refined"] for h in hist] == sorted(h["pairs_refined"] for h in hist)
+    assert hist[-1]["open_levels"] == []  # exact stops when nothing can still change
+    assert hist[0]["open_levels"]  # the straight-line tree could still move
+    final = sorted(w for w, _, _ in minimum_spanning_edges(losses, rep.bounds))
+    assert sorted(hist[-1]["merge_heights"]) == pytest.approx(final)

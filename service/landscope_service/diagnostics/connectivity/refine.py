@@ -4,36 +4,37 @@ The connectivity answer (N_lambda at every lambda, the merge heights, the compon
 depends on the barrier matrix only through its minimum spanning tree (see
 :mod:`.mergetree`). Optimised paths are expensive, so:
 
-1. every pair gets a cheap upper bound (the linear path, and the aligned linear path
-   when alignment is on);
-2. ``strategy="mst"``: repeatedly take the MST of the current upper bounds and refine
-   (with the optimised path finders) those of its edges not refined yet; lowering a
-   bound can bring another pair into the tree, which is then refined in the next
-   round. Once every MST edge is refined (the tree is *stable*), a pair left unrefined
-   can still change the answer only if an optimised path would take it below the
-   bottleneck ``D_ij`` of the tree path between its ends (minus the noise level
-   ``tol``). Its optimised barrier is predicted optimistically as
-   ``max(L_i, L_j) + r (linear_ij - max(L_i, L_j))`` with ``r`` the smallest ratio
-   of optimised to linear excess seen on the pairs refined so far; pairs predicted below
-   ``D_ij - tol`` can lower a merge. Per round, for every tree edge above the noise
-   level, the unrefined pair across that edge's cut with the lowest prediction is
-   refined (one per edge, so a bypass found for an edge makes the other pairs across
-   it moot), and the loop continues until no pair qualifies or the budget is spent.
-   The prediction is a heuristic, not a bound: a pair whose optimised path would beat it could still
-   change the answer, so the result is exact only relative to it.
-3. ``strategy="exact"``: as ``mst``, but beyond the stable tree the prediction is the
-   only sound lower bound, ``max(L_i, L_j)`` (no path between two minima stays below the
-   higher of them). A pair across a tree edge of height ``h`` is refined while
-   ``max(L_i, L_j) < h - tol``. When no pair qualifies, no unrefined pair can lower any
-   merge height by more than ``tol`` whatever its optimised path, so N_lambda and the
-   merge heights equal those of refining all pairs (with the same path finders, up to the
-   noise level), usually at a fraction of the cost when barriers are low; when every
-   barrier is high above the minima it refines up to every pair.
+1. every pair gets a cheap upper bound (the certified linear path, and the aligned
+   linear path when alignment is on);
+2. repeatedly take the MST of the current upper bounds and refine (with the optimised
+   path finders) those of its edges not refined yet; lowering a bound can bring another
+   pair into the tree, which is then refined in the next round.
+3. Once every MST edge is refined (the tree is *stable*), a pair left unrefined can
+   still change the answer only if an optimised path would take it below the height
+   ``h`` of a tree edge across whose cut it lies, by more than the noise level ``tol``
+   (from ``noise_fn``: set by what was resolved, see :func:`.mergetree.noise_level`).
+
+   * ``strategy="exact"``: a pair qualifies when its sound lower bound
+     ``max(L_i, L_j)`` (no path between two minima stays below the higher of them) is
+     below ``h - tol``. When no pair qualifies, no unrefined pair can lower any merge
+     height by more than ``tol`` whatever its optimised path, so N_lambda and the merge
+     heights equal those of refining all pairs (same path finders, up to the noise level).
+   * ``strategy="mst"``: a pair qualifies when an optimistic prediction
+     ``max(L_i, L_j) + r (linear_ij - max(L_i, L_j))`` (``r`` the smallest ratio of
+     optimised to linear excess seen so far) is below ``h - tol``: a heuristic, exact only
+     relative to it.
+
+   Among the qualifying pairs of an edge, the lowest predictions go first (the likeliest
+   bypass, so the final tree is found early): ``per_edge`` of them in the first round,
+   ``growth`` times more each further round (few wide rounds, each one batch of subtasks,
+   even when most pairs qualify).
 4. ``strategy="all"`` refines every pair (the reference the benchmark compares with);
    ``strategy="none"`` keeps the cheap bounds.
 
-Each round is one call of the caller's ``refine_fn`` on a list of pairs, so that the
-runner can send a round to the executor as one group of subtasks.
+Every refined pair gets a target ``max(L_i, L_j) + target_tol / 2``: its path finder may
+stop once its band is below it (a lower barrier could change no merge). After every
+round a snapshot (``history``) records the merge tree so far and the level intervals
+that can still change (``open_levels``, sound for ``exact`` and ``all``).
 """
 
 from __future__ import annotations
