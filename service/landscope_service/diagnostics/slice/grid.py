@@ -205,7 +205,14 @@ class _Evaluator:
                 for b, (xb, yb, w) in enumerate(self.batches):
                     heads, shape = self._head_outputs(b, xb)
                     # z = F(x; origin) + a F(x; d1) + b F(x; d2), one addmm for K points
-                    z = torch.addmm(heads[0].unsqueeze(0), coords, heads[1:])
+                    # (one point on the CPU: two in-place axpys, no copy of the origin term)
+                    if k == 1 and self.problem.device.type == "cpu":
+                        z = torch.add(heads[0], heads[1], alpha=float(coords[0, 0]))
+                        for j in range(2, heads.shape[0]):
+                            z.add_(heads[j], alpha=float(coords[0, j - 1]))
+                        z = z.unsqueeze(0)
+                    else:
+                        z = torch.addmm(heads[0].unsqueeze(0), coords, heads[1:])
                     lo, ac = run_tail(stacked, z.reshape(k, *shape), yb)
                     loss += w * lo
                     acc += w * ac
