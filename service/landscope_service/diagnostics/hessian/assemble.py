@@ -21,7 +21,7 @@ from .density import (
     slq_density,
     slq_moments,
 )
-from .plots import density_png
+from .plots import density_artifacts, density_caption
 
 __all__ = ["artifacts", "density_json", "eig_block"]
 
@@ -74,20 +74,26 @@ def density_json(nodes: list[np.ndarray], weights: list[np.ndarray], opts: dict[
 
 
 def artifacts(density: dict[str, Any] | None, result: dict[str, Any], opts: dict[str, Any],
-               top_vectors: Tensor | None, bottom_vectors: Tensor | None) -> list[Artifact]:
-    """``density.png`` (when a density was computed) and, when asked,
+               top_vectors: Tensor | None, bottom_vectors: Tensor | None,
+               dtype: str | None = None) -> list[Artifact]:
+    """``density.png`` and ``density.svg`` (when a density was computed) and, when asked,
     ``eigenvectors.safetensors`` (rows are unit eigenvectors in ``flatten(params)`` order)."""
     arts: list[Artifact] = []
     if density is not None:
         grid = np.asarray([x if x is not None else np.nan for x in density["grid"]])
-        vals = np.asarray([x if x is not None else 0.0 for x in density["values"]])
+        vals = np.asarray([x if x is not None else np.nan for x in density["values"]])
         title = ("Hessian spectrum (exact)" if result["exact"] else
-                 f"Hessian spectral density (SLQ, {density['num_probes']} probes)")
+                 "Hessian spectral density (SLQ)")
         top = [x for x in result["top"]["eigenvalues"] if x is not None]
         bottom = [x for x in result["bottom"]["eigenvalues"] if x is not None]
-        label = "exact eigenvalues, Gaussian-broadened" if result["exact"] else "SLQ density"
-        png = density_png(grid, vals, top=top, bottom=bottom, title=title, label=label)
-        arts.append(Artifact("density.png", "image/png", png))
+        label = "exact, broadened" if result["exact"] else "SLQ density"
+        caption = density_caption(
+            exact=bool(result["exact"]), num_probes=density["num_probes"],
+            steps=density["steps"], sigma=density["sigma"], grid_points=len(density["grid"]),
+            num_params=result["num_params"], num_samples=result["num_samples"],
+            loss=result["loss"], dtype=dtype)
+        arts += density_artifacts(grid, vals, top=top, bottom=bottom, caption=caption,
+                                  title=title, label=label)
     if opts["return_eigenvectors"]:
         from safetensors.torch import save
 

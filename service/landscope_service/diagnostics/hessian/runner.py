@@ -187,7 +187,7 @@ def _run_exact(problem: Problem, opts: dict[str, Any], ctx: RunContext, k_top: i
         "theory": theory,
     }
     files = artifacts(density, result, opts, evecs[:, top_idx.tolist()],
-                      evecs[:, bot_idx.tolist()])
+                      evecs[:, bot_idx.tolist()], dtype=str(problem.dtype))
     mon.report("done", 1.0, "done", force=True)
     return RunOutput(result=result, artifacts=files)
 
@@ -421,7 +421,8 @@ def _run_iterative(problem: Problem, opts: dict[str, Any], ctx: RunContext, k_to
     }
     files = artifacts(density, result, opts,
                       eig.top_vectors if eig is not None else None,
-                      eig.bottom_vectors if eig is not None else None)
+                      eig.bottom_vectors if eig is not None else None,
+                      dtype=str(problem.dtype))
     mon.report("done", 1.0, "done", force=True)
     return RunOutput(result=result, artifacts=files)
 

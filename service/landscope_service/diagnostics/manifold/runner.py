@@ -18,10 +18,11 @@ from ..context import RunContext
 from ..options.minimizer_manifold import OPTIONS
 from ..output import Artifact, RunOutput
 from ..output import json_float as _f
+from ..plots import caption_text
 from ..problem import Problem
 from .fit import FitResult, levenberg_marquardt
 from .jacobian import ResidualFunction
-from .plots import singular_value_plot
+from .plots import singular_value_artifacts
 from .rank import Linearization, Route, hessian_nullity
 from .theory import theory_block
 from .walk import walk_manifold
@@ -87,7 +88,7 @@ def run_minimizer_manifold(problem: Problem, options: dict[str, Any], ctx: RunCo
 
     Returns:
         ``RunOutput`` with the JSON result (``fit``, ``rank``, ``dimension``,
-        ``hessian``, ``walk``, ``theory``, ...) and the artifacts ``singular_values.png``
+        ``hessian``, ``walk``, ``theory``, ...) and the artifacts ``singular_values.png``, ``.svg``
         and ``singular_values.json``.
 
     Raises:
@@ -239,9 +240,14 @@ def run_minimizer_manifold(problem: Problem, options: dict[str, Any], ctx: RunCo
 
     # artifacts
     mon.report("plots", 0.97, "singular-value plot", force=True)
-    png = singular_value_plot(
+    figures = singular_value_artifacts(
         rk, title=f"J at the fitted point: rank {lin.rank}, P - rN = {predicted}, "
         f"measured {measured if measured is not None else 'n/a'}",
+        caption=caption_text(
+            what="Singular values of the Jacobian J of the outputs at the fitted point",
+            num_params=P, num_samples=N, loss=problem.loss,
+            dtype=f"{result['input_dtype']} input, float64 compute",
+            method=f"{route} route, rule {rk.rule}"),
     )
     sv_json = json.dumps({
         "singular_values": sv_list, "rank": lin.rank, "threshold": rk.threshold,
@@ -251,7 +257,7 @@ def run_minimizer_manifold(problem: Problem, options: dict[str, Any], ctx: RunCo
     return RunOutput(
         result=result,
         artifacts=[
-            Artifact("singular_values.png", "image/png", png),
+            *figures,
             Artifact("singular_values.json", "application/json", sv_json),
         ],
     )
