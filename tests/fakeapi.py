@@ -1,8 +1,10 @@
-"""A small in-process HTTP server that follows docs/api.md, for the SDK and CLI tests.
+"""A small in-process HTTP server that follows docs/api.md, for SDK tests that must inject
+a server error (retries, backoff, timeouts, malformed answers).
 
-Test modules import it as ``fakeapi`` (``tests`` is on pytest's ``pythonpath``);
-``tests/unit/test_sdk_fakeapi.py`` pins the fake's own behaviour to the contract, so that
-SDK tests built on it test the contract.
+Every other SDK and CLI test runs against the real app served in-process
+(``tests/liveapi.py``). Test modules import this one as ``fakeapi`` (``tests`` is on
+pytest's ``pythonpath``); ``tests/unit/test_sdk_fakeapi.py`` sends the same requests to
+the fake and to the real app, so that tests built on the fake test the contract.
 """
 
 from __future__ import annotations
