@@ -62,9 +62,10 @@ _H_DEFAULTS: dict[str, Any] = {
     "density_steps": 80, "ggn_split": True, "blocks": False, "block_max_products": 300,
     "max_basis": 400,
 }
-_EXTREMES_STEPS_PER_PAIR = 30
+_EXTREMES_STEPS_PER_PAIR = 12
 """Typical thick-restart Lanczos products per wanted eigenpair (plus two) to tolerance
-1e-6 on the benchmark problems; the upper bound is always ``max_products``."""
+1e-6: the digits conv net took 33 products for top-5/bottom-1 and the quickstart CNN 27 for
+top-3/bottom-1 (harder spectra take more); the upper bound is always ``max_products``."""
 _DENSE_MEMORY_BYTES = 4 << 30
 
 
