@@ -110,9 +110,19 @@ def test_submit_over_the_queued_cap_is_429(settings: Any, redis_client: Any) -> 
     app = create_app({"TESTING": True}, settings=dataclasses.replace(
         settings, max_queued_per_tenant=2))
     http = app.test_client()
-    for seed in range(2):
-        assert http.post("/v1/jobs", json=evaluate_request(seed=seed),
-                         headers=AUTH_A).status_code == 202
+    first = http.post("/v1/jobs", json=evaluate_request(seed=0),
+                      headers={**AUTH_A, "Idempotency-Key": "k0"})
+    assert first.status_code == 202
+    assert http.post("/v1/jobs", json=evaluate_request(seed=1), headers=AUTH_A).status_code \
+        == 202
+    # At the cap, a retry of the first request is still its replay, not a refusal.
+    again = http.post("/v1/jobs", json=evaluate_request(seed=0),
+                      headers={**AUTH_A, "Idempotency-Key": "k0"})
+    assert again.status_code == 202 and again.headers["Idempotent-Replayed"] == "true"
+    assert again.get_json()["id"] == first.get_json()["id"]
+    other_body = http.post("/v1/jobs", json=evaluate_request(seed=5),
+                           headers={**AUTH_A, "Idempotency-Key": "k0"})
+    assert other_body.status_code == 429  # not a replay: the cap applies
     resp = http.post("/v1/jobs", json=evaluate_request(seed=3), headers=AUTH_A)
     assert resp.status_code == 429 and resp.headers["Retry-After"] == "5"
     body = resp.get_json()

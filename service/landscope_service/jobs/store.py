@@ -219,7 +219,7 @@ class JobStore:
         fp = self.request_fingerprint(kind, request, metadata)
         idem_key = None
         if idempotency_key is not None:
-            idem_key = f"ls:idem:{tenant}:{hashlib.sha256(idempotency_key.encode()).hexdigest()}"
+            idem_key = self._idem(tenant, idempotency_key)
             pending = json.dumps({"fingerprint": fp, "job_id": None})
             if not self.client.set(idem_key, pending, nx=True, ex=self.idempotency_ttl_s):
                 raw = self.client.get(idem_key)
@@ -277,6 +277,22 @@ class JobStore:
             raise
         raw = {k: str(v) for k, v in mapping.items()}
         return self._render(doc, raw), True
+
+    @staticmethod
+    def _idem(tenant: str, idempotency_key: str) -> str:
+        return f"ls:idem:{tenant}:{hashlib.sha256(idempotency_key.encode()).hexdigest()}"
+
+    def replayed(self, *, tenant: str, kind: str, request: dict[str, Any],
+                 metadata: dict[str, str], idempotency_key: str) -> dict[str, Any] | None:
+        """The job an earlier request with this key and this body created, if any."""
+        raw = self.client.get(self._idem(tenant, idempotency_key))
+        if raw is None:
+            return None
+        record = json.loads(raw)
+        if record.get("job_id") is None or \
+                record["fingerprint"] != self.request_fingerprint(kind, request, metadata):
+            return None
+        return self.get(record["job_id"], tenant=tenant)
 
     def set_task_id(self, job_id: str, task_id: str) -> None:
         self.client.hset(self._job(job_id), "task_id", task_id)

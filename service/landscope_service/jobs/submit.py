@@ -23,7 +23,7 @@ from ..settings import Settings
 from ..storage.blobs import BlobService
 from .deadlines import resolve_limits
 from .dispatch import Dispatcher, queue_for
-from .errors import ConflictError, InvalidRequestError, UnavailableError
+from .errors import ConflictError, InvalidRequestError, TooManyRequestsError, UnavailableError
 from .estimate import estimate_job, pool_rates
 from .kinds.base import KindSpec, SubmitContext
 from .limits import ActiveJobCaps
@@ -160,7 +160,16 @@ class Submissions:
         # The ids are chosen first: the caps count the job from the start, and the task id
         # is recorded with the job (a cancel revokes it) in the same round trip.
         job_id, task_id = new_job_id(), str(uuid.uuid4())
-        self.caps.reserve(tenant, job_id)
+        try:
+            self.caps.reserve(tenant, job_id)
+        except TooManyRequestsError:
+            # A retry of a request that already made its job is a replay, not a new job.
+            first = None if idempotency_key is None else self.jobs.replayed(
+                tenant=tenant, kind=req["kind"], request=req, metadata=metadata,
+                idempotency_key=idempotency_key)
+            if first is None:
+                raise
+            return first, False
         created = False
         try:
             job, created = self.jobs.create(
