@@ -5,6 +5,12 @@ curvature seen when only that layer moves. Its top eigenvalue comes from Lanczos
 :class:`~.operators.BlockOperator`; its trace from the full-space probes, since for a
 Rademacher ``g``, ``E[g_I^T (H g)_I] = tr(H[I, I])`` (the off-diagonal blocks average out),
 so the probes that estimate ``tr(H)`` give every block's trace without another product.
+
+Blocks are named by module path: the parameter ``layer2.0.conv1.weight`` belongs to the
+block ``layer2.0.conv1``. For a ``graph`` model built from ``from_module`` these are the
+user's own module paths (an ``nn.MultiheadAttention`` at ``attn`` gives the blocks
+``attn``, its input projections, and ``attn.out_proj``); a ``parameter`` node without a
+dot in its name is a block of its own.
 """
 
 from __future__ import annotations
