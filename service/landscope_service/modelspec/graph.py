@@ -1181,51 +1181,47 @@ def analyze_graph(
     if input_dtype == "int64" and max_token is None:
         raise GraphError(("input", "dtype"), "An int64 input must feed an embedding node.")
     return GraphInfo(input_name, input_shape, input_dtype, tuple(checked), output, out.shape,
-                     _tree_order(params, modules), _tree_order(buffers, modules), modules,
+                     _tree_order(params, modules, owner), _tree_order(buffers, modules, owner),
+                     modules,
                      max_token)
 
 
 def _tree_order(
-    keys: dict[str, tuple[int, ...]], modules: dict[str, str]
+    keys: dict[str, tuple[int, ...]], modules: dict[str, str], owner: dict[str, str]
 ) -> dict[str, tuple[int, ...]]:
     """``keys`` in ``nn.Module.named_parameters`` order of the built module.
 
     Modules are registered in ``modules`` order, containers created on the way; a
     module's own tensors come before its children's (``in_proj_weight`` before
-    ``out_proj.weight``).
+    ``out_proj.weight``). ``owner`` maps each key to the node (module) that owns it.
     """
-    children: dict[str, list[str]] = {}
+    children: dict[str, dict[str, int]] = {}  # container -> child -> position
 
     def ensure(path: str) -> None:
         parts = path.split(".") if path else []
         for k in range(len(parts)):
-            lst = children.setdefault(".".join(parts[:k]), [])
-            if parts[k] not in lst:
-                lst.append(parts[k])
+            pos = children.setdefault(".".join(parts[:k]), {})
+            pos.setdefault(parts[k], len(pos))
 
-    own: dict[str, list[str]] = {}
+    by_module: dict[str, list[str]] = {}
+    for key in keys:
+        by_module.setdefault(owner[key], []).append(key)
+    own: dict[str, dict[str, int]] = {}  # container -> own tensor -> position
     for module, op in modules.items():
         ensure(module if op not in ("parameter", "buffer") else module.rpartition(".")[0])
-        for key in keys:
-            if key == module and op in ("parameter", "buffer"):
-                container, _, leaf = key.rpartition(".")
-            elif key.startswith(module + ".") and op not in ("parameter", "buffer"):
-                container, _, leaf = key.rpartition(".")
-                if container != module and modules.get(container) is not None:
-                    continue  # a deeper module's tensor
-            else:
-                continue
+        for key in by_module.get(module, []):
+            container, _, leaf = key.rpartition(".")
             ensure(container)
-            if leaf not in own.setdefault(container, []):
-                own[container].append(leaf)
+            pos = own.setdefault(container, {})
+            pos.setdefault(leaf, len(pos))
 
     def sort_key(key: str) -> list[int]:
         container, _, leaf = key.rpartition(".")
         parts = container.split(".") if container else []
         out: list[int] = []
         for k, part in enumerate(parts):
-            out += [1, children[".".join(parts[:k])].index(part)]
-        return [*out, 0, own[container].index(leaf)]
+            out += [1, children[".".join(parts[:k])][part]]
+        return [*out, 0, own[container][leaf]]
 
     return {key: keys[key] for key in sorted(keys, key=sort_key)}
 
