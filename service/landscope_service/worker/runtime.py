@@ -17,11 +17,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import redis
+
 from ..diagnostics import Cancelled, Monitor, RunContext, RunOutput
 from ..jobs.estimate import work_per_sample
 from ..jobs.registry import kinds, load_runner
 from ..jobs.store import JobStore, products_of
 from ..logs import job_id_var, tenant_var
+from ..reports import job_report
 from ..settings import Settings
 from ..storage.blobs import BlobService, artifact_key
 from ..storage.store import ObjectStore
@@ -144,7 +147,9 @@ class JobRuntime:
         t_start = time.monotonic()
         try:
             output = self._compute(job_id, tenant, req, monitor, execution)
-            artifacts = self._store_artifacts(job_id, output.artifacts)
+            report = job_report(doc, output.result, output.artifacts)  # report.html
+            artifacts = self._store_artifacts(
+                job_id, [*output.artifacts, *([report] if report is not None else [])])
             result = json.loads(json.dumps(output.result, allow_nan=False))
         except Cancelled:
             if watchdog.reason == "deadline":
@@ -234,6 +239,10 @@ def classify_failure(e: BaseException) -> tuple[str | None, str]:
 
     if isinstance(e, SoftTimeLimitExceeded):
         return "time_limit", "The job exceeded its time limit (LANDSCOPE_SOFT_TIME_LIMIT_S)."
+    if isinstance(e, redis.ConnectionError | redis.TimeoutError):
+        # Redis went away mid-run (a restart): not the job's fault. The task raises, the
+        # lease lapses and the reaper runs the job again (bounded by LANDSCOPE_MAX_ATTEMPTS).
+        return None, ""
     name = type(e).__name__
     text = str(e)
     if (name == "OutOfMemoryError" or isinstance(e, MemoryError)
