@@ -157,6 +157,14 @@ class Settings:
                                              "parse": _int(0),
                                              "doc": "Bytes of blobs one tenant may store (429 "
                                                     "with Retry-After above; 0: no cap)."})
+    max_blob_bytes: int = field(default=20 * 1024**3,
+                                metadata={"env": "LANDSCOPE_MAX_BLOB_BYTES", "parse": _int(1024),
+                                          "doc": "Largest blob a chunked upload (POST "
+                                                 "/v1/uploads) may declare; larger answers 413."})
+    upload_ttl_s: int = field(default=24 * 3600,
+                              metadata={"env": "LANDSCOPE_UPLOAD_TTL_S", "parse": _int(60),
+                                        "doc": "A chunked upload that receives no part for "
+                                               "this long expires and its parts are removed."})
     result_ttl_s: int = field(default=7 * 24 * 3600,
                               metadata={"env": "LANDSCOPE_RESULT_TTL_S", "parse": _int(60),
                                         "doc": "How long finished jobs, results and artifacts "

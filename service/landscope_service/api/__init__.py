@@ -24,7 +24,7 @@ from ..settings import Settings, load_settings
 from ..storage.blobs import BlobService
 from ..storage.store import make_store
 from ..worker.celery_app import make_celery
-from . import blobs, jobs, system
+from . import blobs, jobs, system, uploads
 from .deadline import BodyDeadline
 from .errors import (
     handle_http_exception,
@@ -36,11 +36,13 @@ from .extensions import LandscopeApi, Services
 from .httpmetrics import HttpMetricsBuffer
 from .limits import install_body_limits
 from .options import register_option_components
+from .ui import blp as ui_blp
+from .ui import root as ui_root
 from .waits import JobWaits
 
 __all__ = ["create_app"]
 
-BLUEPRINTS = (system.blp, blobs.blp, jobs.blp)
+BLUEPRINTS = (system.blp, blobs.blp, uploads.blp, jobs.blp)
 REDIS_CONNECTIONS = 64  # per API process
 
 
@@ -111,6 +113,8 @@ def create_app(
     app.extensions["landscope_api"] = api
     for blp in BLUEPRINTS:
         api.register_blueprint(blp)
+    app.register_blueprint(ui_blp)  # /ui pages (not part of the OpenAPI document)
+    app.register_blueprint(ui_root)  # / leads to /ui/
     polymorphic_openapi(api.spec)  # Architecture and Layer as oneOf, keyed on "type"
     register_option_components(api.spec)  # each public kind's options, as components
     app.register_error_handler(HTTPException, handle_http_exception)

@@ -103,24 +103,32 @@ class BlobService:
             BlobQuotaError: new bytes over the tenant's cap (nothing is stored).
         """
         digest = hashlib.sha256(data).hexdigest()
+        return self.adopt(tenant, digest, len(data),
+                          lambda key: self.store.put(key, data))
+
+    def adopt(self, tenant: str, digest: str, size: int,
+              place: Callable[[str], None]) -> tuple[dict[str, Any], bool]:
+        """Record bytes whose SHA-256 the caller computed; ``place(key)`` puts them in the
+        store under ``key`` when the store does not hold them yet (a chunked upload moves
+        its assembled parts there). Same answers and errors as :meth:`put`."""
         key = f"blobs/sha256/{digest}"
-        meta = {"id": f"sha256:{digest}", "size": len(data), "created_at": self.clock()}
+        meta = {"id": f"sha256:{digest}", "size": size, "created_at": self.clock()}
         self._maybe_sweep()
         with self._lock(f"tenant:{tenant}"):
             if self.touch(tenant, digest):
                 return self.meta(tenant, meta["id"]) or meta, False
             if self.tenant_cap_bytes:
                 used = self.usage(tenant)
-                if used + len(data) > self.tenant_cap_bytes:
-                    raise BlobQuotaError(used, len(data), self.tenant_cap_bytes,
+                if used + size > self.tenant_cap_bytes:
+                    raise BlobQuotaError(used, size, self.tenant_cap_bytes,
                                             self._next_expiry_s(tenant))
             with self._lock(digest):
                 if not self.store.exists(key):
-                    self.store.put(key, data)
+                    place(key)
                 pipe = self.client.pipeline()
                 pipe.set(self._meta_key(tenant, digest), json.dumps(meta), nx=True,
                          px=self._px())
-                pipe.hset(self._sizes_key(tenant), digest, len(data))
+                pipe.hset(self._sizes_key(tenant), digest, size)
                 pipe.sadd(self._owners_key(digest), tenant)
                 pipe.sadd(_TENANTS, tenant)
                 created = bool(pipe.execute()[0])
