@@ -211,7 +211,10 @@ def help_with_pieces(rt: JobRuntime, job_id: str, fanout_id: str) -> int:
     problem = _problems[job_id]
     pop = client.register_script(_POP_AND_CLAIM)
     lease_ms = int(rt.settings.lease_s * 1000)
-    monitor = Monitor(should_cancel=lambda: rt.jobs.cancel_requested(job_id))
+    # stop at the next check when the job is cancelled, or ended otherwise (a passed
+    # deadline fails it; the parent's watchdog does not reach helper processes)
+    monitor = Monitor(should_cancel=lambda: rt.jobs.cancel_requested(job_id)
+                      or rt.jobs.status(job_id) != "running")
     count = 0
     while True:
         idx = pop(keys=[k.todo, k.claim], args=[rt.hostname, lease_ms])
