@@ -89,7 +89,8 @@ def test_level_set_connectivity_aligns_a_permuted_minimum() -> None:
     ctx = RunContext(seed=0, load_params=lambda ref: stored[ref])
     res = run_level_set_connectivity(
         problem, {"minima": ["a", "b"], "num_trained": 0, "align": True,
-                  "paths": {"methods": ["neb"]}}, ctx).result
+                  "paths": {"methods": ["neb"], "neb": {"images": 1, "cycles": 1, "steps": 5,
+                                                        "max_pivots": 3}}}, ctx).result
     assert res["alignment"] == {"requested": True, "done": True, "error": None}
     top = max(m["loss"] for m in res["minima"])
     # modulo permutation the two minima are one point: the barrier is the minima's loss
