@@ -5,6 +5,7 @@ Real (private) Redis; time is a fake clock the tests move, never a sleep."""
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import pytest
@@ -198,3 +199,42 @@ def test_products_of_reads_totals_by_part() -> None:
     assert products_of({"products": {"total": 830, "extremes": 180}}) == 830
     assert products_of({"cost": {"products": 12}}) == 12
     assert products_of({"products": True}) is None and products_of({}) is None
+
+
+def _stuck_child() -> Any:
+    import subprocess
+    import sys
+
+    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+
+
+def test_worker_fallback_kills_a_stuck_pool_process(jobs: JobStore, redis_url: str) -> None:
+    import time
+
+    settings = load_settings({}, redis_url=redis_url, lease_s=2.0, cancel_grace_s=2.0)
+    hb = Heartbeat(settings, "w", ["cpu"], 1, lambda j, q: None, jobs=jobs)
+    cancelled, plain, recent, stranger = (_running(jobs) for _ in range(4))
+    deadline = _running(jobs, max_runtime_s=10)
+    children = {j: _stuck_child() for j in (cancelled, deadline, recent)}
+    try:
+        for job_id, child in children.items():
+            jobs.set_pid(job_id, child.pid)
+        jobs.set_pid(stranger, os.getpid())  # not a child of this process: never killed
+        now = time.time()
+        for job_id in (cancelled, stranger):
+            jobs.request_cancel(job_id)
+            jobs.client.hset(f"ls:job:{job_id}", "cancel_requested_at", now - 7)  # > 3 x 2 s
+        jobs.request_cancel(recent)                                             # within 6 s
+        jobs.client.hset(f"ls:job:{deadline}", "started_at", now - 17)          # 10 + 6 < 17
+        assert sorted(hb.stop_stuck(now)) == sorted([cancelled, deadline])
+        assert children[cancelled].wait(10) == -9 and children[deadline].wait(10) == -9
+        assert children[recent].poll() is None
+        assert jobs.status(cancelled) == "cancelled" and jobs.status(stranger) == "cancelled"
+        failed = jobs.get(deadline) or {}
+        assert failed["status"] == "failed"
+        assert failed["error"]["code"] == "deadline_exceeded"
+        assert jobs.status(recent) == "running" and jobs.status(plain) == "running"
+    finally:
+        for child in children.values():
+            child.kill()
+            child.wait()

@@ -540,6 +540,20 @@ class JobStore:
     def cancel_requested(self, job_id: str) -> bool:
         return self.client.hget(self._job(job_id), "cancel_requested") == b"1"
 
+    def set_pid(self, job_id: str, pid: int) -> None:
+        """Record the process that runs the job's attempt (the worker's fallback stop)."""
+        self.client.hset(self._job(job_id), "pid", pid)
+
+    def running_on(self, worker: str) -> list[tuple[str, dict[str, str]]]:
+        """``(job_id, raw record)`` of the running jobs whose attempt ``worker`` holds."""
+        out = []
+        for member in self.client.smembers("ls:running"):  # type: ignore[union-attr]
+            job_id = member.decode()
+            raw = self.raw(job_id)
+            if raw and raw.get("status") == "running" and raw.get("worker") == worker:
+                out.append((job_id, raw))
+        return out
+
     def requeue(self, job_id: str) -> bool:
         """A lost running attempt goes back to queued (the caller re-sends the task)."""
         ok = self._cas(job_id, ("running",), "queued", worker="") is not None

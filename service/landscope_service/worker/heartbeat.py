@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -20,12 +22,29 @@ import redis
 from ..jobs.reaper import reap
 from ..jobs.store import JobStore
 from ..settings import Settings
+from .watchdog import deadline_message
 
-__all__ = ["Heartbeat", "worker_devices"]
+__all__ = ["Heartbeat", "is_child_process", "worker_devices"]
 
 log = logging.getLogger("landscope.worker")
 
 SendFn = Callable[[str, str], None]
+
+
+def is_child_process(pid: int) -> bool:
+    """Whether ``pid`` is a child of this process (a prefork pool process), from
+    ``/proc/<pid>/stat``; False where that cannot be read."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return False
+    fields = stat[stat.rfind(")") + 2:].split()
+    return len(fields) > 1 and fields[1] == str(os.getpid())
+
+
+def _kill(pid: int) -> None:
+    os.kill(pid, signal.SIGKILL)
 
 
 def worker_devices(queues: list[str], environ: dict[str, str] | None = None) -> list[str]:
@@ -62,6 +81,7 @@ class Heartbeat:
         self.period = max(0.5, settings.lease_s / 4)
         self.ttl = max(3.0, settings.lease_s)
         self.stop = threading.Event()
+        self.kill: Callable[[int], None] = _kill
         self._ticks = 0
         self._thread: threading.Thread | None = None
 
@@ -75,7 +95,35 @@ class Heartbeat:
                 log.warning("reaper: job %s %s", job_id, action)
             for job_id in self.jobs.expire_overdue():
                 log.warning("job %s expired: not started before its queue deadline", job_id)
+        self.stop_stuck()
         self._ticks += 1
+
+    def stop_stuck(self, now: float | None = None) -> list[str]:
+        """Fallback of the attempts' own watchdogs (``watchdog.py``), which need the
+        GIL: a job of this worker still running ``3 * LANDSCOPE_CANCEL_GRACE_S`` after
+        its cancel or past its deadline is finalised here and its pool process (a child
+        of this process, recorded in the job) killed. Returns the jobs stopped."""
+        now = time.time() if now is None else now
+        late = 3 * self.settings.cancel_grace_s
+        out = []
+        for job_id, raw in self.jobs.running_on(self.hostname):
+            limit = float(raw["max_runtime_s"]) if raw.get("max_runtime_s") else None
+            started = float(raw.get("started_at") or now)
+            if raw.get("cancel_requested") == "1":
+                if now - float(raw.get("cancel_requested_at") or now) < late:
+                    continue
+                self.jobs.mark_cancelled(job_id, allowed=("running",))
+            elif limit is not None and now - started > limit + late:
+                self.jobs.fail(job_id, "deadline_exceeded", deadline_message(limit),
+                               allowed=("running",))
+            else:
+                continue
+            pid = int(raw.get("pid") or 0)
+            if pid and is_child_process(pid):
+                log.warning("job %s: its pool process %d did not stop; killing it", job_id, pid)
+                self.kill(pid)
+                out.append(job_id)
+        return out
 
     def run(self) -> None:
         while not self.stop.is_set():

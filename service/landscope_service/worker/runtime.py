@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import threading
 import time
 import traceback
@@ -113,6 +114,7 @@ class JobRuntime:
                 "the worker's memory or crash its process.",
             )
             return "failed"
+        self.jobs.set_pid(job_id, os.getpid())
         with _Lease(self.jobs, job_id, token):
             return self._run(job_id, attempts)
 

@@ -20,9 +20,16 @@ from collections.abc import Callable
 
 from ..jobs.store import JobStore
 
-__all__ = ["Watchdog"]
+__all__ = ["Watchdog", "deadline_message"]
 
 log = logging.getLogger("landscope.worker")
+
+
+def deadline_message(max_runtime_s: float) -> str:
+    """The error message of a job stopped at its run-time limit."""
+    return (f"The job ran longer than its max_runtime_s={max_runtime_s:g} s and was "
+            "stopped; its progress shows how far it got. Raise max_runtime_s (within "
+            "the tenant's limit) or reduce the work (fewer products, a smaller model).")
 
 
 class Watchdog:
@@ -60,9 +67,7 @@ class Watchdog:
         return self.reason is not None
 
     def deadline_message(self) -> str:
-        return (f"The job ran longer than its max_runtime_s={self.max_runtime_s:g} s and was "
-                "stopped; its progress shows how far it got. Raise max_runtime_s (within "
-                "the tenant's limit) or reduce the work (fewer products, a smaller model).")
+        return deadline_message(self.max_runtime_s or 0.0)
 
     def tick(self) -> bool:
         """One poll; returns False once nothing is left to watch."""
