@@ -288,7 +288,7 @@ class _Translator:
         output_name = None
         # first uses of modules own their path as name
         for node in self.gm.graph.nodes:
-            if node.op == "call_module":
+            if node.op in ("call_module", "get_attr"):
                 self.taken.add(str(node.target))
         for node in self.gm.graph.nodes:
             self.depends[node] = node.op == "placeholder" or any(
