@@ -20,6 +20,7 @@ from typing import Any
 import redis
 
 from ..jobs.reaper import reap
+from ..jobs.redelivery import redis_restarted, resend_stranded
 from ..jobs.store import JobStore
 from ..settings import Settings
 from .watchdog import deadline_message
@@ -89,6 +90,8 @@ class Heartbeat:
         """One heartbeat; every other tick also one reaper and queue-deadline sweep."""
         rates = self.jobs.product_rates(self.hostname)
         self.jobs.heartbeat(self.hostname, {**self.info, "rates": rates}, self.ttl)
+        if redis_restarted(self.jobs.client):  # queued jobs whose messages it stranded
+            resend_stranded(self.jobs.client, self.send)
         if self._ticks % 2 == 0:
             for job_id, action in reap(self.jobs, self.send,
                                        max_attempts=self.settings.max_attempts):
