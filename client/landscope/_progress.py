@@ -9,7 +9,14 @@ from typing import Any, Protocol, TextIO
 
 from landscope.types import Job
 
-__all__ = ["LineProgress", "NullProgress", "ProgressReporter", "TqdmProgress", "make_reporter"]
+__all__ = [
+    "ByteProgress",
+    "LineProgress",
+    "NullProgress",
+    "ProgressReporter",
+    "TqdmProgress",
+    "make_reporter",
+]
 
 ProgressCallback = Callable[[Job], None]
 
@@ -168,3 +175,50 @@ def make_reporter(
     if callable(progress):
         return CallbackProgress(progress)
     raise TypeError(f"progress must be a bool or a callable, got {type(progress).__name__}.")
+
+
+class ByteProgress:
+    """Bytes sent of a file: a tqdm bar when tqdm is importable, else a redrawn line.
+
+    The count only grows: a part sent again after a failure is counted once, when the
+    service confirms it.
+
+    Args:
+        total: bytes of the file.
+        label: shown before the bar.
+        stream: where to write (standard error by default).
+    """
+
+    def __init__(self, total: int, label: str, stream: TextIO | None = None) -> None:
+        self.total = total
+        self.done = 0
+        self._label = label
+        self._stream = stream if stream is not None else sys.stderr
+        self._bar: Any = None
+        try:
+            tqdm_module = importlib.import_module("tqdm")
+        except ImportError:
+            self._tty = bool(getattr(self._stream, "isatty", lambda: False)())
+        else:
+            self._bar = tqdm_module.tqdm(total=total, desc=label, unit="B", unit_scale=True,
+                                         unit_divisor=1024, file=self._stream, leave=True)
+
+    def advance(self, nbytes: int) -> None:
+        """Count ``nbytes`` more as sent (never more than the total)."""
+        step = max(0, min(nbytes, self.total - self.done))
+        self.done += step
+        if self._bar is not None:
+            self._bar.update(step)
+            return
+        percent = 100.0 * self.done / self.total if self.total else 100.0
+        line = f"{self._label} {self.done}/{self.total} bytes ({percent:5.1f}%)"
+        self._stream.write(f"\r{line}" if self._tty else line + "\n")
+        self._stream.flush()
+
+    def close(self) -> None:
+        """Finish the display."""
+        if self._bar is not None:
+            self._bar.close()
+        elif self._tty:
+            self._stream.write("\n")
+            self._stream.flush()

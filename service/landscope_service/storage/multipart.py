@@ -18,17 +18,32 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Protocol
 
-from .store import LocalStore, ObjectStore, RedisStore, _check_key
+from .store import LocalStore, ObjectStore, RedisStore
 
 __all__ = ["LocalParts", "PartSink", "PartSizeError", "RedisParts", "part_sink"]
 
 SLICE = 1024 * 1024
 """Bytes read or written at a time when parts are hashed or assembled."""
+_UPLOAD_ID = re.compile(r"^up_[0-9a-f]{1,60}$")
+_BLOB_KEY = re.compile(r"^blobs/sha256/[0-9a-f]{64}$")
+
+
+def _upload_id(upload_id: str) -> str:
+    if not _UPLOAD_ID.match(upload_id):
+        raise ValueError(f"Invalid upload id {upload_id!r}.")
+    return upload_id
+
+
+def _blob_key(key: str) -> str:
+    if not _BLOB_KEY.match(key):
+        raise ValueError(f"Invalid blob key {key!r}: expected blobs/sha256/<hex>.")
+    return key
 
 
 class PartSizeError(ValueError):
@@ -105,7 +120,7 @@ class LocalParts:
         self.store = store
 
     def _data(self, upload_id: str) -> Path:
-        return self.store.root / _check_key(f"uploads/{upload_id}.data")
+        return self.store.root / "uploads" / f"{_upload_id(upload_id)}.data"
 
     def begin(self, upload_id: str, size: int, ttl_s: int) -> None:
         path = self._data(upload_id)
@@ -136,7 +151,7 @@ class LocalParts:
                 _cooperate()
 
     def commit(self, upload_id: str, key: str, part_lengths: list[int]) -> None:
-        target = self.store.root / _check_key(key)
+        target = self.store.root / _blob_key(key)
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(self._data(upload_id), target)
 
@@ -154,7 +169,7 @@ class RedisParts:
 
     @staticmethod
     def _part(upload_id: str, n: int) -> str:
-        return f"ls:uploadpart:{upload_id}:{n}"
+        return f"ls:uploadpart:{_upload_id(upload_id)}:{n}"
 
     def begin(self, upload_id: str, size: int, ttl_s: int) -> None:
         if self.max_size is not None and size > self.max_size:
@@ -207,7 +222,7 @@ class RedisParts:
                 _cooperate()
 
     def commit(self, upload_id: str, key: str, part_lengths: list[int]) -> None:
-        target = RedisStore._k(key)
+        target = f"ls:obj:{_blob_key(key)}"  # where RedisStore keeps an object
         tmp = f"{target}:tmp:{os.urandom(8).hex()}"
         try:
             self.client.set(tmp, b"")

@@ -15,7 +15,6 @@ from ...storage.multipart import SLICE, part_sink
 from ...storage.uploads import Upload, UploadError, UploadService
 from ..auth import require_tenant
 from ..blobs.schemas import BlobSchema
-from ..blobs.views import _render as render_blob
 from ..errors import abort
 from ..extensions import services
 from .schemas import PartSchema, UploadCreateSchema, UploadSchema
@@ -43,6 +42,11 @@ def _render(upload: Upload) -> dict[str, Any]:
             "part_sha256": {str(n): h for n, h in sorted(upload.parts.items())},
             "sha256": None if upload.sha256 is None else f"sha256:{upload.sha256}",
             "created_at": iso(upload.created_at), "expires_at": iso(upload.expires_at)}
+
+
+def render_blob(meta: dict[str, Any]) -> dict[str, Any]:
+    return {"id": meta["id"], "size": meta["size"], "created_at": iso(meta["created_at"]),
+            "expires_at": iso(meta.get("expires_at"))}
 
 
 def _unknown(upload_id: str) -> Any:
