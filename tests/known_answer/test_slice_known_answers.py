@@ -1,9 +1,11 @@
 """Known answers of ``landscape_slice`` (float64; each assertion states its tolerance).
 
 * A linear model with mse: the loss is a quadratic in the parameters, and the slice along
-  given directions equals its closed form (numpy, from the residuals) to 1e-12.
-* Filter normalisation is invariant to ReLU rescaling: the rescaled network's slice equals
-  the original's (and without normalisation it does not).
+  given directions equals its closed form (numpy, from the residuals) to 1e-12; so do the
+  axis curvatures and the convexity map (the slice's constant 2x2 Hessian).
+* Filter normalisation is invariant to ReLU rescaling, for an MLP (rows) and a conv net
+  (output channels): the rescaled network's slice equals the original's (and without
+  normalisation it does not).
 * The plane through three minima passes through each at the reported coordinates, with
   the minima's own losses.
 * A slice along the top Hessian eigenvector has centre curvature equal to the eigenvalue
@@ -70,6 +72,19 @@ def test_linear_mse_slice_equals_closed_form() -> None:
         np.testing.assert_allclose(res["sharpness"][name]["curvature"], 2 * np.mean(r**2),
                                    rtol=1e-9)  # rounding of L / h^2 with h = 0.25
     np.testing.assert_allclose(res["centre_loss"], np.mean(r0**2), rtol=1e-12)
+    # the slice's 2-D Hessian is the constant 2 [[R1.R1, R1.R2], [R1.R2, R2.R2]] / (N r):
+    # central differences of a quadratic are exact, so every interior ratio is its
+    # |lambda_min / lambda_max| (1e-9: rounding of L / h^2)
+    conv = run_landscape_slice(pr, {"dims": 2, "directions": "given",
+                                    "direction_blobs": ["d1", "d2"],
+                                    "range": [[-2.0, 1.0], [-0.5, 1.5]], "resolution": [13, 9],
+                                    "convexity": True, "plots": False}, ctx).result["convexity"]
+    h2 = 2 * np.array([[np.mean(r1 * r1), np.mean(r1 * r2)], [np.mean(r1 * r2),
+                                                                 np.mean(r2 * r2)]])
+    lam = np.linalg.eigvalsh(h2)
+    ratio = np.asarray(conv["ratio"], dtype=float)
+    np.testing.assert_allclose(ratio[1:-1, 1:-1], abs(lam[0] / lam[1]), rtol=1e-9)
+    assert np.isnan(ratio[0]).all() and conv["nonconvex_fraction"] == 0.0
     i, j = np.unravel_index(np.argmin(want), want.shape)
     assert res["minimum"]["alpha"] == pytest.approx(alpha[j], abs=0)
     assert res["minimum"]["beta"] == pytest.approx(beta[i], abs=0)
@@ -82,36 +97,46 @@ def test_linear_mse_slice_equals_closed_form() -> None:
         np.testing.assert_array_equal(z["alpha"], alpha)
 
 
-def _relu_problem(scale: float) -> Problem:
+def _relu_problem(scale: float, arch: str = "mlp") -> Problem:
     torch.manual_seed(3)
-    model = nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(),
-                          nn.Linear(8, 3)).to(DT)
+    g = torch.Generator().manual_seed(4)
+    if arch == "mlp":
+        model = nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(),
+                              nn.Linear(8, 3)).to(DT)
+        x = torch.randn(30, 5, generator=g, dtype=DT)
+    else:  # filters are the conv's output channels
+        model = nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.ReLU(), nn.Flatten(),
+                              nn.Linear(4 * 4 * 4, 3)).to(DT)
+        x = torch.randn(30, 2, 4, 4, generator=g, dtype=DT)
     params = {k: v.detach().clone() for k, v in model.named_parameters()}
-    # f(x) is unchanged when layer 0 (weight and bias) is scaled by c and layer 2's weight
-    # by 1/c: relu(c z) = c relu(z) for c > 0.
+    # f(x) is unchanged when layer 0 (weight and bias) is scaled by c and the next
+    # weighted layer's weight by 1/c: relu(c z) = c relu(z) for c > 0.
+    nxt = "2.weight" if arch == "mlp" else "3.weight"
     params["0.weight"] *= scale
     params["0.bias"] *= scale
-    params["2.weight"] /= scale
-    g = torch.Generator().manual_seed(4)
-    x = torch.randn(30, 5, generator=g, dtype=DT)
+    params[nxt] /= scale
     y = torch.randint(0, 3, (30,), generator=g)
     return Problem(model, params, x, y, "cross_entropy")
 
 
+@pytest.mark.parametrize("arch", ["mlp", "conv"])
 @pytest.mark.parametrize("bias_norm", ["zero", "normalize"])
-def test_filter_normalisation_is_invariant_to_relu_rescaling(bias_norm: str) -> None:
+def test_filter_normalisation_is_invariant_to_relu_rescaling(bias_norm: str, arch: str
+                                                            ) -> None:
     opts = {"dims": 2, "resolution": [7, 7], "seed": 5, "bias_norm": bias_norm,
             "accuracy": True, "plots": False}
-    base = run_landscape_slice(_relu_problem(1.0), opts, RunContext()).result
-    scaled = run_landscape_slice(_relu_problem(7.5), opts, RunContext()).result
+    base = run_landscape_slice(_relu_problem(1.0, arch), opts, RunContext()).result
+    scaled = run_landscape_slice(_relu_problem(7.5, arch), opts, RunContext()).result
     assert base["centre_loss"] == pytest.approx(scaled["centre_loss"], rel=1e-12)
     np.testing.assert_allclose(np.asarray(scaled["loss"]), np.asarray(base["loss"]),
                                rtol=1e-10)  # same function at every point, up to rounding
     np.testing.assert_array_equal(np.asarray(scaled["accuracy"]), np.asarray(base["accuracy"]))
     # the check can fail: raw Gaussian directions see the rescaling
     raw = {**opts, "normalization": "none"}
-    b = np.asarray(run_landscape_slice(_relu_problem(1.0), raw, RunContext()).result["loss"])
-    s = np.asarray(run_landscape_slice(_relu_problem(7.5), raw, RunContext()).result["loss"])
+    b = np.asarray(run_landscape_slice(_relu_problem(1.0, arch), raw,
+                                       RunContext()).result["loss"])
+    s = np.asarray(run_landscape_slice(_relu_problem(7.5, arch), raw,
+                                       RunContext()).result["loss"])
     assert np.max(np.abs(b - s) / np.abs(b)) > 1e-2
 
 
