@@ -3,7 +3,9 @@
 THEORY.md section 3. Operators (:mod:`.operators`, :mod:`.hvp`), algorithms as plain
 functions over the operator protocol (Krylov bases :mod:`.krylov`, the eigensolver
 :mod:`.lanczos`, quadrature probes :mod:`.slq`, :mod:`.trace`, :mod:`.density`,
-:mod:`.exact`), layer blocks (:mod:`.blocks`) and the job runner (:mod:`.runner`).
+:mod:`.exact`), layer blocks (:mod:`.blocks`) and the job runner (:mod:`.runner`), with
+its stage functions (:mod:`.stages`), result assembly (:mod:`.assemble`) and theory block
+(:mod:`.theory`).
 """
 
 from .blocks import ParamGroup, parameter_groups
