@@ -280,3 +280,22 @@ def test_trajectory_pca_runner_overlays_the_trajectory_inside_the_default_range(
     assert sum(res["direction_info"]["explained_variance_ratio"]) == pytest.approx(1.0,
                                                                                     abs=1e-12)
 
+
+
+def test_plane_through_two_minima_takes_a_random_second_axis() -> None:
+    pr = _mlp("mse")
+    g = torch.Generator().manual_seed(11)
+    a = {k: v + 0.2 * torch.randn(v.shape, generator=g, dtype=DT) for k, v in pr.params.items()}
+    b = {k: v - 0.2 * torch.randn(v.shape, generator=g, dtype=DT) for k, v in pr.params.items()}
+    out = run_landscape_slice(pr, {"dims": 2, "directions": "minima", "minima": ["a", "b"],
+                                   "resolution": [5], "seed": 4, "orthogonalize": True,
+                                   "plots": False},
+                              RunContext(load_params=_loader({"a": a, "b": b})))
+    res = out.result
+    coords = [(p["alpha"], p["beta"]) for p in res["points"]]
+    np.testing.assert_allclose(coords, [(0.0, 0.0), (1.0, 0.0)], atol=1e-12)
+    assert res["origin"] == "first point" and res["seed"] == 4
+    assert res["directions"][1]["name"] == "random (filter-normalised)"
+    assert abs(res["directions"][0]["cosine"]) < 1e-12
+    for p, w in zip(res["points"], (a, b), strict=True):  # in the plane, 1e-12
+        assert p["loss_at_coordinates"] == pytest.approx(float(pr.full_loss(w)), rel=1e-12)
