@@ -37,6 +37,10 @@ __all__ = ["BLOB_ID", "BlobQuotaError", "BlobService", "artifact_key"]
 BLOB_ID = re.compile(r"^sha256:[0-9a-f]{64}$")
 _SWEEP_EVERY_S = 60
 _TENANTS = "ls:blobtenants"
+_LEAVE_IF_EMPTY = """
+if redis.call('HLEN', KEYS[2]) == 0 then return redis.call('SREM', KEYS[1], ARGV[1]) end
+return 0
+"""
 
 
 def artifact_key(job_id: str, name: str) -> str:
@@ -240,8 +244,8 @@ class BlobService:
         """
         tenants = [t.decode() for t in self.client.smembers(_TENANTS)]  # type: ignore[union-attr]
         for tenant in tenants:
-            if not self._live(tenant):
-                self.client.srem(_TENANTS, tenant)
+            if not self._live(tenant):  # leave the list only if no upload came meanwhile
+                self.client.eval(_LEAVE_IF_EMPTY, 2, _TENANTS, self._sizes_key(tenant), tenant)
         return len(tenants)
 
     def _maybe_sweep(self) -> None:
