@@ -260,3 +260,20 @@ def test_refinement_history_open_levels_close() -> None:
     assert hist[0]["open_levels"]  # the straight-line tree could still move
     final = sorted(w for w, _, _ in minimum_spanning_edges(losses, rep.bounds))
     assert sorted(hist[-1]["merge_heights"]) == pytest.approx(final)
+
+
+def test_plots_render_noise_merges_and_log_profiles() -> None:
+    from landscope_service.diagnostics.connectivity import merge_tree_png, path_profiles_png
+
+    tree = build_merge_tree(
+        [0.0, 1e-6, 0.5], [[0.0, 1e-5, 1.0], [1e-5, 1e-6, 1.0], [1.0, 1.0, 0.5]],
+        tolerance=1e-3,
+    )
+    assert [m.noise for m in tree.merges] == [True, False]
+    png = merge_tree_png(tree)
+    assert png.startswith(b"\x89PNG")
+    ts = [0.0, 0.5, 1.0]
+    profiles = [("0-1 linear", ts, [0.0, 0.9, 1e-6]), ("0-1 neb", ts, [0.0, 1e-5, 1e-6]),
+                ("0-1 aligned neb", ts, [0.0, 1e-9, 1e-6])]
+    for log in (None, True, False):
+        assert path_profiles_png(profiles, log=log).startswith(b"\x89PNG")

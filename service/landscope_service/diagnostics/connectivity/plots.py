@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import matplotlib
 
@@ -61,7 +62,9 @@ def merge_tree_png(
     for m in tree.merges:
         ra, rb = owner[m.edge[0]], owner[m.edge[1]]
         h = m.height
-        style = {"color": "0.55", "ls": "--", "lw": 1.0} if m.noise else {"color": "C0", "lw": 1.5}
+        style: dict[str, Any] = (
+            {"color": "0.55", "ls": "--", "lw": 1.0} if m.noise else {"color": "C0", "lw": 1.5}
+        )
         for r in (ra, rb):
             ax.plot([node_x[r], node_x[r]], [node_y[r], h], **style)
         label = "noise merge" if m.noise and not noise_drawn else None
