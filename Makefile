@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 TORCH_PIN := torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-unit test-integration lint fuzz openapi sdk bench bench-env clean
+.PHONY: install browser demo test test-unit test-integration lint fuzz openapi sdk bench bench-env clean
 
 install: $(STAMP)
 
@@ -17,16 +17,25 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[service,dev]' $(TORCH_PIN)
 	touch $(STAMP)
 
+# The browser tests (tests/integration/test_ui_browser.py) drive Debian's headless
+# Chromium with Playwright; no browser is ever downloaded. Installed here when missing
+# and we are root (CI machines); otherwise those tests skip and say why.
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	@test -x $(CHROMIUM) || if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; \
+	else echo "$(CHROMIUM) missing and not root: the browser tests will be skipped"; fi
+
 demo: install
 	$(PY) examples/quickstart.py --local --out out/quickstart
 
-test: install
+test: install browser
 	$(PY) -m pytest -q -p no:cacheprovider tests
 
 test-unit: install
 	$(PY) -m pytest -q tests/unit tests/known_answer
 
-test-integration: install
+test-integration: install browser
 	$(PY) -m pytest -q tests/integration
 
 lint: install
