@@ -5,16 +5,21 @@ Stages (progress stage names in brackets):
 1. [``train_minima``] minima given as weight blobs are loaded; the others are trained
    from seeds, one subtask per minimum (``train_piece`` through ``ctx.executor``).
    Every minimum's loss is the full-data loss.
-2. [``cheap_bounds``] the linear path of every pair (and of every aligned pair when
-   ``align`` is on): one subtask per pair (``pair_piece``).
-3. [``refine``] optimised paths (AutoNEB and/or Bezier) for the pairs that can change
-   the answer, minimum-spanning-tree edges first, within ``refine.budget_pairs``
-   (see :mod:`.refine`); one executor round per tree update.
-4. Union-find over the barrier bounds: N_lambda on the grid, merge heights, merge
-   tree, components; in parameter space and, with alignment, modulo permutation.
+2. [``cheap_bounds``] the certified linear path of every pair (and of every aligned
+   pair when ``align`` is on): one subtask per pair (``pair_piece``).
+3. [``refine``] optimised paths (adaptive NEB and/or Bezier) for the pairs that can
+   change the answer, minimum-spanning-tree edges first, within
+   ``refine.budget_pairs`` (see :mod:`.refine`); one executor round per tree update,
+   each followed by a progress message with the merge tree so far and how many merges
+   can still move down.
+4. Union-find over the best known bounds: N_lambda on the grid (raw and with the noise
+   level of :func:`.mergetree.noise_level`), merge heights, merge tree, components; in
+   parameter space and, with alignment, modulo permutation.
 
-All barriers are upper bounds on the minimax barriers (a path found is one path, the
-minimax path may be lower); the result says so.
+Every path maximum is certified up to its resolution (:mod:`.profile`), so every
+barrier is an upper bound on the minimax barrier (a path found is one path, the minimax
+path may be lower) under the stated curvature estimate; the result's ``guarantee`` says
+exactly this.
 """
 
 from __future__ import annotations
