@@ -1,4 +1,9 @@
-"""Progress display for ``Jobs.wait``: a tqdm bar when tqdm is importable, else a line."""
+"""Progress display for ``Jobs.wait``.
+
+On a terminal: a tqdm bar when tqdm is importable, else one line redrawn in place. Off a
+terminal (a log file, CI output, a pipe): plain lines, at most one per stage and one per
+10 % of progress, so a long job writes a few dozen lines, never hundreds of redraws.
+"""
 
 from __future__ import annotations
 
@@ -76,20 +81,33 @@ def _percent(job: Job) -> float:
     return max(0.0, min(1.0, job.progress.fraction)) * 100.0
 
 
+def is_terminal(stream: TextIO) -> bool:
+    """Whether ``stream`` is an interactive terminal (False when it cannot tell)."""
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):  # no isatty, or a closed file
+        return False
+
+
 class LineProgress:
-    """A one-line bar redrawn with a carriage return (a new line per stage off a TTY).
+    """A one-line bar: redrawn with a carriage return on a terminal; off a terminal, a
+    new line only when the status or stage changes or progress enters a new 10 % step.
 
     Args:
         stream: where to write (standard error by default).
         width: characters of the bar.
+        step: off a terminal, the progress step (percent) that earns a new line.
     """
 
-    def __init__(self, stream: TextIO | None = None, width: int = 24) -> None:
+    def __init__(self, stream: TextIO | None = None, width: int = 24, step: float = 10.0
+                 ) -> None:
         self._stream = stream if stream is not None else sys.stderr
         self._width = width
-        self._tty = bool(getattr(self._stream, "isatty", lambda: False)())
+        self._step = step
+        self._tty = is_terminal(self._stream)
         self._last_len = 0
         self._last_key: tuple[str, str] | None = None
+        self._last_bucket = -1
         self._drawn = False
 
     def update(self, job: Job) -> None:
@@ -105,9 +123,11 @@ class LineProgress:
             self._drawn = True
         else:
             key = (job.status, job.progress.stage)
-            if key == self._last_key:
+            bucket = int(percent // self._step)
+            if key == self._last_key and bucket <= self._last_bucket:
                 return
             self._last_key = key
+            self._last_bucket = bucket
             self._stream.write(line + "\n")
         self._stream.flush()
 
@@ -158,7 +178,8 @@ def make_reporter(
 
     Args:
         progress: ``False`` for none, ``True`` for a bar on standard error (tqdm if
-            installed, else a plain line), or a function called with each job state.
+            installed and the stream is a terminal, else a plain line; off a terminal at
+            most one line per stage or per 10 %), or a function called with each state.
         stream: where a bar is drawn (standard error by default).
 
     Returns:
@@ -167,6 +188,8 @@ def make_reporter(
     if progress is False:
         return NullProgress()
     if progress is True:
+        if not is_terminal(stream if stream is not None else sys.stderr):
+            return LineProgress(stream)
         try:
             tqdm_module = importlib.import_module("tqdm")
         except ImportError:

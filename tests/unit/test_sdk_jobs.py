@@ -189,13 +189,19 @@ def test_progress_line_on_a_tty_redraws_in_place() -> None:
 
 
 def test_progress_with_tqdm(
-    live_api: LiveAPI, live_clock: LiveClock, capsys: pytest.CaptureFixture[str]
+    live_api: LiveAPI, live_clock: LiveClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytest.importorskip("tqdm")
+
+    class Tty(io.StringIO):  # tqdm draws only on a terminal (test_sdk_progress.py)
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr(sys, "stderr", Tty())
     job = live_api.add_job(**running(0.5, "lanczos"))
     live_api.script(job["id"], succeeded())
     live_client(live_api, live_clock).jobs.wait(job["id"], progress=True, long_poll=False)
-    err = capsys.readouterr().err
+    err = sys.stderr.getvalue()  # type: ignore[attr-defined]
     assert job["id"] in err
     assert "50%" in err
     assert "100%" in err
