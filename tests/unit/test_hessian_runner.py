@@ -271,6 +271,9 @@ def test_exact_mode_counts_its_dense_build_and_auto_follows_the_cost_model() -> 
     assert res["exact"] is True
     assert res["products"]["dense"] == p
     assert res["products"]["total"] == p + res["products"]["ggn"] == p + 3
+    from landscope.kinds.hessian_spectrum import HessianSpectrumResult
+
+    assert HessianSpectrumResult.from_json(json.loads(json.dumps(res))).products.dense == p
     # auto runs what the cost model chooses: exact here (P = 87, a tiny iterative run
     # would still cost about as much); iterative when exact_threshold excludes exact
     for extra, want in (({}, choose_hessian_mode(p, pr.num_samples, opts)),

@@ -139,13 +139,18 @@ class LayerBlock(FromJson):
 
 @dataclass(frozen=True)
 class Products(FromJson):
-    """Hessian-vector (and GGN-vector) products spent, by part of the job."""
+    """Hessian-vector (and GGN-vector) products spent, by part of the job.
+
+    ``dense``: the ``P`` products of exact mode's dense build (0 in iterative mode, and in
+    results of servers older than this field).
+    """
 
     total: int
     extremes: int
     probes: int
     ggn: int
     blocks: int
+    dense: int = 0
 
 
 @dataclass(frozen=True)
