@@ -13,6 +13,8 @@ parameters alone and does not depend on ``batch_size``.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -20,9 +22,11 @@ from marshmallow import ValidationError
 from torch import Tensor, nn
 
 from ..diagnostics.problem import Problem
+from ..diagnostics.streaming import StreamingProblem
 from .data import ReadBlob, flatten_messages, load_data, read_blob_or_error
 from .graph_build import GraphModule, init_graph_params
 from .shapes import ArchitectureInfo, analyze
+from .stream import is_streamed, open_source
 from .weights import load_weights
 
 __all__ = [
@@ -203,6 +207,7 @@ def build_problem(
     *,
     device: torch.device,
     dtype: torch.dtype,
+    blob_file: Callable[[str], Path | bytes] | None = None,
 ) -> Problem:
     """The :class:`Problem` of a validated job request (worker side).
 
@@ -212,10 +217,13 @@ def build_problem(
         read_blob: reads a blob by id; raises ``KeyError`` for an unknown id.
         device: where the parameters and data go.
         dtype: floating dtype of parameters and data.
+        blob_file: a blob's file (local store: its path, memory-mapped) for streamed
+            data (``transform`` or ``blobs``, see :mod:`.stream`); ``read_blob`` if None.
 
     Returns:
-        The problem: model (eval mode, its parameters sharing storage with
-        ``problem.params``), params, buffers, x, y, loss and batch_size.
+        The problem (a :class:`StreamingProblem` for streamed data): model (eval mode,
+        its parameters sharing storage with ``problem.params``), params, buffers, x, y,
+        loss and batch_size.
 
     Raises:
         ValueError: if a blob is unknown, the weights or data do not fit the
@@ -223,7 +231,8 @@ def build_problem(
             ``"data.inline.y: Class label 7 ..."``), or values overflow ``dtype``.
     """
     try:
-        return _build_problem(request, read_blob, device=device, dtype=dtype)
+        return _build_problem(request, read_blob, device=device, dtype=dtype,
+                              blob_file=blob_file)
     except ValidationError as e:
         raise ValueError(flatten_messages(e.messages)) from e
 
@@ -234,6 +243,7 @@ def _build_problem(
     *,
     device: torch.device,
     dtype: torch.dtype,
+    blob_file: Callable[[str], Path | bytes] | None = None,
 ) -> Problem:
     model_spec = request["model"]
     arch = model_spec["architecture"]
@@ -247,6 +257,17 @@ def _build_problem(
     else:
         params = init_params(arch, int(model_spec.get("init_seed", 0)), dtype=dtype, device=device)
         buffers = init_buffers(arch, dtype=dtype, device=device)
+    model = build_model(arch, device="meta")
+    model.load_state_dict({**params, **buffers}, strict=True, assign=True)
+    model.eval()
+    if is_streamed(request["data"]):
+        source = open_source(request["data"], blob_file or read_blob, loss=loss,
+                             input_shape=tuple(info.input_shape), output_dim=info.output_dim)
+        return StreamingProblem.from_source(
+            source, sample_shape=tuple(info.input_shape),
+            target_shape=() if loss == "cross_entropy" else (info.output_dim,),
+            model=model, params=params, loss=loss, batch_size=request.get("batch_size"),
+            buffers=buffers)
     x, y = load_data(
         request["data"],
         read_blob,
@@ -256,9 +277,6 @@ def _build_problem(
         input_dim=info.input_shape,
         output_dim=info.output_dim,
     )
-    model = build_model(arch, device="meta")
-    model.load_state_dict({**params, **buffers}, strict=True, assign=True)
-    model.eval()
     return Problem(
         model=model,
         params=params,

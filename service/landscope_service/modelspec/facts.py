@@ -11,6 +11,7 @@ from marshmallow import ValidationError
 from ..jobs.kinds.base import SubmitContext
 from .data import ReadBlob, inspect_data, load_arrays
 from .shapes import ArchitectureInfo, SpecError, analyze
+from .stream import STREAMED_KINDS, inspect_streamed, is_streamed
 from .weights import check_weights
 
 __all__ = ["submit_context"]
@@ -127,13 +128,24 @@ def submit_context(request: dict[str, Any], read_blob: ReadBlob) -> SubmitContex
     num_samples: int | None = None
     if "loss" not in errors:
         try:
-            num_samples = inspect_data(
-                request["data"],
-                read_blob,
-                loss=loss,
-                input_dim=info.input_shape,
-                output_dim=info.output_dim,
-            )
+            if is_streamed(request["data"]):
+                kind = request.get("kind")
+                if kind not in STREAMED_KINDS:
+                    raise ValidationError({"data": {"_schema": [
+                        f"Streamed data (transform or blobs) runs with the kinds "
+                        f"{', '.join(STREAMED_KINDS)}; {kind} reads its data set whole: send "
+                        f"it as blob data without transform."]}})
+                num_samples = inspect_streamed(
+                    request["data"], read_blob, loss=loss,
+                    input_shape=tuple(info.input_shape), output_dim=info.output_dim)
+            else:
+                num_samples = inspect_data(
+                    request["data"],
+                    read_blob,
+                    loss=loss,
+                    input_dim=info.input_shape,
+                    output_dim=info.output_dim,
+                )
         except ValidationError as e:
             if isinstance(e.messages, dict):
                 _merge(errors, e.messages)

@@ -567,6 +567,17 @@ class SyntheticSchema(_StrictSchema):
         return data
 
 
+class TransformSchema(_StrictSchema):
+    """Per-channel normalisation ``x' = (x - mean) / std`` (one number, or one per channel:
+    axis 1 of images, the last axis of flat inputs)."""
+
+    mean = fields.List(fields.Float(allow_nan=False), required=True,
+                       validate=validate.Length(min=1, max=4096))
+    std = fields.List(fields.Float(allow_nan=False, validate=validate.Range(
+        min=0, min_inclusive=False, error="Must be > 0.")), required=True,
+        validate=validate.Length(min=1, max=4096))
+
+
 class DataSchema(_StrictSchema):
     """Exactly one of ``inline``, ``blob`` (with ``format``) or ``synthetic``.
 
@@ -581,13 +592,28 @@ class DataSchema(_StrictSchema):
             BLOB_ID_PATTERN, error="Must be a blob id 'sha256:<64 lowercase hex digits>'."
         )
     )
+    blobs = fields.List(
+        fields.String(validate=validate.Regexp(
+            BLOB_ID_PATTERN, error="Must be a blob id 'sha256:<64 lowercase hex digits>'.")),
+        validate=validate.Length(min=1, max=256),
+        metadata={"description": "Several npz/safetensors blobs read as one data set, "
+                                 "concatenated in this order (streamed; docs/data.md)."},
+    )
     format = fields.String(
         validate=validate.OneOf(("npz", "safetensors", "csv"), error="Must be one of: {choices}.")
+    )
+    transform = fields.Nested(
+        TransformSchema,
+        metadata={"description": "x' = (x - mean) / std per channel, applied per batch on the "
+                                 "worker's device; makes the data set streamed (docs/data.md)."},
     )
     synthetic = fields.Nested(SyntheticSchema)
 
     @validates_schema(skip_on_field_errors=True)
     def _one_source(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if "blobs" in data or "transform" in data:
+            self._streamed(data)
+            return
         given = [k for k in ("inline", "blob", "synthetic") if k in data]
         if not given:
             raise ValidationError(
@@ -600,6 +626,22 @@ class DataSchema(_StrictSchema):
             raise ValidationError({"format": ["Required with blob: one of npz, safetensors, csv."]})
         if "format" in data and "blob" not in data:
             raise ValidationError({"format": ["Only applies to blob data."]})
+
+    @staticmethod
+    def _streamed(data: dict[str, Any]) -> None:
+        others = [k for k in ("inline", "synthetic") if k in data]
+        if others:
+            raise ValidationError({k: ["A streamed data set (transform or blobs) is read "
+                                       "from blobs: drop this."] for k in others})
+        if ("blob" in data) == ("blobs" in data):
+            msg = "Give blob (one file) or blobs (several, concatenated), not both."
+            raise ValidationError({"blob": [msg]} if "blob" in data else {"_schema": [
+                "A transform needs blob data: give blob (or blobs) with format npz or "
+                "safetensors."]})
+        if data.get("format") not in ("npz", "safetensors"):
+            raise ValidationError({"format": [
+                "A streamed data set (transform or blobs) needs format npz (uncompressed, "
+                "np.savez) or safetensors."]})
 
 
 def polymorphic_openapi(spec: Any) -> None:

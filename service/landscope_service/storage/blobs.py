@@ -26,11 +26,12 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import redis
 
-from .store import ObjectStore
+from .store import LocalStore, ObjectStore
 
 __all__ = ["BLOB_ID", "BlobQuotaError", "BlobService", "artifact_key"]
 
@@ -116,7 +117,8 @@ class BlobService:
         store under ``key`` when the store does not hold them yet (a chunked upload moves
         its assembled parts there). Same answers and errors as :meth:`put`."""
         key = f"blobs/sha256/{digest}"
-        meta = {"id": f"sha256:{digest}", "size": size, "created_at": self.clock()}
+        meta: dict[str, Any] = {"id": f"sha256:{digest}", "size": size,
+                                "created_at": self.clock()}
         self._maybe_sweep()
         with self._lock(f"tenant:{tenant}"):
             if self.touch(tenant, digest):
@@ -188,6 +190,16 @@ class BlobService:
             raise KeyError(blob_id)
         return self.store.get(f"blobs/sha256/{blob_id.split(':', 1)[1]}")
 
+    def file(self, tenant: str, blob_id: str) -> Path | bytes:
+        """The blob's file in a local store (to memory-map), else its bytes; a use, like
+        :meth:`read`. KeyError if this tenant has no such blob."""
+        if not BLOB_ID.match(blob_id) or not self.touch(tenant, blob_id.split(":", 1)[1]):
+            raise KeyError(blob_id)
+        key = f"blobs/sha256/{blob_id.split(':', 1)[1]}"
+        if isinstance(self.store, LocalStore):
+            return self.store.root / key
+        return self.store.get(key)
+
     # ------------------------------------------------------------------ retention and cap
     def _forget(self, tenant: str, digest: str) -> None:
         """Drop ``tenant``'s bookkeeping of ``digest`` (its record is gone); remove the
@@ -196,7 +208,7 @@ class BlobService:
         pipe.hdel(self._sizes_key(tenant), digest)
         pipe.srem(self._owners_key(digest), tenant)
         pipe.smembers(self._owners_key(digest))
-        owners = pipe.execute()[2]
+        owners: set[bytes] = pipe.execute()[2]
         live = [o for o in owners
                 if self.client.exists(self._meta_key(o.decode(), digest))]
         if not live:

@@ -59,8 +59,17 @@ def build_for_request(
                 "blob_missing", f"Blob {blob_id} is no longer stored; upload it again."
             ) from None
 
+    def blob_file(blob_id: str) -> Any:
+        try:
+            return rt.blobs.file(tenant, blob_id)
+        except KeyError:
+            raise UserFacingError(
+                "blob_missing", f"Blob {blob_id} is no longer stored; upload it again."
+            ) from None
+
     try:
-        problem = build_problem(req, read_blob, device=device, dtype=dtype)
+        problem = build_problem(req, read_blob, device=device, dtype=dtype,
+                                blob_file=blob_file)
     except UserFacingError:
         raise
     except (ValueError, KeyError) as e:
