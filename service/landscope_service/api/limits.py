@@ -68,9 +68,14 @@ class LimitedRequest(Request):
         )
 
     @property
-    def max_content_length(self) -> int | None:  # type: ignore[override]
+    def max_content_length(self) -> int | None:
         # One byte more than the limit: a chunked body that reaches it is too large.
         return self.body_limit()[0] + 1
+
+    @max_content_length.setter
+    def max_content_length(self, value: int | None) -> None:
+        raise AttributeError("The body limit comes from the settings "
+                             "(LANDSCOPE_MAX_BODY_BYTES / LANDSCOPE_MAX_JSON_BYTES).")
 
     def get_data(  # type: ignore[override]
         self, cache: bool = True, as_text: bool = False, parse_form_data: bool = False

@@ -361,13 +361,13 @@ def read_safetensors_header(
             )
         entries[name] = SafetensorsEntry(name, st_dtype, dtype, np_dtype, shape, begin, end)
     position = 0
-    for e in sorted(entries.values(), key=lambda e: (e.begin, e.end)):
-        if e.begin != position:
+    for t in sorted(entries.values(), key=lambda t: (t.begin, t.end)):
+        if t.begin != position:
             raise DecodeError(
-                f"Not a valid safetensors file: tensor {e.name!r} starts at byte {e.begin} "
+                f"Not a valid safetensors file: tensor {t.name!r} starts at byte {t.begin} "
                 f"of the data, expected {position} (offsets must tile the data exactly)."
             )
-        position = e.end
+        position = t.end
     if position != len(body):
         raise DecodeError(
             f"Not a valid safetensors file: the tensors cover {position} bytes of data but "

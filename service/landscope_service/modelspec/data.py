@@ -230,9 +230,9 @@ def _safetensors(
             f"The safetensors file needs tensors named x and y, it has {sorted(entries)[:20]}.",
         )
     x, y = entries["x"], entries["y"]
-    for e in (x, y):
-        if e.st_dtype == "BF16":
-            raise _error(path, f"Tensor {e.name!r} is bfloat16; save data as float32 or float64.")
+    for t in (x, y):
+        if t.st_dtype == "BF16":
+            raise _error(path, f"Tensor {t.name!r} is bfloat16; save data as float32 or float64.")
     total = x.numel + y.numel
     if total > limits.max_values:
         raise _error(

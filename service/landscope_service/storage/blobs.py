@@ -26,12 +26,11 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import redis
 
-from .store import LocalStore, ObjectStore
+from .store import ObjectStore
 
 __all__ = ["BLOB_ID", "BlobQuotaError", "BlobService", "artifact_key"]
 
@@ -190,16 +189,6 @@ class BlobService:
             raise KeyError(blob_id)
         return self.store.get(f"blobs/sha256/{blob_id.split(':', 1)[1]}")
 
-    def file(self, tenant: str, blob_id: str) -> Path | bytes:
-        """The blob's file in a local store (to memory-map), else its bytes; a use, like
-        :meth:`read`. KeyError if this tenant has no such blob."""
-        if not BLOB_ID.match(blob_id) or not self.touch(tenant, blob_id.split(":", 1)[1]):
-            raise KeyError(blob_id)
-        key = f"blobs/sha256/{blob_id.split(':', 1)[1]}"
-        if isinstance(self.store, LocalStore):
-            return self.store.root / key
-        return self.store.get(key)
-
     # ------------------------------------------------------------------ retention and cap
     def _forget(self, tenant: str, digest: str) -> None:
         """Drop ``tenant``'s bookkeeping of ``digest`` (its record is gone); remove the
@@ -217,8 +206,9 @@ class BlobService:
 
     def _live(self, tenant: str) -> dict[str, int]:
         """This tenant's live blobs (hex -> size); expired ones are forgotten on the way."""
-        sizes = {k.decode(): int(v) for k, v in
-                 self.client.hgetall(self._sizes_key(tenant)).items()}  # type: ignore[union-attr]
+        raw: dict[bytes, bytes] = self.client.hgetall(  # type: ignore[assignment]
+            self._sizes_key(tenant))
+        sizes = {k.decode(): int(v) for k, v in raw.items()}
         if not sizes:
             return {}
         pipe = self.client.pipeline()
