@@ -26,11 +26,12 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import redis
 
-from .store import ObjectStore
+from .store import LocalStore, ObjectStore
 
 __all__ = ["BLOB_ID", "BlobQuotaError", "BlobService", "artifact_key"]
 
@@ -188,6 +189,16 @@ class BlobService:
         if not BLOB_ID.match(blob_id) or not self.touch(tenant, blob_id.split(":", 1)[1]):
             raise KeyError(blob_id)
         return self.store.get(f"blobs/sha256/{blob_id.split(':', 1)[1]}")
+
+    def file(self, tenant: str, blob_id: str) -> Path | bytes:
+        """The blob's file in a local store (to memory-map), else its bytes; a use, like
+        :meth:`read`. KeyError if this tenant has no such blob."""
+        if not BLOB_ID.match(blob_id) or not self.touch(tenant, blob_id.split(":", 1)[1]):
+            raise KeyError(blob_id)
+        key = f"blobs/sha256/{blob_id.split(':', 1)[1]}"
+        if isinstance(self.store, LocalStore):
+            return self.store.root / key
+        return self.store.get(key)
 
     # ------------------------------------------------------------------ retention and cap
     def _forget(self, tenant: str, digest: str) -> None:
