@@ -176,17 +176,34 @@ def inline_data(x: Any, y: Any) -> dict[str, Any]:
     return {"inline": {"x": xs, "y": ys}}
 
 
-def blob_data(blob: str | Blob, format: DataFormat | str = "npz") -> dict[str, Any]:
-    """Data from an uploaded file.
+def blob_data(
+    blob: str | Blob | Sequence[str | Blob],
+    format: DataFormat | str = "npz",
+    transform: Mapping[str, Sequence[float]] | None = None,
+) -> dict[str, Any]:
+    """Data from an uploaded file, or several read as one data set.
 
     Args:
-        blob: the blob id or :class:`~landscope.Blob`.
+        blob: the blob id or :class:`~landscope.Blob`; a list of them is one data set,
+            the files concatenated in order (streamed: npz or safetensors).
         format: ``npz``, ``safetensors`` or ``csv``.
+        transform: ``{"mean": [...], "std": [...]}``: the service computes
+            ``x' = (x - mean) / std`` per channel (axis 1 of images, the last axis of flat
+            inputs) on each batch, so uint8 or float16 files are sent as they are and read
+            memory-mapped (docs/data.md).
 
     Returns:
         The ``data`` object.
     """
-    return {"blob": _blob_id(blob), "format": format}
+    out: dict[str, Any]
+    if isinstance(blob, str | Blob):
+        out = {"blob": _blob_id(blob), "format": format}
+    else:
+        out = {"blobs": [_blob_id(b) for b in blob], "format": format}
+    if transform is not None:
+        out["transform"] = {"mean": [float(m) for m in transform["mean"]],
+                            "std": [float(s) for s in transform["std"]]}
+    return out
 
 
 def synthetic_data(name: str, num_samples: int, seed: int = 0, **params: Any) -> dict[str, Any]:

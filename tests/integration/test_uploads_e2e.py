@@ -91,3 +91,60 @@ def test_a_200_mb_upload_in_parts_with_one_cut_off_and_resent_is_its_sha256(
     gone = requests.get(f"{stack.url}/v1/uploads/{upload['id']}", headers=auth, timeout=60)
     assert gone.status_code == 404
     client_a.blobs.delete(blob.id)
+
+
+CNN = {"type": "sequential", "input_shape": [3, 6, 6], "layers": [
+    {"type": "conv2d", "out_channels": 3, "kernel_size": [3, 3], "padding": [1, 1]},
+    {"type": "tanh"}, {"type": "avgpool2d", "kernel_size": [2, 2]}, {"type": "flatten"},
+    {"type": "linear", "out_features": 4}]}
+
+
+def test_streamed_uint8_images_with_a_transform_through_the_stack(
+        client_a: landscope.Client) -> None:
+    """evaluate and hessian_spectrum on a memory-mapped uint8 npz with a transform, batch
+    by batch in the worker, equal the same jobs on the float64 values sent inline."""
+    import io
+
+    import numpy as np
+
+    from landscope.spec import blob_data
+
+    rng = np.random.default_rng(7)
+    x = rng.integers(0, 256, size=(40, 3, 6, 6), dtype=np.uint8)
+    y = rng.integers(0, 4, size=40).astype(np.int64)
+    mean, std = [120.0, 115.5, 101.0], [60.0, 58.5, 63.0]
+    buf = io.BytesIO()
+    np.savez(buf, x=x, y=y)
+    blob = client_a.blobs.upload(buf.getvalue())
+    ref = (x.astype(np.float64) - np.array(mean)[:, None, None]) / np.array(std)[:, None, None]
+    streamed = blob_data([blob, blob], "npz", transform={"mean": mean, "std": std})
+    inline = {"inline": {"x": np.concatenate([ref, ref]).tolist(),
+                         "y": np.concatenate([y, y]).tolist()}}
+    base = {"model": {"architecture": CNN, "init_seed": 1}, "loss": "cross_entropy",
+            "dtype": "float64"}
+    hessian = {"kind": "hessian_spectrum",
+               "options": {"mode": "iterative", "top_k": 2, "bottom_k": 0, "tol": 1e-10,
+                           "density_probes": 2, "density_steps": 10}}
+    jobs = {
+        ("evaluate", "streamed"): {**base, "kind": "evaluate", "data": streamed,
+                                   "batch_size": 16},
+        ("evaluate", "inline"): {**base, "kind": "evaluate", "data": inline},
+        ("hessian", "streamed"): {**base, **hessian, "data": streamed, "batch_size": 32},
+        ("hessian", "inline"): {**base, **hessian, "data": inline},
+    }
+    done = {k: client_a.jobs.wait(client_a.jobs.submit(r).id, timeout=300)
+            for k, r in jobs.items()}
+    for k, job in done.items():
+        assert job.status == "succeeded", (k, job.error)
+    ev_s, ev_i = done[("evaluate", "streamed")].result, done[("evaluate", "inline")].result
+    assert ev_s is not None and ev_i is not None
+    assert ev_s["loss"] == pytest.approx(ev_i["loss"], rel=1e-12)
+    assert ev_s["grad_norm"] == pytest.approx(ev_i["grad_norm"], rel=1e-12)
+    h_s, h_i = done[("hessian", "streamed")].result, done[("hessian", "inline")].result
+    assert h_s is not None and h_i is not None
+    assert h_s["top"]["eigenvalues"] == pytest.approx(h_i["top"]["eigenvalues"], rel=1e-8)
+
+    bad = {**base, "kind": "level_set_connectivity", "data": streamed}
+    with pytest.raises(landscope.UnprocessableEntityError) as e:
+        client_a.jobs.submit(bad)
+    assert "evaluate" in str(e.value) + str(getattr(e.value, "errors", ""))
