@@ -85,6 +85,17 @@ def _nested(a: np.ndarray) -> list[Any]:
     return [(_nested(r) if a.ndim > 1 else _f(r)) for r in a]  # type: ignore[misc]
 
 
+def _load_all(ctx: RunContext, refs: list[str], problem: Problem, what: str
+              ) -> list[Tensor]:
+    """Load every blob of ``refs`` (flat), checking for cancellation and reporting each."""
+    out = []
+    for i, ref in enumerate(refs):
+        ctx.monitor.check()
+        out.append(_load_flat(ctx, ref, problem, what))
+        ctx.monitor.report("directions", 0.0, f"{i + 1}/{len(refs)} {what}s loaded")
+    return out
+
+
 def _load_flat(ctx: RunContext, ref: str, problem: Problem, what: str) -> Tensor:
     loaded = ctx.load_params(str(ref))
     like = problem.params
@@ -122,7 +133,7 @@ def _directions(problem: Problem, opts: dict[str, Any], ctx: RunContext, seed: i
     if kind in ("minima", "path"):
         refs = opts["minima"] if kind == "minima" else opts["path_points"]
         what = "minimum" if kind == "minima" else "path point"
-        pts = [_load_flat(ctx, r, problem, f"{what} blob") for r in refs]
+        pts = _load_all(ctx, list(refs), problem, f"{what} blob")
         if kind == "path":
             pair = opts.get("pair") or [0, 1]
             labels = [f"minimum {pair[0]}", f"minimum {pair[1]}"]
@@ -142,9 +153,9 @@ def _directions(problem: Problem, opts: dict[str, Any], ctx: RunContext, seed: i
                            else "straight line between the pair's minima"})
         return d
     if kind == "trajectory_pca":
-        cps = [_load_flat(ctx, r, problem, "checkpoint blob") for r in opts["checkpoints"]]
+        cps = _load_all(ctx, list(opts["checkpoints"]), problem, "checkpoint blob")
         return trajectory_pca(origin, cps, dims)
-    vecs = [_load_flat(ctx, r, problem, "direction blob") for r in opts["direction_blobs"]]
+    vecs = _load_all(ctx, list(opts["direction_blobs"]), problem, "direction blob")
     d = given_directions(origin, vecs, [f"given {i}" for i in range(dims)])
     d.info = {"blobs": [str(r) for r in opts["direction_blobs"]]}
     return d
