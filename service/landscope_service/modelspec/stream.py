@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import io
 import json
+import mmap
 import struct
 import zipfile
 from collections.abc import Callable, Sequence
@@ -80,9 +81,21 @@ def _view(blob: BlobFile, dtype: np.dtype[Any], shape: tuple[int, ...], offset: 
     if isinstance(blob, Path):
         if count == 0:
             return np.empty(shape, dtype=dtype)
-        return np.memmap(blob, dtype=dtype, mode="r", offset=offset, shape=shape, order=order)
+        with blob.open("rb") as fh:
+            mapped = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        blob = mapped  # type: ignore[assignment]
     flat = np.frombuffer(blob, dtype=dtype, count=count, offset=offset)
     return flat.reshape(shape, order=order)
+
+
+def mapping_of(arr: np.ndarray) -> mmap.mmap | None:
+    """The file mapping an array views (None for bytes or in-memory arrays)."""
+    base: Any = arr
+    while base is not None and not isinstance(base, mmap.mmap):
+        base = getattr(base, "base", None)
+        if isinstance(base, memoryview):
+            base = base.obj
+    return base if isinstance(base, mmap.mmap) else None
 
 
 def _size(blob: BlobFile) -> int:
@@ -261,6 +274,15 @@ class MappedSource:
     def __len__(self) -> int:
         return int(self._starts[-1])
 
+    def _release(self) -> None:
+        if not hasattr(mmap, "MADV_DONTNEED"):
+            return
+        for x, y in self.parts:
+            for arr in (x, y):
+                m = mapping_of(arr)
+                if m is not None:
+                    m.madvise(mmap.MADV_DONTNEED)
+
     def _slice(self, which: int, start: int, stop: int) -> np.ndarray:
         pieces = []
         for i, pair in enumerate(self.parts):
@@ -280,9 +302,12 @@ class MappedSource:
         """
         import torch
 
-        # One batch copied out of the mapping (the pages are read here, once).
+        # One batch copied out of the mapping (the pages are read here, once); then the
+        # mapping's pages leave this process (they stay in the OS page cache), so its
+        # memory holds the batch, not every page read so far.
         x_np = np.array(self._slice(0, start, stop), order="C")
         y_np = np.array(self._slice(1, start, stop), order="C")
+        self._release()
         x = torch.from_numpy(x_np).to(device=device).to(dtype)
         if not bool(torch.isfinite(x).all()):
             raise ValueError(f"data: x has values that are not finite in {dtype} among "
