@@ -20,7 +20,7 @@ from marshmallow import ValidationError
 from ..diagnostics.cost import Rates
 from ..modelspec.facts import submit_context
 from ..settings import Settings
-from ..storage.blobs import BlobService
+from ..storage.blobs import BlobService, TenantBlobs
 from .deadlines import resolve_limits
 from .dispatch import Dispatcher, queue_for
 from .errors import ConflictError, InvalidRequestError, TooManyRequestsError, UnavailableError
@@ -146,9 +146,7 @@ class Submissions:
         """
         self.limiter.hit(tenant)
 
-        def read_blob(blob_id: str) -> bytes:
-            return self.blobs.read(tenant, blob_id)
-
+        read_blob = TenantBlobs(self.blobs, tenant)  # bytes, or the file (streamed data)
         _, facts = check_request(req, settings=self.settings, jobs=self.jobs,
                                  read_blob=read_blob, tenant=tenant)
         queue = queue_for(req)

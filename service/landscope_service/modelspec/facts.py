@@ -135,8 +135,10 @@ def submit_context(request: dict[str, Any], read_blob: ReadBlob) -> SubmitContex
                         f"Streamed data (transform or blobs) runs with the kinds "
                         f"{', '.join(STREAMED_KINDS)}; {kind} reads its data set whole: send "
                         f"it as blob data without transform."]}})
+                # A reader that can give the blob's local file (storage.blobs.TenantBlobs)
+                # lets the headers be read without reading the whole file.
                 num_samples = inspect_streamed(
-                    request["data"], read_blob, loss=loss,
+                    request["data"], getattr(read_blob, "file", read_blob), loss=loss,
                     input_shape=tuple(info.input_shape), output_dim=info.output_dim)
             else:
                 num_samples = inspect_data(

@@ -33,7 +33,7 @@ import redis
 
 from .store import LocalStore, ObjectStore
 
-__all__ = ["BLOB_ID", "BlobQuotaError", "BlobService", "artifact_key"]
+__all__ = ["BLOB_ID", "BlobQuotaError", "BlobService", "TenantBlobs", "artifact_key"]
 
 BLOB_ID = re.compile(r"^sha256:[0-9a-f]{64}$")
 _SWEEP_EVERY_S = 60
@@ -265,3 +265,20 @@ class BlobService:
         if self.ttl_s is not None and self.client.set("ls:blobsweep", "1", nx=True,
                                                       ex=_SWEEP_EVERY_S):
             self.sweep()
+
+
+@dataclass(frozen=True)
+class TenantBlobs:
+    """One tenant's blobs as the readers the checks take: called with an id, the bytes
+    (:meth:`BlobService.read`); :meth:`file`, the local file to map instead
+    (:meth:`BlobService.file`), so a streamed data set's headers are read without the
+    whole file."""
+
+    service: BlobService
+    tenant: str
+
+    def __call__(self, blob_id: str) -> bytes:
+        return self.service.read(self.tenant, blob_id)
+
+    def file(self, blob_id: str) -> Path | bytes:
+        return self.service.file(self.tenant, blob_id)
