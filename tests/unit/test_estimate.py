@@ -120,3 +120,12 @@ def test_work_per_sample_counts_convolutions_per_position() -> None:
     lin = 10 * 36
     assert work_per_sample(cnn) == conv1 + relu + conv2 + flat + lin
     assert work_per_sample({"type": "nonsense"}) == 0
+
+
+@pytest.mark.parametrize("resolution", [21, [21], [21, 21]])
+def test_slice_budget_counts_every_grid_point(resolution: Any) -> None:
+    """One count for every axis (int or one-element list) means a 21 x 21 grid in 2-D."""
+    from landscope_service.diagnostics.cost import gradient_budgets
+
+    budget = gradient_budgets("landscape_slice", 100, {"dims": 2, "resolution": resolution})
+    assert budget is not None and budget["typical"] == 21 * 21 // 3 + 1

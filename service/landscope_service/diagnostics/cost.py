@@ -243,7 +243,14 @@ def gradient_budgets(kind: str, num_params: int, options: Mapping[str, Any],
     if kind == "landscape_slice":
         dims = int(_get(options, "dims", default=2))
         res = _get(options, "resolution", default=None)
-        axes = [int(x) for x in res] if isinstance(res, (list, tuple)) and res else [51] * dims
+        if isinstance(res, (list, tuple)) and res:
+            axes = [int(x) for x in res]
+            if len(axes) == 1:  # one count for every axis
+                axes = axes * dims
+        elif isinstance(res, int) and not isinstance(res, bool):
+            axes = [res] * dims
+        else:
+            axes = [51] * dims
         grid = 1
         for a in axes[:dims]:
             grid *= a
