@@ -11,8 +11,10 @@ Example:
     >>> result = client.jobs.result(client.jobs.submit(request), progress=True)  # doctest: +SKIP
 """
 
+from landscope import webhooks
 from landscope._blobs import Blobs
 from landscope._client import Client
+from landscope._events import JobEvent, Webhooks
 from landscope._exceptions import (
     APIConnectionError,
     APIError,
@@ -76,6 +78,7 @@ __all__ = [
     "InvalidResponseError",
     "Job",
     "JobError",
+    "JobEvent",
     "JobFailedError",
     "JobRequest",
     "JobStatus",
@@ -93,6 +96,7 @@ __all__ = [
     "UnprocessableEntityError",
     "UnsupportedModuleError",
     "WaitTimeout",
+    "Webhooks",
     "__version__",
     "blob_data",
     "from_module",
@@ -102,4 +106,5 @@ __all__ = [
     "state_dict_to_safetensors",
     "status_error_class",
     "synthetic_data",
+    "webhooks",
 ]

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 import requests
 
 from landscope._blobs import Blobs
+from landscope._events import Webhooks
 from landscope._exceptions import LandscopeError
 from landscope._http import RetryPolicy, Transport
 from landscope._jobs import Jobs
@@ -46,6 +47,7 @@ class Client:
     Attributes:
         blobs: upload and inspect files (:class:`~landscope._blobs.Blobs`).
         jobs: submit, wait for and inspect jobs (:class:`~landscope._jobs.Jobs`).
+        webhooks: the webhook secret and deliveries (:class:`~landscope._events.Webhooks`).
 
     Raises:
         LandscopeError: no URL or no key was given or set in the environment, or the
@@ -88,6 +90,7 @@ class Client:
         )
         self.blobs = Blobs(self._transport)
         self.jobs = Jobs(self._transport, sleep=sleep, clock=clock, blobs=self.blobs)
+        self.webhooks = Webhooks(self._transport)
 
     def health(self) -> dict[str, Any]:
         """``GET /healthz``: whether the API process answers.

@@ -14,6 +14,7 @@ from typing import Any, TypeVar, assert_never, overload
 import requests
 
 from landscope._blobs import Blobs
+from landscope._events import JobEvent, iter_events
 from landscope._exceptions import (
     APIConnectionError,
     InvalidResponseError,
@@ -103,6 +104,18 @@ class Jobs:
             "POST", "/v1/jobs", json=body, headers={"Idempotency-Key": key}
         )
         return Job.from_json(self._transport.json_of(response))
+
+    def events(self, job: JobRef, *, stream: bool = False,
+               after: str | None = None) -> Iterator[JobEvent]:
+        """The job's events, oldest first (state changes, attempts, progress <= 1/s).
+
+        Args:
+            job: the job.
+            stream: follow the job live (Server-Sent Events) until its final event,
+                reconnecting with ``Last-Event-ID`` when the service ends a stream.
+            after: start after this event id.
+        """
+        return iter_events(self._transport, _job_id(job), stream=stream, after=after)
 
     def get(self, job: JobRef) -> Job:
         """The job's current state.

@@ -264,6 +264,30 @@ class Settings:
                                                       "no_gpu_worker) while no GPU worker has "
                                                       "a heartbeat; false when GPU workers "
                                                       "scale from zero."})
+    webhook_allow_private: bool = field(
+        default=False, metadata={"env": "LANDSCOPE_WEBHOOK_ALLOW_PRIVATE", "parse": _bool,
+                                 "doc": "Allow webhooks to plain http and to loopback, private "
+                                        "and link-local hosts (local use and tests only)."})
+    webhook_backoff_s: float = field(
+        default=5.0, metadata={"env": "LANDSCOPE_WEBHOOK_BACKOFF_S", "parse": _float(0.001),
+                               "doc": "First retry delay of a failed webhook delivery; each "
+                                      "retry doubles it (capped at one hour)."})
+    webhook_retry_s: float = field(
+        default=24 * 3600.0, metadata={"env": "LANDSCOPE_WEBHOOK_RETRY_S", "parse": _float(0),
+                                       "doc": "A webhook delivery is retried for this long "
+                                              "after its first attempt, then marked failed."})
+    webhook_timeout_s: float = field(
+        default=10.0, metadata={"env": "LANDSCOPE_WEBHOOK_TIMEOUT_S", "parse": _float(0.1),
+                                "doc": "Connect and read timeout of one webhook attempt."})
+    webhook_secret_grace_s: float = field(
+        default=24 * 3600.0, metadata={"env": "LANDSCOPE_WEBHOOK_SECRET_GRACE_S",
+                                       "parse": _float(0),
+                                       "doc": "After a secret rotation, deliveries are also "
+                                              "signed with the previous secret this long."})
+    events_stream_max_s: float = field(
+        default=300.0, metadata={"env": "LANDSCOPE_EVENTS_STREAM_MAX_S", "parse": _float(1),
+                                 "doc": "Longest life of one Server-Sent-Events response; the "
+                                        "client reconnects with Last-Event-ID."})
     log_level: str = field(default="INFO",
                            metadata={"env": "LANDSCOPE_LOG_LEVEL",
                                      "parse": _choice("DEBUG", "INFO", "WARNING", "ERROR"),

@@ -13,6 +13,7 @@ from werkzeug.exceptions import HTTPException
 from .. import __version__
 from ..jobs.dispatch import Dispatcher
 from ..jobs.errors import JobError
+from ..jobs.events import WEBHOOK_QUEUE
 from ..jobs.limits import ActiveJobCaps, WaitSlots
 from ..jobs.ratelimit import SubmitRateLimiter
 from ..jobs.store import JobStore
@@ -24,7 +25,7 @@ from ..settings import Settings, load_settings
 from ..storage.blobs import BlobService
 from ..storage.store import make_store
 from ..worker.celery_app import make_celery
-from . import blobs, jobs, system, uploads
+from . import blobs, events, jobs, system, uploads, webhooks
 from .deadline import BodyDeadline
 from .errors import (
     handle_http_exception,
@@ -42,7 +43,7 @@ from .waits import JobWaits
 
 __all__ = ["create_app"]
 
-BLUEPRINTS = (system.blp, blobs.blp, uploads.blp, jobs.blp)
+BLUEPRINTS = (system.blp, blobs.blp, uploads.blp, jobs.blp, events.blp, webhooks.blp)
 REDIS_CONNECTIONS = 64  # per API process
 
 
@@ -90,6 +91,8 @@ def create_app(
                                tenant_cap_bytes=s.tenant_blob_bytes)
     celery = make_celery(s)
     dispatcher = Dispatcher(celery, job_store)
+    job_store.events.sender = lambda delivery_id: celery.send_task(  # webhooks of API changes
+        "landscope.deliver_webhook", args=[delivery_id], queue=WEBHOOK_QUEUE)
     app.extensions["landscope"] = Services(
         settings=s,
         redis=client,

@@ -34,6 +34,7 @@ from typing import Any
 import redis
 
 from ..metrics import RedisMetrics
+from .events import JobEvents
 
 __all__ = [
     "FINISHED",
@@ -170,6 +171,8 @@ class JobStore:
         self._transition = self.client.register_script(_TRANSITION)
         self._start = self.client.register_script(_START)
         self._renew = self.client.register_script(_RENEW)
+        # each transition appends to the job's event stream (and queues its webhooks)
+        self.events = JobEvents(self.client, ttl_s=self.result_ttl_s, render=self.get)
 
     # ------------------------------------------------------------------ keys
     @staticmethod
@@ -262,6 +265,10 @@ class JobStore:
             if queue_timeout_s:
                 mapping["queue_deadline_at"] = now + float(queue_timeout_s)
                 pipe.zadd(QUEUE_DEADLINES, {job_id: now + float(queue_timeout_s)})
+            if request.get("webhook"):
+                mapping["webhook"] = json.dumps({
+                    "url": request["webhook"], "tenant": tenant,
+                    "events": request.get("webhook_events") or None})
             mapping.update(fields or {})
             pipe.hset(self._job(job_id), mapping=mapping)
             pipe.zadd(self._index(tenant), {job_id: int(now * 1000)})
@@ -275,6 +282,7 @@ class JobStore:
             if idem_key is not None:
                 self.client.delete(idem_key)
             raise
+        self.events.record(job_id, "queued", {"status": "queued"})
         raw = {k: str(v) for k, v in mapping.items()}
         return self._render(doc, raw), True
 
@@ -413,6 +421,9 @@ class JobStore:
             keys=[self._job(job_id), f"ls:lease:{job_id}", "ls:running", QUEUE_DEADLINES],
             args=[token, int(self.lease_s * 1000), time.time(), worker, max_attempts, job_id],
         )
+        if code == b"started":
+            self.events.record(job_id, "started", {"status": "running",
+                                                   "attempt": int(attempts), "worker": worker})
         return code.decode(), int(attempts), token
 
     def renew(self, job_id: str, token: str) -> bool:
@@ -420,10 +431,9 @@ class JobStore:
                                 args=[token, int(self.lease_s * 1000)]))
 
     def progress(self, job_id: str, stage: str, fraction: float, message: str = "") -> None:
-        self.client.hset(
-            self._job(job_id), "progress",
-            json.dumps({"stage": stage, "fraction": round(fraction, 6), "message": message}),
-        )
+        progress = {"stage": stage, "fraction": round(fraction, 6), "message": message}
+        self.client.hset(self._job(job_id), "progress", json.dumps(progress))
+        self.events.progress(job_id, progress)  # at most one event a second
 
     def _finish(self, job_id: str, status: str, allowed: tuple[str, ...], **fields: Any) -> bool:
         now = time.time()
@@ -438,6 +448,9 @@ class JobStore:
         pipe.delete(f"ls:lease:{job_id}")
         pipe.publish(self.events_channel(job_id), status)
         pipe.execute()
+        error = fields.get("error")
+        self.events.record(job_id, status, {"status": status,
+                                            "error": json.loads(error) if error else None})
         self._record_finish(job_id, status, now, fields.get("result"))
         return True
 
@@ -558,6 +571,8 @@ class JobStore:
         """A lost running attempt goes back to queued (the caller re-sends the task)."""
         ok = self._cas(job_id, ("running",), "queued", worker="") is not None
         self.client.srem("ls:running", job_id)
+        if ok:
+            self.events.record(job_id, "requeued", {"status": "queued"})
         return ok
 
     # ------------------------------------------------------------------ liveness

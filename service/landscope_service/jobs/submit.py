@@ -30,6 +30,7 @@ from .limits import ActiveJobCaps
 from .ratelimit import SubmitRateLimiter
 from .registry import kinds
 from .store import IdempotencyConflict, IdempotencyInProgress, JobStore, new_job_id
+from .webhooks import check_webhook_url
 
 __all__ = ["Submissions", "check_request", "split_check_errors", "validate_request"]
 
@@ -86,6 +87,15 @@ def check_request(
     With ``tenant``, kind checks may look up that tenant's jobs (``SubmitContext.get_job``).
     """
     spec = kinds()[req["kind"]]
+    if req.get("webhook_events") and not req.get("webhook"):
+        raise InvalidRequestError(
+            "webhook_events needs a webhook URL.",
+            errors={"webhook_events": ["Send webhook (an https URL) too, or drop this field."]})
+    if req.get("webhook"):
+        why = check_webhook_url(req["webhook"], allow_private=settings.webhook_allow_private)
+        if why is not None:
+            raise InvalidRequestError("The webhook URL cannot be used.", code="invalid_webhook",
+                                      errors={"webhook": [why]})
     if req["device"] == "cuda" and settings.require_gpu_worker and not any(
         "gpu" in w.get("queues", []) for w in jobs.workers()
     ):

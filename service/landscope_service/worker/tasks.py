@@ -15,6 +15,7 @@ from typing import Any
 import redis
 from celery import signals
 
+from ..jobs.events import WEBHOOK_QUEUE
 from ..jobs.store import JobStore
 from ..settings import load_settings
 from ..storage.blobs import BlobService
@@ -22,6 +23,7 @@ from ..storage.store import make_store
 from .celery_app import make_celery
 from .heartbeat import Heartbeat
 from .runtime import JobRuntime
+from .webhooks import register_webhook_task
 
 log = logging.getLogger("landscope.worker")
 
@@ -29,6 +31,12 @@ settings = load_settings()
 app = make_celery(settings)
 
 _state: dict[str, Any] = {}
+
+deliver_webhook = register_webhook_task(app, settings)
+
+
+def _send_webhook(delivery_id: str) -> None:
+    app.send_task("landscope.deliver_webhook", args=[delivery_id], queue=WEBHOOK_QUEUE)
 
 
 def _runtime(hostname: str) -> JobRuntime:
@@ -38,6 +46,7 @@ def _runtime(hostname: str) -> JobRuntime:
         store = make_store(settings.storage, data_dir=settings.data_dir, client=client)
         jobs = JobStore(client, result_ttl_s=settings.result_ttl_s,
                         idempotency_ttl_s=settings.idempotency_ttl_s, lease_s=settings.lease_s)
+        jobs.events.sender = _send_webhook
 
         from .fanout import make_executor_factory
 
@@ -109,7 +118,9 @@ def _start_background(sender: Any = None, **_: Any) -> None:
     def send(job_id: str, queue: str) -> None:
         app.send_task("landscope.run_job", args=[job_id], queue=queue)
 
-    _state["heartbeat"] = Heartbeat(settings, hostname, queues, concurrency, send).start()
+    hb = Heartbeat(settings, hostname, queues, concurrency, send)
+    hb.jobs.events.sender = _send_webhook  # the reaper's transitions send webhooks too
+    _state["heartbeat"] = hb.start()
 
 
 @signals.worker_shutdown.connect

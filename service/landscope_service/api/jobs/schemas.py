@@ -88,6 +88,21 @@ class JobRequestSchema(_Strict):
                                  "characters), filterable in the list."},
     )
 
+    webhook = fields.String(
+        validate=validate.Length(min=1, max=2048),
+        metadata={"description": "An https URL that receives signed events of this job "
+                                 "(Standard Webhooks; see docs/integrations.md). Private, "
+                                 "loopback and link-local hosts are refused unless "
+                                 "LANDSCOPE_WEBHOOK_ALLOW_PRIVATE."},
+    )
+    webhook_events = fields.List(
+        fields.String(validate=validate.OneOf(
+            ["started", "progress", "succeeded", "failed", "cancelled", "expired"])),
+        validate=validate.Length(min=1),
+        metadata={"description": "Events sent to the webhook (default: all but progress; "
+                                 "progress at most once a second)."},
+    )
+
     @validates("kind")
     def _kind(self, value: str, **_: Any) -> None:
         from ...jobs.registry import kinds

@@ -1,0 +1,3 @@
+from .views import blp
+
+__all__ = ["blp"]
