@@ -98,11 +98,15 @@ def test_runner_contract() -> None:
         "barriers.json",
         "path_profiles.json",
         "merge_tree.png",
+        "merge_tree.svg",
         "path_profiles.png",
+        "path_profiles.svg",
     }
     for a in out.artifacts:
         if a.name.endswith(".png"):
             assert a.data[:8] == b"\x89PNG\r\n\x1a\n"
+        elif a.name.endswith(".svg"):
+            assert b"<svg" in a.data
         else:
             json.loads(a.data)
     assert res["barriers_are_upper_bounds"] is True and res["num_minima"] == 3

@@ -81,8 +81,45 @@ def _singular() -> Figure:
     return singular_value_figure(_rank(), caption=cap)
 
 
+def _tree() -> Any:
+    from landscope_service.diagnostics.connectivity.mergetree import build_merge_tree
+
+    return build_merge_tree(
+        [0.0, 1e-6, 0.5, 0.2],
+        [[0.0, 1e-5, 1.0, 0.8], [1e-5, 1e-6, 1.0, 0.9], [1.0, 1.0, 0.5, 0.7],
+         [0.8, 0.9, 0.7, 0.2]], tolerance=1e-3)
+
+
+def _conn_caption(what: str) -> str:
+    return caption_text(what=what, num_params=25, num_samples=5, loss="mse",
+                        dtype="float64", method="paths: linear, neb")
+
+
+def _merge_tree() -> Figure:
+    from landscope_service.diagnostics.connectivity.plots import merge_tree_figure
+
+    return merge_tree_figure(_tree(), caption=_conn_caption("Disconnectivity graph"))
+
+
+def _profiles_list() -> list[tuple[str, list[float], list[float]]]:
+    ts = np.linspace(0.0, 1.0, 21)
+    bump = np.sin(np.pi * ts) ** 2
+    return [("0-1 linear", list(ts), list(0.4 * bump)),
+            ("0-1 neb", list(ts), list(0.003 * bump)),
+            ("0-1 aligned neb", list(ts), list(0.001 * bump))]
+
+
+def _path_profiles() -> Figure:
+    from landscope_service.diagnostics.connectivity.plots import path_profiles_figure
+
+    return path_profiles_figure(_profiles_list(), log=False,
+                                caption=_conn_caption("Loss along the MST paths"))
+
+
 FIGURES: dict[str, Callable[[], Figure]] = {"density": _density,
-                                            "singular_values": _singular}
+                                            "singular_values": _singular,
+                                            "merge_tree": _merge_tree,
+                                            "path_profiles": _path_profiles}
 
 
 def _render_quietly(fig: Figure) -> tuple[bytes, bytes]:
@@ -166,6 +203,38 @@ def test_singular_values_keep_exact_zeros_visible() -> None:
     assert "kept" in labels and "cut" in labels and any("exactly 0" in x for x in labels)
     (kept,) = [ln for ln in ax.get_lines() if ln.get_label() == "kept"]
     np.testing.assert_array_equal(kept.get_ydata(), [3.0, 1.0, 0.2])
+
+
+def test_merge_tree_at_barrier_heights_with_noise_merges_marked() -> None:
+    """Known answer: minima 0 and 1 merge at 1e-5 (below the 1e-3 noise level: dashed
+    grey, in the legend), 3 and 2 at 0.7, then everything at 0.8; leaves are the minima."""
+    ax = _merge_tree().axes[0]
+    bars = sorted(round(float(ln.get_ydata()[0]), 12) for ln in ax.get_lines()
+                  if len(ln.get_ydata()) == 2 and ln.get_ydata()[0] == ln.get_ydata()[1]
+                  and ln.get_xdata()[0] != ln.get_xdata()[1]
+                  and not str(ln.get_label()).startswith("noise level"))
+    assert bars == [1e-5, 0.7, 0.8]
+    noise = [ln for ln in ax.get_lines() if ln.get_linestyle() == "--"]
+    assert noise and all(to_hex(ln.get_color()) == GREY for ln in noise)
+    assert "noise merge" in [t.get_text() for t in ax.get_legend().get_texts()]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "1", "3", "2"]
+    assert any(t.get_text() == "one component" for t in ax.texts)
+
+
+def test_path_profiles_inset_on_linear_axis_only() -> None:
+    from landscope_service.diagnostics.connectivity.plots import path_profiles_figure
+
+    fig = _path_profiles()
+    (inset,) = fig.axes[0].child_axes  # the inset of the optimised paths
+    assert [ln.get_linestyle() for ln in inset.get_lines()] == ["-", ":"]
+    np.testing.assert_allclose(inset.get_lines()[0].get_ydata(),
+                               _profiles_list()[1][2], rtol=0, atol=0)
+    logged = path_profiles_figure(_profiles_list(), log=True, caption="c")
+    assert not logged.axes[0].child_axes and logged.axes[0].get_yscale() == "log"
+    # comparable heights: no inset
+    same = [("0-1 linear", [0.0, 0.5, 1.0], [0.0, 0.4, 0.0]),
+            ("0-1 neb", [0.0, 0.5, 1.0], [0.0, 0.3, 0.0])]
+    assert not path_profiles_figure(same, log=False).axes[0].child_axes
 
 
 def test_log_axis_wanted_known_answers() -> None:

@@ -38,6 +38,7 @@ from ..monitor import Monitor
 from ..options.level_set_connectivity import OPTIONS
 from ..output import Artifact, RunOutput
 from ..output import json_float as _fin
+from ..plots import caption_text, figure_artifacts
 from ..problem import Problem, flatten
 from .align import align_flat, hidden_layers
 from .analysis import pair_paths, path_configs
@@ -50,7 +51,7 @@ from .mergetree import (
 )
 from .minima import init_params, minimize
 from .objective import has_batchnorm, problem_objective
-from .plots import merge_tree_png, path_profiles_png
+from .plots import merge_tree_figure, path_profiles_figure
 from .refine import PairOutcome, RefineReport, refine_barriers
 from .theory import theory_block
 
@@ -591,16 +592,20 @@ def run_level_set_connectivity(
         Artifact(
             "path_profiles.json", "application/json", json.dumps({"profiles": profiles}).encode()
         ),
-        Artifact("merge_tree.png", "image/png", merge_tree_png(tree)),
-        Artifact(
-            "path_profiles.png",
-            "image/png",
-            path_profiles_png(
-                plot_profiles,
-                title="Loss along the merge-tree (MST) paths",
-                log={"auto": None, "log": True, "linear": False}[str(opts["plot_log"])],
-            ),
-        ),
+        *figure_artifacts("merge_tree", merge_tree_figure(tree, caption=caption_text(
+            what=f"Disconnectivity graph of {m} minima: merges at the barrier heights "
+            "(upper bounds), noise merges dashed", num_params=problem.num_params,
+            num_samples=problem.num_samples, loss=problem.loss, dtype=str(problem.dtype),
+            method="paths: " + ", ".join(methods),
+            extra=[f"noise level {tree.tolerance:.3g}"]))),
+        *figure_artifacts("path_profiles", path_profiles_figure(
+            plot_profiles,
+            log={"auto": None, "log": True, "linear": False}[str(opts["plot_log"])],
+            caption=caption_text(
+                what="Loss along the merge-tree (MST) paths: linear dashed, optimised solid, "
+                "permutation-aligned dotted", num_params=problem.num_params,
+                num_samples=problem.num_samples, loss=problem.loss, dtype=str(problem.dtype),
+                method="paths: " + ", ".join(methods)))),
     ]
     mon.report("done", 1.0, f"{m} minima, {n_pairs} pairs", force=True)
     return RunOutput(result=result, artifacts=artifacts)

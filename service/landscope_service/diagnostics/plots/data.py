@@ -62,7 +62,7 @@ def _axes(ax: Axes, digits: int) -> dict[str, Any]:
             entry["array"] = _arr(np.asarray(arr).reshape(-1), digits)
         colls.append(entry)
     legend = ax.get_legend()
-    return {
+    out = {
         "title": ax.get_title(),
         "xlabel": ax.get_xlabel(),
         "ylabel": ax.get_ylabel(),
@@ -73,12 +73,15 @@ def _axes(ax: Axes, digits: int) -> dict[str, Any]:
         "texts": _texts(ax.texts),
         "legend": _texts(legend.get_texts()) if legend is not None else [],
     }
+    if ax.child_axes:  # insets
+        out["insets"] = [_axes(child, digits) for child in ax.child_axes]
+    return out
 
 
 def figure_data(fig: Figure, digits: int = 8) -> dict[str, Any]:
     """The figure's content as JSON types: per axes the title, labels, scales, each
-    line's label and ``x``/``y``, each collection's offsets/segments/values, texts and
-    legend entries; and the figure-level texts (the caption). Numbers are rounded to
+    line's label and ``x``/``y``, each collection's offsets/segments/values, texts,
+    legend entries and insets; and the figure-level texts (the caption). Numbers are rounded to
     ``digits`` significant digits."""
     return {
         "size_in": _arr(fig.get_size_inches(), digits),
