@@ -30,8 +30,8 @@ def evaluate(problem: Problem, ctx: RunContext | None = None) -> dict[str, Any]:
     grads = {k: torch.zeros_like(v) for k, v in params.items()}
     lo = torch.full((), math.inf, dtype=problem.dtype, device=problem.device)
     hi = torch.full((), -math.inf, dtype=problem.dtype, device=problem.device)
-    batches = list(problem.batches())
-    for i, (xb, yb, w) in enumerate(batches):
+    total = problem.num_batches
+    for i, (xb, yb, w) in enumerate(problem.batches()):  # one batch held at a time
         ctx.monitor.check()
         with torch.no_grad():
             per = problem.per_sample_loss(params, xb, yb)
@@ -41,7 +41,7 @@ def evaluate(problem: Problem, ctx: RunContext | None = None) -> dict[str, Any]:
         g = grad_fn(params, xb, yb)
         for k in grads:
             grads[k] = grads[k] + w * g[k]
-        ctx.monitor.report("evaluate", (i + 1) / len(batches), f"batch {i + 1}/{len(batches)}")
+        ctx.monitor.report("evaluate", (i + 1) / total, f"batch {i + 1}/{total}")
     grad_norm = torch.sqrt(sum((g.double() ** 2).sum() for g in grads.values()))  # type: ignore[arg-type]
     values = {
         "loss": float(loss),

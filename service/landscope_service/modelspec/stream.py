@@ -227,8 +227,9 @@ class Transform:
             raise ValidationError({"data": {"transform": errors}})
         return cls(tuple(float(m) for m in mean), tuple(float(s) for s in std))  # type: ignore[union-attr]
 
-    def apply(self, x: torch.Tensor) -> torch.Tensor:
-        """Normalise a batch ``(B, C, ...)`` or ``(B, ..., C)`` in its own dtype/device."""
+    def apply(self, x: torch.Tensor, *, inplace: bool = False) -> torch.Tensor:
+        """Normalise a batch ``(B, C, ...)`` or ``(B, ..., C)`` in its own dtype/device
+        (in place when ``inplace``: no temporaries the size of the batch)."""
         import torch
 
         shape = [1] * x.ndim
@@ -236,6 +237,8 @@ class Transform:
         shape[axis] = -1
         mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).reshape(shape)
         std = torch.tensor(self.std, dtype=x.dtype, device=x.device).reshape(shape)
+        if inplace:
+            return x.sub_(mean).div_(std)
         return (x - mean) / std
 
 
@@ -309,11 +312,11 @@ class MappedSource:
         y_np = np.array(self._slice(1, start, stop), order="C")
         self._release()
         x = torch.from_numpy(x_np).to(device=device).to(dtype)
-        if not bool(torch.isfinite(x).all()):
+        if x_np.dtype.kind == "f" and not bool(torch.isfinite(x).all()):
             raise ValueError(f"data: x has values that are not finite in {dtype} among "
                              f"samples {start}-{stop - 1}.")
         if self.transform is not None:
-            x = self.transform.apply(x)
+            x = self.transform.apply(x, inplace=True)  # x is this batch's own copy
         if self.loss == "cross_entropy":
             y = torch.from_numpy(y_np.astype(np.int64, copy=False)).to(device)
             if bool(((y < 0) | (y >= self.output_dim)).any()):
