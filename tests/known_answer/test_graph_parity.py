@@ -106,3 +106,24 @@ def test_resnet20_has_the_papers_shape() -> None:
     ops = [n["op"] for n in spec.architecture["nodes"]]
     assert ops.count("conv2d") == 19 and ops.count("linear") == 1
     assert sum(p.numel() for p in module.parameters()) == 269_722
+
+
+def test_a_deep_copy_uses_its_own_parameters() -> None:
+    """copy.deepcopy of a graph module (the manifold Jacobian copies the model) runs on
+    the copy's parameters, in the copy's dtype."""
+    import copy
+
+    module, x, y = _case("transformer_tokens")
+    problem = _service_problem(from_module(module, x), x, y)
+    twin = copy.deepcopy(problem.model).float()
+    with torch.no_grad():
+        for p in twin.parameters():
+            p.mul_(0.5)
+        out = twin(x)
+        ref = problem.model(x)
+    assert out.dtype == torch.float32 and ref.dtype == torch.float64
+    assert float((out.double() - ref).abs().max()) > 1e-3
+    with torch.no_grad():
+        back = torch.func.functional_call(twin, {k: v.float() for k, v in problem.params.items()},
+                                          (x,))
+    torch.testing.assert_close(back.double(), ref, rtol=1e-5, atol=1e-5)

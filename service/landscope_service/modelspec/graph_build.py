@@ -24,6 +24,7 @@ from .graph_perm import permutation_spec
 __all__ = ["GraphModule", "init_graph_params"]
 
 Step = Callable[[list[Tensor]], Tensor]
+ModuleStep = Callable[[Any, list[Tensor]], Tensor]
 
 
 def _quadratic(z: Tensor) -> Tensor:
@@ -134,11 +135,15 @@ class GraphModule(nn.Module):
         self.graph_info = info
         self.permutation_spec = permutation_spec(info)
         self._masks = _Mask()
-        self._steps: list[tuple[str, tuple[str, ...], Step, tuple[str, ...]]] = []
-        owners: dict[str, nn.Module] = {}
+        # (name, inputs, step, frees, path): a step with a path is called with the
+        # submodule at that path, looked up on every call, so copies of this module
+        # (copy.deepcopy) and torch.func.functional_call see their own parameters
+        self._steps: list[
+            tuple[str, tuple[str, ...], Step | ModuleStep, tuple[str, ...], str | None]
+        ] = []
         first = {n.module: n for n in reversed(info.nodes) if n.module in info.modules}
         for module in info.modules:  # registration order = state_dict order
-            owners[module] = self._register(first[module])
+            self._register(first[module])
         last_use: dict[str, int] = {}
         for i, node in enumerate(info.nodes):
             for src in node.inputs:
@@ -148,7 +153,8 @@ class GraphModule(nn.Module):
                 src for src in dict.fromkeys(node.inputs)
                 if last_use.get(src) == i and src != info.output
             )
-            self._steps.append((node.name, node.inputs, self._step(node, owners), frees))
+            step, path = self._step(node)
+            self._steps.append((node.name, node.inputs, step, frees, path))
 
     # ------------------------------------------------------------------ building
     def _container(self, path: str) -> nn.Module:
@@ -182,21 +188,24 @@ class GraphModule(nn.Module):
         parent.add_module(leaf, module)
         return module
 
-    def _step(self, node: GraphNode, owners: dict[str, nn.Module]) -> Step:
-        a, op = node.attrs, node.op
+    def _step(self, node: GraphNode) -> tuple[Step | ModuleStep, str | None]:
+        op = node.op
         if op in ("parameter", "buffer"):
-            holder = owners[node.module]
-            leaf = node.module.rpartition(".")[2]
-            return lambda xs: getattr(holder, leaf)  # type: ignore[no-any-return]
+            parent, _, leaf = node.module.rpartition(".")
+            return (lambda m, xs: getattr(m, leaf)), parent
         if op in ("linear", "conv1d", "conv2d", "batchnorm1d", "batchnorm2d", "layernorm",
                   "groupnorm"):
-            mod = owners[node.module]
-            return lambda xs: mod(xs[0])  # type: ignore[no-any-return]
+            return (lambda m, xs: m(xs[0])), node.module
         if op == "embedding":
-            emb = owners[node.module]
-            return lambda xs: emb(xs[0] if not xs[0].is_floating_point() else xs[0].long())  # type: ignore[no-any-return]
+            return (lambda m, xs: m(xs[0].long() if xs[0].is_floating_point() else xs[0])), (
+                node.module
+            )
         if op == "multihead_attention":
-            return self._attention(node, owners[node.module])
+            return self._attention(node), node.module
+        return self._plain_step(node), None
+
+    def _plain_step(self, node: GraphNode) -> Step:
+        a, op = node.attrs, node.op
         if op == "scaled_dot_product_attention":
             masks = self._masks
             return lambda xs: _sdpa(
@@ -251,7 +260,7 @@ class GraphModule(nn.Module):
             return lambda xs: xs[0].sum(dim=a["dims"], keepdim=a["keepdim"])
         return _activation(node)
 
-    def _attention(self, node: GraphNode, mha: nn.Module) -> Step:
+    def _attention(self, node: GraphNode) -> ModuleStep:
         """``nn.MultiheadAttention`` (batch first, eval) written out with plain ops.
 
         The same arithmetic as the module's math path; written out because torch's
@@ -262,7 +271,7 @@ class GraphModule(nn.Module):
         heads = int(node.attrs["num_heads"])
         masks = self._masks
 
-        def run(xs: list[Tensor]) -> Tensor:
+        def run(mha: Any, xs: list[Tensor]) -> Tensor:
             q_in, k_in, v_in = (xs * 3)[:3] if len(xs) == 1 else xs
             w = mha.in_proj_weight
             b = mha.in_proj_bias
@@ -283,8 +292,12 @@ class GraphModule(nn.Module):
         """Run the nodes in order; values are dropped after their last use."""
         info = self.graph_info
         values: dict[str, Tensor] = {info.input_name: x}
-        for name, inputs, step, frees in self._steps:
-            values[name] = step([values[s] for s in inputs])
+        for name, inputs, step, frees, path in self._steps:
+            args = [values[s] for s in inputs]
+            if path is None:
+                values[name] = step(args)  # type: ignore[call-arg]
+            else:
+                values[name] = step(self.get_submodule(path), args)  # type: ignore[call-arg]
             for src in frees:
                 del values[src]
         return values[info.output]
