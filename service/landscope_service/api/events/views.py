@@ -44,7 +44,7 @@ class EventsQuerySchema(StrictSchema):
                                                                       "such as 1700000000000-0."),
         metadata={"description": "Only events after this id (the next_cursor of a page, or "
                                  "an event's id)."})
-    limit = fields.Integer(strict=True, load_default=100, validate=validate.Range(1, 1000))
+    limit = fields.Integer(load_default=100, validate=validate.Range(1, 1000))
     stream = fields.Boolean(
         load_default=False,
         metadata={"description": "Answer text/event-stream: the events so far, then each new "
