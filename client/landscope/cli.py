@@ -4,12 +4,19 @@ Exit codes: 0 success; 1 the job failed or was cancelled; 2 usage error (bad
 arguments, unreadable job file, no URL or key); 3 any other error (an API error
 answer, the service unreachable, a wait that timed out, a result asked for before
 the job finished). Errors are one line on standard error.
+
+``--output FILE`` (submit, wait, result) writes the job as JSON (``id``, ``status``,
+``result``, ``error``, ``artifacts``, ...) to FILE, atomically (a temporary file renamed
+into place), whatever the job's final status, so a pipeline step can keep it as its
+output and still branch on the exit code. No file is written when the command fails
+before it has a job (exit 2, or exit 3 for an API error or a wait that timed out).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from itertools import islice
@@ -172,7 +179,21 @@ def _wait(client: Client, job: Job | str, args: argparse.Namespace) -> Job:
     )
 
 
+def _write_output(job: Job, path: str | None) -> None:
+    if not path:
+        return
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(json.dumps(job.to_json(), indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, target)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise _ExitError(EXIT_ERROR, f"cannot write --output {path}: {e.strerror or e}") from e
+
+
 def _finish(job: Job, args: argparse.Namespace, out: TextIO) -> int:
+    _write_output(job, getattr(args, "output", None))
     if args.json:
         _print_json(job.to_json(), out)
     elif job.status == "succeeded":
@@ -187,6 +208,7 @@ def cmd_submit(client: Client, args: argparse.Namespace, out: TextIO) -> int:
     body = _read_job_file(args.job_file)
     job = client.jobs.submit(body, idempotency_key=args.idempotency_key)
     if not args.wait:
+        _write_output(job, args.output)
         if args.json:
             _print_json(job.to_json(), out)
         else:
@@ -223,6 +245,7 @@ def cmd_result(client: Client, args: argparse.Namespace, out: TextIO) -> int:
             f"job {job.id} is still {job.status} ({_progress_text(job)}); "
             f"run `landscope wait {job.id}` or `landscope result --wait {job.id}`",
         )
+    _write_output(job, args.output)
     if job.status != "succeeded":
         raise _job_failure(job)
     _print_result(job, args.json, out)
@@ -332,12 +355,17 @@ def build_parser() -> argparse.ArgumentParser:
     def add_json(p: argparse.ArgumentParser) -> None:
         p.add_argument("--json", action="store_true", help="print JSON")
 
+    def add_output(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--output", "-o", metavar="FILE",
+                       help="write the job (status, result, error) as JSON to FILE")
+
     p = add("submit", cmd_submit, "Submit the job request in a JSON file ('-' for stdin).")
     p.add_argument("job_file", metavar="JOB.json")
     p.add_argument("--wait", action="store_true", help="wait for the job and print its result")
     p.add_argument("--no-progress", action="store_true", help="no progress bar while waiting")
     p.add_argument("--timeout", type=float, help="with --wait: give up after this many seconds")
     p.add_argument("--idempotency-key", metavar="K", help="resubmitting with K never duplicates")
+    add_output(p)
     add_json(p)
 
     p = add("status", cmd_status, "Show a job.")
@@ -348,6 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("job_id", metavar="ID")
     p.add_argument("--timeout", type=float, help="give up after this many seconds")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_output(p)
     add_json(p)
 
     p = add("result", cmd_result, "Print the result of a finished job.")
@@ -357,6 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
     fmt.add_argument("--table", action="store_true", help="print a key/value table (default)")
     p.add_argument("--wait", action="store_true", help="wait for the job first")
     p.add_argument("--no-progress", action="store_true", help="with --wait: no progress bar")
+    add_output(p)
 
     p = add("cancel", cmd_cancel, "Cancel a job.")
     p.add_argument("job_id", metavar="ID")
