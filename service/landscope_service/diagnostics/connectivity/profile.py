@@ -304,46 +304,58 @@ def _hermite_curvature(f0: Tensor, f1: Tensor, d0: Tensor, d1: Tensor, h: Tensor
 
 
 def interval_bounds(
-    ts: Tensor, f: Tensor, d_right: Tensor, d_left: Tensor, safety: float
+    ts: Tensor,
+    f: Tensor,
+    d_right: Tensor,
+    d_left: Tensor,
+    safety: float,
+    valid: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Upper bound on ``f`` over each interval between sorted samples ``ts``.
 
     Args:
-        ts: sorted sample parameters ``(n,)``.
-        f: values ``(n,)``.
+        ts: sorted sample parameters ``(..., n)`` (rows of several curves allowed).
+        f: values ``(..., n)``.
         d_right: right derivatives ``f'(t+)`` at the samples.
         d_left: left derivatives ``f'(t-)``.
         safety: factor on the local curvature estimate.
+        valid: ``(..., n - 1)`` intervals that exist (padding excluded); default all.
 
     Returns:
-        ``(U, K)``: the bound ``(n - 1,)`` of each interval and the curvature used.
+        ``(U, K)``: the bound ``(..., n - 1)`` of each interval (``-inf`` where not
+        valid) and the curvature used.
     """
-    h = (ts[1:] - ts[:-1]).clamp_min(torch.finfo(ts.dtype).tiny)
-    f0, f1 = f[:-1], f[1:]
-    d0, d1 = d_right[:-1], d_left[1:]
+    tiny = torch.finfo(ts.dtype).tiny
+    h = (ts[..., 1:] - ts[..., :-1]).clamp_min(tiny)
+    f0, f1 = f[..., :-1], f[..., 1:]
+    d0, d1 = d_right[..., :-1], d_left[..., 1:]
     c = _hermite_curvature(f0, f1, d0, d1, h)
+    if valid is not None:
+        c = torch.where(valid, c, torch.zeros_like(c))
     k = c.clone()
-    if c.shape[0] > 1:
-        k[1:] = torch.maximum(k[1:], c[:-1])
-        k[:-1] = torch.maximum(k[:-1], c[1:])
+    if c.shape[-1] > 1:
+        k[..., 1:] = torch.maximum(k[..., 1:], c[..., :-1])
+        k[..., :-1] = torch.maximum(k[..., :-1], c[..., 1:])
     k = safety * k
     # Consistency: K must allow the derivative change seen on the interval.
     k = torch.maximum(k, (d1 - d0).abs() / h)
     denom = d0 - d1 + k * h
     num = -(f0 - f1 + d1 * h - k * h * h / 2)
-    s = torch.where(denom > 0, num / denom.clamp_min(torch.finfo(ts.dtype).tiny), h / 2)
+    s = torch.where(denom > 0, num / denom.clamp_min(tiny), h / 2)
     s = torch.minimum(torch.maximum(s, torch.zeros_like(s)), h)
     p0 = f0 + d0 * s + k * s * s / 2
     p1 = f1 - d1 * (h - s) + k * (h - s) ** 2 / 2
     u = torch.maximum(torch.minimum(p0, p1), torch.maximum(f0, f1))
+    if valid is not None:
+        u = torch.where(valid, u, torch.full_like(u, -math.inf))
     return u, k
 
 
-def _new_points(ts: Tensor, f: Tensor, dr: Tensor, dl: Tensor, sel: Tensor) -> Tensor:
-    """Where to sample the selected intervals: cubic maximum inside brackets, else middle."""
-    t0, t1 = ts[:-1][sel], ts[1:][sel]
+def _new_points(
+    t0: Tensor, t1: Tensor, f0: Tensor, f1: Tensor, d0: Tensor, d1: Tensor
+) -> Tensor:
+    """Where to sample intervals: cubic maximum inside brackets, else the middle."""
     h = t1 - t0
-    f0, f1, d0, d1 = f[:-1][sel], f[1:][sel], dr[:-1][sel], dl[1:][sel]
     mid = t0 + h / 2
     bracket = (d0 > 0) & (d1 < 0)
     # Cubic Hermite on u in [0, 1]: p'(u) = a u^2 + b u + c with
@@ -374,8 +386,10 @@ def certify_profiles(
 ) -> list[Certified]:
     """Certified maxima of ``obj`` along each of ``curves`` (see the module doc).
 
-    All curves are sampled together: each round evaluates the new points of every curve
-    in one :meth:`Objective.values_and_grads` call.
+    All curves are handled together: their samples are kept as rows of one padded
+    array, the bounds of every interval of every curve are computed at once, and each
+    round evaluates the new points of every curve in one
+    :meth:`Objective.values_and_grads` call.
 
     Args:
         obj: the objective.
@@ -395,70 +409,133 @@ def certify_profiles(
     tgt = list(targets) if targets is not None else [None] * n_c
     if len(tgt) != n_c:
         raise ValueError(f"Expected {n_c} targets, got {len(tgt)}.")
-    base = torch.linspace(0.0, 1.0, config.num_points, dtype=like.dtype, device=like.device)
-    ts_list: list[Tensor] = []
+    dt, dev = like.dtype, like.device
+    base = torch.linspace(0.0, 1.0, config.num_points, dtype=dt, device=dev)
+    rows: list[Tensor] = []
     for cv in curves:
         bp = cv.breakpoints()
-        ts = base if bp is None else torch.unique(torch.cat([base, bp.to(base)]))
-        ts_list.append(ts)
-    state: list[tuple[Tensor, Tensor, Tensor, Tensor]] = []
-    evals = _evaluate(obj, curves, ts_list)
-    for ts, (f, dr, dl) in zip(ts_list, evals, strict=True):
-        state.append((ts, f, dr, dl))
-    active = list(range(n_c))
-    out: list[Certified | None] = [None] * n_c
+        rows.append(base if bp is None else torch.unique(torch.cat([base, bp.to(base)])))
+    ts, valid = _pad(rows, dt, dev)
+    f = torch.zeros_like(ts)
+    dr = torch.zeros_like(ts)
+    dl = torch.zeros_like(ts)
+    _fill(obj, curves, list(range(n_c)), rows, ts, valid, f, dr, dl)
+    target = torch.tensor(
+        [math.nan if t is None else float(t) for t in tgt], dtype=dt, device=dev
+    )
+    finished = torch.zeros(n_c, dtype=torch.bool, device=dev)
     rounds = 0
     while True:
-        still: list[int] = []
-        new_ts: list[Tensor] = []
-        for ci in active:
-            ts, f, dr, dl = state[ci]
-            u, _ = interval_bounds(ts, f, dr, dl, config.curvature_safety)
-            top = float(f.max())
-            bound = max(top, float(u.max())) if u.numel() else top
-            low_end = float(torch.minimum(f[0], f[-1]))
-            eps = (
-                config.resolution
-                if config.resolution is not None
-                else config.rel_resolution * max(top - low_end, 0.0)
-            ) + 1e-12 * max(1.0, abs(top))
-            t = tgt[ci]
-            done = bound - top <= eps or (t is not None and bound <= t)
-            if done or rounds >= config.refine_rounds or config.refine_points == 0:
-                out[ci] = _finish(ts, f, dr, dl, u, bound, t)
-                continue
-            sel = u > top + eps
-            # The worst intervals first, at most refine_points of them.
-            if int(sel.sum()) > config.refine_points:
-                thr = torch.topk(u, config.refine_points).values[-1]
-                sel = sel & (u >= thr)
-            pts = _new_points(ts, f, dr, dl, sel)
-            pts = pts[(pts > ts[:-1][sel]) & (pts < ts[1:][sel])]
-            if pts.numel() == 0:
-                out[ci] = _finish(ts, f, dr, dl, u, bound, t)
-                continue
-            still.append(ci)
-            new_ts.append(pts)
-        if not still:
+        vint = valid[:, 1:]
+        u, _ = interval_bounds(ts, f, dr, dl, config.curvature_safety, vint)
+        top = torch.where(valid, f, torch.full_like(f, -math.inf)).max(dim=1).values
+        bound = torch.maximum(top, u.max(dim=1).values)
+        last = valid.sum(dim=1) - 1
+        low_end = torch.minimum(f[:, 0], f.gather(1, last.unsqueeze(1)).squeeze(1))
+        if config.resolution is not None:
+            eps = torch.full_like(top, config.resolution)
+        else:
+            eps = config.rel_resolution * (top - low_end).clamp_min(0)
+        eps = eps + 1e-12 * top.abs().clamp_min(1.0)
+        done = (bound - top <= eps) | (bound <= target) | finished
+        if rounds >= config.refine_rounds or config.refine_points == 0 or bool(done.all()):
+            break
+        sel = (u > (top + eps).unsqueeze(1)) & (~done).unsqueeze(1)
+        k = min(config.refine_points, u.shape[1])
+        kth = torch.topk(torch.where(sel, u, torch.full_like(u, -math.inf)), k, dim=1)
+        sel = sel & (u >= kth.values[:, -1:])
+        r_idx, c_idx = sel.nonzero(as_tuple=True)
+        pts = _new_points_at(ts, f, dr, dl, r_idx, c_idx)
+        inside = (pts > ts[r_idx, c_idx]) & (pts < ts[r_idx, c_idx + 1])
+        r_idx, pts = r_idx[inside], pts[inside]
+        # Curves with nothing left to sample (intervals too small to split) are final.
+        has_new = torch.zeros(n_c, dtype=torch.bool, device=dev)
+        has_new[r_idx] = True
+        finished = finished | ((~done) & (~has_new))
+        if r_idx.numel() == 0:
             break
         rounds += 1
-        evals = _evaluate(obj, [curves[ci] for ci in still], new_ts)
-        for ci, pts, (f_n, dr_n, dl_n) in zip(still, new_ts, evals, strict=True):
-            ts, f, dr, dl = state[ci]
-            ts = torch.cat([ts, pts])
-            order = torch.argsort(ts)
-            state[ci] = (
-                ts[order],
-                torch.cat([f, f_n])[order],
-                torch.cat([dr, dr_n])[order],
-                torch.cat([dl, dl_n])[order],
-            )
-        active = still
-    return [c for c in out if c is not None]
+        r_host = r_idx.cpu().tolist()
+        groups: dict[int, list[int]] = {}
+        for pos, r in enumerate(r_host):
+            groups.setdefault(r, []).append(pos)
+        active = sorted(groups)
+        new_rows = [pts[torch.tensor(groups[r], device=dev)] for r in active]
+        extra_ts, extra_valid = _pad(new_rows, dt, dev, n_rows=n_c, at=active)
+        ts = torch.cat([ts, extra_ts], dim=1)
+        valid = torch.cat([valid, extra_valid], dim=1)
+        f = torch.cat([f, torch.zeros_like(extra_ts)], dim=1)
+        dr = torch.cat([dr, torch.zeros_like(extra_ts)], dim=1)
+        dl = torch.cat([dl, torch.zeros_like(extra_ts)], dim=1)
+        start = ts.shape[1] - extra_ts.shape[1]
+        _fill(obj, curves, active, new_rows, ts, valid, f, dr, dl, start=start)
+        order = torch.argsort(ts, dim=1)
+        ts, valid = ts.gather(1, order), valid.gather(1, order)
+        f, dr, dl = f.gather(1, order), dr.gather(1, order), dl.gather(1, order)
+    out: list[Certified] = []
+    for ci in range(n_c):
+        m = valid[ci]
+        tsi, fi = ts[ci][m], f[ci][m]
+        ui = u[ci][vint[ci]]
+        out.append(_finish(tsi, fi, ui, float(bound[ci]), tgt[ci]))
+    return out
+
+
+def _pad(
+    rows: list[Tensor],
+    dt: torch.dtype,
+    dev: torch.device,
+    *,
+    n_rows: int | None = None,
+    at: list[int] | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Rows of different lengths as one array; padding parameters beyond 1, increasing."""
+    width = max(int(r.shape[0]) for r in rows)
+    n = len(rows) if n_rows is None else n_rows
+    ts = 2.0 + torch.arange(width, dtype=dt, device=dev).repeat(n, 1)
+    valid = torch.zeros(n, width, dtype=torch.bool, device=dev)
+    for k, r in enumerate(rows):
+        row = k if at is None else at[k]
+        ts[row, : r.shape[0]] = r
+        valid[row, : r.shape[0]] = True
+    return ts, valid
+
+
+def _fill(
+    obj: Objective,
+    curves: list[Curve],
+    which: list[int],
+    rows: list[Tensor],
+    ts: Tensor,
+    valid: Tensor,
+    f: Tensor,
+    dr: Tensor,
+    dl: Tensor,
+    start: int = 0,
+) -> None:
+    """Evaluate the new samples ``rows`` of the curves ``which`` (one batched call) and
+    write them at columns ``start + k`` of their rows."""
+    evals = _evaluate(obj, [curves[c] for c in which], rows)
+    for c, r, (fv, drv, dlv) in zip(which, rows, evals, strict=True):
+        n = int(r.shape[0])
+        f[c, start : start + n] = fv
+        dr[c, start : start + n] = drv
+        dl[c, start : start + n] = dlv
+
+
+def _new_points_at(
+    ts: Tensor, f: Tensor, dr: Tensor, dl: Tensor, r_idx: Tensor, c_idx: Tensor
+) -> Tensor:
+    """Where to sample the intervals ``(r_idx, c_idx)`` of a padded array: the cubic
+    maximum inside a rising-to-falling bracket, else the middle."""
+    t0, t1 = ts[r_idx, c_idx], ts[r_idx, c_idx + 1]
+    return _new_points(
+        t0, t1, f[r_idx, c_idx], f[r_idx, c_idx + 1], dr[r_idx, c_idx], dl[r_idx, c_idx + 1]
+    )
 
 
 def _finish(
-    ts: Tensor, f: Tensor, dr: Tensor, dl: Tensor, u: Tensor, bound: float, target: float | None
+    ts: Tensor, f: Tensor, u: Tensor, bound: float, target: float | None
 ) -> Certified:
     if not bool(torch.isfinite(f).all()):
         raise RuntimeError("The loss is not finite along the path.")
