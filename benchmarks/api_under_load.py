@@ -583,7 +583,9 @@ def main() -> None:
             lines += ["", f"Ratio landscope / bare: **{med['landscope'] / med['bare']:.2f}x** "
                       "(target >= 0.8x). Each round: "
                       f"{args.clients} clients x {args.per_client} submissions; landscope with "
-                      "auth, Idempotency-Key, validation, job record, caps and metrics; bare: "
+                      "auth, Idempotency-Key, validation, job record and metrics (the "
+                      "queued/running caps off: the rounds queue more than the default 1000 "
+                      "jobs); bare: "
                       "Flask parses the JSON and Celery sends the task.", ""]
             print("\n".join(lines[-6:]), flush=True)
     lines += [conditions(), ""]
