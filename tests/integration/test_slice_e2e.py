@@ -188,7 +188,7 @@ def test_path_of_a_connectivity_job(client_a: landscope.Client, client_b: landsc
     grid = res.loss_rows()[0]  # alpha = -0.25, 0, 0.25, ..., 1.75: the ends at 0 and 1
     assert [grid[1], grid[5]] == pytest.approx(want, rel=1e-10)
     assert {a.name for a in client_a.jobs.get(job.id).artifacts} >= {
-        "slice.npz", "profile.png", "slice.vtk"}
+        "slice.npz", "profile.png", "profile.svg", "slice.vtk", "report.html"}
 
 
 def test_hessian_top_through_the_service(client_a: landscope.Client) -> None:
@@ -202,4 +202,4 @@ def test_hessian_top_through_the_service(client_a: landscope.Client) -> None:
     assert res.sharpness.alpha.curvature == pytest.approx(lam, rel=1e-5)
     assert res.directions[0].norm == pytest.approx(1.0, abs=1e-12)
     assert {a.name for a in client_a.jobs.get(job.id).artifacts} >= {
-        "slice.npz", "profile.png", "slice.vtk"}
+        "slice.npz", "profile.png", "profile.svg", "slice.vtk", "report.html"}

@@ -116,10 +116,48 @@ def _path_profiles() -> Figure:
                                 caption=_conn_caption("Loss along the MST paths"))
 
 
+def _slice_grid() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A quadratic bowl 0.1 + a^2 + 4 b^2 on a 9 x 7 grid (spans about two decades)."""
+    a = np.linspace(-1.0, 1.0, 9)
+    b = np.linspace(-0.5, 0.5, 7)
+    return a, b, 0.01 + a[None, :] ** 2 + 4.0 * b[:, None] ** 2
+
+
+def _slice_caption() -> str:
+    return caption_text(what="Loss on a 9 x 7 grid", num_params=25, num_samples=5,
+                        loss="mse", dtype="float64", method="directions: random")
+
+
+def _contour() -> Figure:
+    from landscope_service.diagnostics.slice.plots import contour_figure
+
+    a, b, z = _slice_grid()
+    return contour_figure(a, b, z, labels=["random 0", "random 1"],
+                          minimum={"alpha": 0.0, "beta": 0.0}, caption=_slice_caption())
+
+
+def _surface() -> Figure:
+    from landscope_service.diagnostics.slice.plots import surface_figure
+
+    a, b, z = _slice_grid()
+    return surface_figure(a, b, z, labels=["random 0", "random 1"], caption=_slice_caption())
+
+
+def _profile() -> Figure:
+    from landscope_service.diagnostics.slice.plots import profile_figure
+
+    a, _, z = _slice_grid()
+    return profile_figure(a, z[3], label="random 0", accuracy=np.linspace(0.2, 0.9, 9),
+                          points=[{"alpha": 0.5, "label": "b"}], caption=_slice_caption())
+
+
 FIGURES: dict[str, Callable[[], Figure]] = {"density": _density,
                                             "singular_values": _singular,
                                             "merge_tree": _merge_tree,
-                                            "path_profiles": _path_profiles}
+                                            "path_profiles": _path_profiles,
+                                            "slice_contour": _contour,
+                                            "slice_surface": _surface,
+                                            "slice_profile": _profile}
 
 
 def _render_quietly(fig: Figure) -> tuple[bytes, bytes]:

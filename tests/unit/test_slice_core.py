@@ -226,7 +226,7 @@ def test_one_d_path_and_files() -> None:
     assert [p["alpha"] for p in res["points"]] == pytest.approx([0.0, 1.0], abs=1e-12)
     assert res["axes"]["beta"] is None and len(res["loss"]) == 9
     names = [x.name for x in out.artifacts]
-    assert names == ["slice.npz", "profile.png", "slice.vtk"]
+    assert names == ["slice.npz", "profile.png", "profile.svg", "slice.vtk"]
     files = {x.name: x.data for x in out.artifacts}
     assert files["profile.png"][:8] == b"\x89PNG\r\n\x1a\n"
     with np.load(io.BytesIO(files["slice.npz"]), allow_pickle=False) as z:
@@ -243,7 +243,8 @@ def test_two_d_files_and_log_levels() -> None:
     out = run_landscape_slice(_mlp(), {"dims": 2, "resolution": [5, 4], "convexity": True,
                                        "accuracy": True}, RunContext())
     names = [x.name for x in out.artifacts]
-    assert names == ["slice.npz", "contour.png", "surface.png", "slice.vtk"]
+    assert names == ["slice.npz", "contour.png", "contour.svg", "surface.png", "surface.svg",
+                     "slice.vtk"]
     conv = out.result["convexity"]
     assert conv["ratio"][0][0] is None and conv["ratio"][1][1] is not None  # boundary null
     assert log_levels_wanted(np.array([1e-3, 1.0])) and not log_levels_wanted(

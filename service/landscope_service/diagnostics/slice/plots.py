@@ -1,4 +1,5 @@
-"""Files of a slice: contour, surface and profile PNGs, ``slice.npz`` and a legacy VTK grid.
+"""Files of a slice: contour, surface and profile figures (PNG and SVG, in the shared
+style of :mod:`..plots`), ``slice.npz`` and a legacy VTK grid.
 
 Matplotlib with the Agg backend and the object API (no display, no global state), figures
 discarded after rendering.
@@ -6,14 +7,18 @@ discarded after rendering.
 
 from __future__ import annotations
 
+import functools
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+from matplotlib.figure import Figure
 
-__all__ = ["contour_png", "log_levels_wanted", "npz_bytes", "profile_png", "surface_png",
-           "vtk_bytes"]
+from ..plots import OKABE_ITO, SEQUENTIAL_CMAP, new_figure, render, set_caption, styled
+
+__all__ = ["contour_figure", "contour_png", "log_levels_wanted", "npz_bytes",
+           "profile_figure", "profile_png", "surface_figure", "surface_png", "vtk_bytes"]
 
 
 def log_levels_wanted(loss: np.ndarray) -> bool:
@@ -23,25 +28,27 @@ def log_levels_wanted(loss: np.ndarray) -> bool:
 
 
 def _figure(figsize: tuple[float, float]) -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=figsize, dpi=100)
+    """A column-width figure with the aspect of ``figsize`` (shared style)."""
+    return new_figure("column", aspect=figsize[1] / figsize[0])
 
 
-def _png(fig: Any) -> bytes:
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return buf.getvalue()
+def _styled(build: Callable[..., Figure]) -> Callable[..., Figure]:
+    """Build the figure inside the shared style; ``caption=`` adds the caption line."""
+    @functools.wraps(build)
+    def wrapper(*args: Any, caption: str = "", **kwargs: Any) -> Figure:
+        with styled():
+            fig = build(*args, **kwargs)
+            if caption:
+                set_caption(fig, caption)
+        return fig
+    return wrapper
 
 
-def contour_png(alpha: np.ndarray, beta: np.ndarray, loss: np.ndarray, *,
+@_styled
+def contour_figure(alpha: np.ndarray, beta: np.ndarray, loss: np.ndarray, *,
                 labels: Sequence[str], points: Sequence[dict[str, Any]] = (),
                 trajectory: np.ndarray | None = None, minimum: dict[str, Any] | None = None,
-                title: str = "Loss slice", levels: int = 30) -> bytes:
+                title: str = "Loss slice", levels: int = 30) -> Figure:
     """Filled contours of ``loss[beta, alpha]`` with a colour bar; log-spaced levels when
     the values span decades (:func:`log_levels_wanted`); the trajectory, the given points
     and the slice's minimum drawn on top."""
@@ -49,18 +56,19 @@ def contour_png(alpha: np.ndarray, beta: np.ndarray, loss: np.ndarray, *,
 
     fig = _figure((6.4, 5.2))
     ax = fig.add_subplot(1, 1, 1)
+    ax.grid(False)  # the contour lines are the grid
     z = np.where(np.isfinite(loss), loss, np.nan)
     finite = z[np.isfinite(z)]
     if finite.size and float(finite.max()) > float(finite.min()):
         if log_levels_wanted(z):
             lv = np.geomspace(float(finite.min()), float(finite.max()), levels)
-            cs = ax.contourf(alpha, beta, z, levels=lv, norm=LogNorm(), cmap="viridis")
+            cs = ax.contourf(alpha, beta, z, levels=lv, norm=LogNorm(), cmap=SEQUENTIAL_CMAP)
             ax.contour(alpha, beta, z, levels=lv, norm=LogNorm(), colors="k",
                        linewidths=0.3)
             scale = "log-spaced levels"
         else:
             lv = np.linspace(float(finite.min()), float(finite.max()), levels)
-            cs = ax.contourf(alpha, beta, z, levels=lv, cmap="viridis")
+            cs = ax.contourf(alpha, beta, z, levels=lv, cmap=SEQUENTIAL_CMAP)
             ax.contour(alpha, beta, z, levels=lv, colors="k", linewidths=0.3)
             scale = "linear levels"
         bar = fig.colorbar(cs, ax=ax, label=f"loss ({scale})")
@@ -76,43 +84,46 @@ def contour_png(alpha: np.ndarray, beta: np.ndarray, loss: np.ndarray, *,
     for k, pt in enumerate(points):
         if pt.get("beta") is None:
             continue
-        ax.plot([pt["alpha"]], [pt["beta"]], "*", color="C3", ms=11, mec="k",
+        ax.plot([pt["alpha"]], [pt["beta"]], "*", color=OKABE_ITO["orange"], ms=9, mec="k",
                 label="given points" if k == 0 else None)
         ax.annotate(str(pt["label"]), (pt["alpha"], pt["beta"]), textcoords="offset points",
-                    xytext=(5, 5), fontsize=8, color="w")
+                    xytext=(5, 5), fontsize=7, color="w")
     if minimum is not None and minimum.get("beta") is not None:
-        ax.plot([minimum["alpha"]], [minimum["beta"]], "x", color="r", ms=9, mew=2,
-                label="slice minimum")
-    ax.plot([0.0], [0.0], "+", color="k", ms=10, mew=1.5, label="centre")
+        ax.plot([minimum["alpha"]], [minimum["beta"]], "x", color=OKABE_ITO["vermillion"],
+                ms=8, mew=2, label="slice minimum")
+    ax.plot([0.0], [0.0], "+", color="k", ms=8, mew=1.5, label="centre")
     ax.set_xlabel(f"alpha ({labels[0]})")
     ax.set_ylabel(f"beta ({labels[1]})")
     ax.set_title(title)
-    ax.legend(loc="upper right", fontsize=7, framealpha=0.7)
-    return _png(fig)
+    ax.legend(loc="upper right", fontsize=6, framealpha=0.7)
+    return fig
 
 
-def surface_png(alpha: np.ndarray, beta: np.ndarray, loss: np.ndarray, *,
-                labels: Sequence[str], title: str = "Loss surface") -> bytes:
+@_styled
+def surface_figure(alpha: np.ndarray, beta: np.ndarray, loss: np.ndarray, *,
+                labels: Sequence[str], title: str = "Loss surface") -> Figure:
     """3-D surface of ``loss[beta, alpha]`` (log10 of the loss when it spans decades)."""
     fig = _figure((6.4, 5.2))
     ax = fig.add_subplot(1, 1, 1, projection="3d")
+    ax.set_box_aspect(None, zoom=0.8)  # room for the 3-D axis labels inside the canvas
     aa, bb = np.meshgrid(alpha, beta)
     z = np.where(np.isfinite(loss), loss, np.nan)
     zlabel = "loss"
     if log_levels_wanted(z):
         z = np.log10(z)
         zlabel = "log10 loss"
-    ax.plot_surface(aa, bb, z, cmap="viridis", linewidth=0, antialiased=True)
+    ax.plot_surface(aa, bb, z, cmap=SEQUENTIAL_CMAP, linewidth=0, antialiased=True)
     ax.set_xlabel(f"alpha ({labels[0]})")
     ax.set_ylabel(f"beta ({labels[1]})")
     ax.set_zlabel(zlabel)
     ax.set_title(title)
-    return _png(fig)
+    return fig
 
 
-def profile_png(alpha: np.ndarray, loss: np.ndarray, *, label: str,
+@_styled
+def profile_figure(alpha: np.ndarray, loss: np.ndarray, *, label: str,
                 accuracy: np.ndarray | None = None, points: Sequence[dict[str, Any]] = (),
-                title: str = "Loss profile") -> bytes:
+                title: str = "Loss profile") -> Figure:
     """The 1-D loss profile (log axis when it spans decades), the accuracy on a second
     axis when given, the given points marked."""
     fig = _figure((6.4, 4.0))
@@ -120,9 +131,9 @@ def profile_png(alpha: np.ndarray, loss: np.ndarray, *, label: str,
     z = np.where(np.isfinite(loss), loss, np.nan)
     if log_levels_wanted(z):
         ax.set_yscale("log")
-    ax.plot(alpha, z, color="C0", lw=1.5, label="loss")
+    ax.plot(alpha, z, color=OKABE_ITO["blue"], lw=1.5, label="loss")
     for k, pt in enumerate(points):
-        ax.axvline(pt["alpha"], color="C3", lw=0.8, ls="--",
+        ax.axvline(pt["alpha"], color=OKABE_ITO["vermillion"], lw=0.8, ls="--",
                    label="given points" if k == 0 else None)
     ax.axvline(0.0, color="k", lw=0.6, ls=":", label="centre")
     ax.set_xlabel(f"alpha ({label})")
@@ -130,14 +141,29 @@ def profile_png(alpha: np.ndarray, loss: np.ndarray, *, label: str,
     handles, names = ax.get_legend_handles_labels()
     if accuracy is not None:
         ax2 = ax.twinx()
-        ax2.plot(alpha, accuracy, color="C1", lw=1.2, label="accuracy")
+        ax2.plot(alpha, accuracy, color=OKABE_ITO["orange"], lw=1.2, label="accuracy")
         ax2.set_ylabel("accuracy")
         ax2.set_ylim(-0.02, 1.02)
         h2, n2 = ax2.get_legend_handles_labels()
         handles, names = handles + h2, names + n2
     ax.set_title(title)
-    ax.legend(handles, names, loc="upper left", fontsize=8)
-    return _png(fig)
+    ax.legend(handles, names, loc="upper left", fontsize=6)
+    return fig
+
+
+def contour_png(*args: Any, **kwargs: Any) -> bytes:
+    """PNG bytes of :func:`contour_figure`."""
+    return render(contour_figure(*args, **kwargs))
+
+
+def surface_png(*args: Any, **kwargs: Any) -> bytes:
+    """PNG bytes of :func:`surface_figure`."""
+    return render(surface_figure(*args, **kwargs))
+
+
+def profile_png(*args: Any, **kwargs: Any) -> bytes:
+    """PNG bytes of :func:`profile_figure`."""
+    return render(profile_figure(*args, **kwargs))
 
 
 def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:

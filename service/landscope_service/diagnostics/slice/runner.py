@@ -31,6 +31,7 @@ from ..options.landscape_slice import (
     nested_range,
 )
 from ..output import Artifact, RunOutput
+from ..plots import caption_text, figure_artifacts
 from ..problem import Params, Problem, flatten
 from .directions import (
     SliceDirections,
@@ -45,7 +46,7 @@ from .directions import (
 )
 from .grid import evaluate_points, points_per_pass, rows_piece
 from .measures import axis_curvature, convexity_map, slice_minimum
-from .plots import contour_png, npz_bytes, profile_png, surface_png, vtk_bytes
+from .plots import contour_figure, npz_bytes, profile_figure, surface_figure, vtk_bytes
 
 __all__ = ["DEFAULT_OPTIONS", "DIRECTION_KINDS", "MAX_RESOLUTION", "resolve_options",
            "run_landscape_slice"]
@@ -345,19 +346,31 @@ def run_landscape_slice(problem: Problem, options: dict[str, Any], ctx: RunConte
     if not opts["plots"]:
         pass
     elif beta is not None:
-        artifacts.append(Artifact("contour.png", "image/png", contour_png(
+        artifacts += figure_artifacts("contour", contour_figure(
             alpha, beta, loss, labels=labels, points=points_json, trajectory=trajectory,
-            minimum=result["minimum"], title=title)))
-        artifacts.append(Artifact("surface.png", "image/png", surface_png(
-            alpha, beta, loss, labels=labels, title=title)))
+            minimum=result["minimum"], title=title, caption=_caption(problem, kind, opts)))
+        artifacts += figure_artifacts("surface", surface_figure(
+            alpha, beta, loss, labels=labels, title=title,
+            caption=_caption(problem, kind, opts)))
     else:
-        artifacts.append(Artifact("profile.png", "image/png", profile_png(
-            alpha, loss, label=labels[0], accuracy=acc, points=points_json, title=title)))
+        artifacts += figure_artifacts("profile", profile_figure(
+            alpha, loss, label=labels[0], accuracy=acc, points=points_json, title=title,
+            caption=_caption(problem, kind, opts)))
     vtk_extra = {"accuracy": acc} if acc is not None else None
     artifacts.append(Artifact("slice.vtk", "text/plain", vtk_bytes(alpha, beta, loss,
                                                                    vtk_extra)))
     mon.report("done", 1.0, f"{total}/{total} grid points", force=True)
     return RunOutput(result=result, artifacts=artifacts)
+
+
+def _caption(problem: Problem, kind: str, opts: dict[str, Any]) -> str:
+    """The figures' caption line: P, N, loss, dtype, directions and grid."""
+    grid = " x ".join(str(int(r)) for r in opts["resolution"])
+    norm = (f", {opts['normalization']} normalisation"
+            if kind == "random_filter_normalized" else "")
+    return caption_text(what=f"Loss on a {grid} grid", num_params=problem.num_params,
+                        num_samples=problem.num_samples, loss=problem.loss,
+                        dtype=str(problem.dtype), method=f"directions: {kind}{norm}")
 
 
 def _covering(points: np.ndarray, margin: float = 0.2) -> list[list[float]]:
