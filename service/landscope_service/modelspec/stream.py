@@ -78,14 +78,14 @@ def _view(blob: BlobFile, dtype: np.dtype[Any], shape: tuple[int, ...], offset: 
           fortran: bool = False) -> np.ndarray:
     count = int(np.prod(shape)) if shape else 1
     order = "F" if fortran else "C"
+    buffer: Any = blob
     if isinstance(blob, Path):
         if count == 0:
             return np.empty(shape, dtype=dtype)
         with blob.open("rb") as fh:
-            mapped = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
-        blob = mapped  # type: ignore[assignment]
-    flat = np.frombuffer(blob, dtype=dtype, count=count, offset=offset)
-    return flat.reshape(shape, order=order)
+            buffer = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+    flat: Any = np.frombuffer(buffer, dtype=dtype, count=count, offset=offset)
+    return flat.reshape(shape, order=order)  # type: ignore[no-any-return]
 
 
 def mapping_of(arr: np.ndarray) -> mmap.mmap | None:
@@ -163,7 +163,7 @@ def _safetensors_arrays(blob: BlobFile) -> dict[str, np.ndarray]:
         entry = header.get(name)
         if not isinstance(entry, dict):
             continue
-        dtype = _SAFE_DTYPES.get(entry.get("dtype"))
+        dtype = _SAFE_DTYPES.get(str(entry.get("dtype")))
         if dtype is None:
             raise ValueError(f"{name}: dtype {entry.get('dtype')!r} is not one of "
                              f"{', '.join(_SAFE_DTYPES)}.")
