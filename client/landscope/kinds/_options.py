@@ -27,6 +27,8 @@ __all__ = [
     "PathsOptions",
     "RefineOptions",
     "SliceHessianOptions",
+    "SweepOptions",
+    "SweepTrainOptions",
     "TrainOptions",
 ]
 
@@ -36,6 +38,7 @@ KNOWN_KINDS: tuple[str, ...] = (
     "landscape_slice",
     "level_set_connectivity",
     "minimizer_manifold",
+    "sweep",
 )
 """The kinds this SDK knows (the public API's); the server may know more."""
 
@@ -434,3 +437,58 @@ class MinimizerManifoldOptions(OptionsBase):
     walk_steps: int = 5
 
     _FIELDS: ClassVar[Mapping[str, Mapping[str, Any]]] = {'chunk_size': {'type': 'integer', 'nullable': True, 'minimum': 1}, 'control_step': {'type': 'boolean'}, 'fit_max_steps': {'type': 'integer', 'minimum': 0, 'maximum': 10000}, 'fit_tol': {'type': 'number', 'minimum': 0.0, 'maximum': 1.0, 'exclusiveMinimum': 0}, 'hessian_exact_max_params': {'type': 'integer', 'minimum': 0, 'maximum': 8192}, 'memory_mb': {'type': 'integer', 'minimum': 16, 'maximum': 16384}, 'rank_rtol': {'type': 'number', 'nullable': True, 'minimum': 0.0, 'maximum': 1.0, 'exclusiveMinimum': 0, 'exclusiveMaximum': 1}, 'retract_max_steps': {'type': 'integer', 'minimum': 1, 'maximum': 1000}, 'route': {'type': 'string', 'enum': ['auto', 'dense', 'gram']}, 'walk_step_length': {'type': 'number', 'minimum': 0.0, 'maximum': 1000.0, 'exclusiveMinimum': 0}, 'walk_steps': {'type': 'integer', 'minimum': 0, 'maximum': 1000}}
+
+
+@dataclass(frozen=True, kw_only=True)
+class SweepTrainOptions(OptionsBase):
+    """How each (variant, seed) is trained: full-batch gradient descent from the seed's PyTorch-default initialisation (defaults equal the server's).
+
+    Attributes:
+        divergence_factor: A run has diverged when its loss is not finite or exceeds this many
+            times its initial loss (it stops there).
+        lanczos_max_products: Hessian-vector products per lambda_max measurement.
+        lanczos_tol: Residual tolerance of each lambda_max, relative to ||H||; a measurement
+            past max_products is flagged unconverged.
+        lr: Learning rate of claims trained at one rate (width_barriers); edge_of_stability uses
+            learning_rates.
+        sharpness_every: edge_of_stability: steps between lambda_max measurements (Lanczos
+            top-1, warm-started from the last eigenvector).
+        steps: Gradient-descent steps per run.
+    """
+
+    divergence_factor: float = 1000000.0
+    lanczos_max_products: int = 200
+    lanczos_tol: float = 1e-06
+    lr: float = 0.05
+    sharpness_every: int = 10
+    steps: int = 600
+
+    _FIELDS: ClassVar[Mapping[str, Mapping[str, Any]]] = {'divergence_factor': {'type': 'number', 'minimum': 1.0, 'maximum': 1e+300, 'exclusiveMinimum': 1}, 'lanczos_max_products': {'type': 'integer', 'minimum': 2, 'maximum': 100000}, 'lanczos_tol': {'type': 'number', 'minimum': 0.0, 'maximum': 1.0, 'exclusiveMinimum': 0, 'exclusiveMaximum': 1}, 'lr': {'type': 'number', 'minimum': 0.0, 'maximum': 10000.0, 'exclusiveMinimum': 0}, 'sharpness_every': {'type': 'integer', 'minimum': 1, 'maximum': 10000}, 'steps': {'type': 'integer', 'minimum': 1, 'maximum': 100000}}
+
+
+@dataclass(frozen=True, kw_only=True)
+class SweepOptions(OptionsBase):
+    """Options of sweep (defaults equal the server's).
+
+    Attributes:
+        barrier_points: width_barriers: initial samples of each linear path (certified between
+            samples as level_set_connectivity does).
+        claim: The claim to test: edge_of_stability (Cohen et al. 2021: under full-batch GD
+            lambda_max settles at 2/eta) or width_barriers (wider networks have lower linear
+            barriers between minima, raw and permutation-aligned).
+        learning_rates: edge_of_stability: the learning rates; one full-batch GD run per rate
+            and seed.
+        seeds: Independent initialisations per variant (verdicts state k/n seeds).
+        train: Training of each run.
+        widths: width_barriers: multipliers of every hidden layer's width (round(w * m), at
+            least 1); 1 is the base network.
+    """
+
+    barrier_points: int = 33
+    claim: Literal["edge_of_stability", "width_barriers"] = 'edge_of_stability'
+    learning_rates: tuple[float, ...] = (0.05,)
+    seeds: int = 3
+    train: SweepTrainOptions = field(default_factory=SweepTrainOptions)
+    widths: tuple[float, ...] = (1.0, 2.0, 4.0,)
+
+    _FIELDS: ClassVar[Mapping[str, Mapping[str, Any]]] = {'barrier_points': {'type': 'integer', 'minimum': 3, 'maximum': 1001}, 'claim': {'type': 'string', 'enum': ['edge_of_stability', 'width_barriers']}, 'learning_rates': {'type': 'array', 'minItems': 1, 'maxItems': 16, 'items': {'type': 'number', 'minimum': 0.0, 'maximum': 10000.0, 'exclusiveMinimum': 0}}, 'seeds': {'type': 'integer', 'minimum': 3, 'maximum': 64}, 'train': {'type': 'object'}, 'widths': {'type': 'array', 'minItems': 2, 'maxItems': 8, 'items': {'type': 'number', 'minimum': 0.0, 'maximum': 64.0, 'exclusiveMinimum': 0}}}

@@ -30,6 +30,7 @@ KIND_MODULES = (
     "minimizer_manifold",
     "level_set_connectivity",
     "landscape_slice",
+    "sweep",
 )
 
 TEST_KIND_MODULES = ("test_block",)

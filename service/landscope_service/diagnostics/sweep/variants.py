@@ -1,0 +1,92 @@
+"""Variants of a base network, derived by stated rules, and their seeded initialisation.
+
+The rules work on a plain ``nn.Sequential`` of ``nn.Linear`` layers and parameter-free
+activations (what an ``mlp`` or a ``sequential`` of linear layers builds). Parameter names
+stay the Sequential's (``0.weight``, ``0.bias``, ``2.weight``, ...).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+from torch import nn
+
+from ..problem import Params, Problem
+
+__all__ = ["WIDEN_RULE", "check_plain_mlp", "init_params", "variant_problem", "widen"]
+
+WIDEN_RULE = ("every hidden linear layer's output width w becomes max(1, round(w * m)); the "
+              "next layer's input width follows; input and output widths are unchanged")
+
+
+def check_plain_mlp(model: nn.Module, *, need_hidden: bool = False) -> list[int]:
+    """Indices of the Linear layers of a plain MLP ``model``.
+
+    Raises:
+        ValueError: naming what makes the network unsuitable.
+    """
+    if not isinstance(model, nn.Sequential):
+        raise ValueError("the base network must be a sequence of layers (an mlp or a "
+                         "sequential architecture), not a graph")
+    linears = []
+    for i, mod in enumerate(model):
+        if isinstance(mod, nn.Linear):
+            linears.append(i)
+        elif any(True for _ in mod.parameters()) or any(True for _ in mod.buffers()):
+            raise ValueError(f"layer {i} ({type(mod).__name__}) has parameters or buffers; "
+                             "this claim needs linear layers and activations only")
+    if not linears:
+        raise ValueError("the base network has no linear layer")
+    if need_hidden and len(linears) < 2:
+        raise ValueError("the base network has no hidden layer to widen; give at least one "
+                         "hidden width")
+    return linears
+
+
+def widen(model: nn.Module, factor: float) -> nn.Sequential:
+    """A copy of ``model`` with every hidden width multiplied by ``factor`` (:data:`WIDEN_RULE`)."""
+    linears = check_plain_mlp(model, need_hidden=True)
+    assert isinstance(model, nn.Sequential)
+    layers: list[nn.Module] = []
+    prev_out: int | None = None
+    last = linears[-1]
+    for i, mod in enumerate(model):
+        if isinstance(mod, nn.Linear):
+            fan_in = mod.in_features if prev_out is None else prev_out
+            out = mod.out_features if i == last else max(1, round(mod.out_features * factor))
+            layers.append(nn.Linear(fan_in, out, bias=mod.bias is not None, device="meta"))
+            prev_out = out
+        else:
+            layers.append(copy.deepcopy(mod))
+    return nn.Sequential(*layers)
+
+
+def init_params(model: nn.Module, seed: int, *, dtype: torch.dtype,
+                device: torch.device) -> Params:
+    """PyTorch's default initialisation of every Linear, drawn from ``seed``.
+
+    Weights and biases are ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` (``nn.Linear``'s
+    ``reset_parameters``), drawn in float64 on the CPU in parameter order, then cast.
+    """
+    gen = torch.Generator(device="cpu").manual_seed(int(seed))
+    out: Params = {}
+    for name, mod in model.named_modules():
+        if isinstance(mod, nn.Linear):
+            bound = 1.0 / math.sqrt(max(mod.in_features, 1))
+            for leaf in ("weight", "bias"):
+                p = getattr(mod, leaf)
+                if p is None:
+                    continue
+                v = torch.empty(tuple(p.shape), dtype=torch.float64).uniform_(
+                    -bound, bound, generator=gen)
+                out[f"{name}.{leaf}"] = v.to(dtype=dtype, device=device)
+    return out
+
+
+def variant_problem(base: Problem, model: nn.Module, seed: int) -> Problem:
+    """The base problem's data and loss with ``model`` at its seed-``seed`` initialisation."""
+    params = init_params(model, seed, dtype=base.dtype, device=base.device)
+    return Problem(model=model, params=params, x=base.x, y=base.y, loss=base.loss,
+                   batch_size=base.batch_size)

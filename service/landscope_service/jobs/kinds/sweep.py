@@ -1,0 +1,79 @@
+"""Job kind ``sweep``: one claim of THEORY.md section 4 tested over variants and seeds.
+
+Options: ``diagnostics/options/sweep.py`` (the schema here is derived from it); runner:
+``diagnostics/sweep/runner.py``. See ``docs/kinds/sweep.md``. This module must not import
+torch. A claim that cannot be applied to the base network is a 422 at ``claim``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import ValidationError
+
+from ...modelspec.shapes import ACTIVATIONS
+from .base import KindSpec, SubmitContext
+
+__all__ = ["KIND", "MAX_TOTAL_STEPS", "SweepOptionsSchema", "check", "widen_problem"]
+
+MAX_TOTAL_STEPS = 2_000_000
+"""Most gradient steps of one sweep: seeds x variants x train.steps."""
+
+
+def widen_problem(arch: dict[str, Any]) -> str | None:
+    """Why the widening rule cannot apply to ``arch`` (None if it can)."""
+    kind = arch.get("type")
+    if kind == "mlp":
+        if arch.get("residual") or arch.get("batchnorm"):
+            return ("width_barriers widens plain Linear/activation stacks; this mlp has "
+                    "residual connections or batch norm. Set residual and batchnorm to false.")
+        if not arch.get("hidden"):
+            return "width_barriers needs at least one hidden layer to widen; give hidden widths."
+        return None
+    if kind == "sequential":
+        layers = [layer for layer in arch.get("layers", []) if isinstance(layer, dict)]
+        bad = sorted({str(layer.get("type")) for layer in layers
+                      if layer.get("type") != "linear" and layer.get("type") not in ACTIVATIONS})
+        if bad:
+            return ("width_barriers widens Linear layers with elementwise activations between "
+                    f"them; this architecture has {', '.join(bad)}.")
+        if sum(layer.get("type") == "linear" for layer in layers) < 2:
+            return "width_barriers needs at least one hidden linear layer to widen."
+        return None
+    return (f"width_barriers cannot widen an architecture of type {kind!r}; use an mlp or a "
+            "sequential of linear layers and activations.")
+
+
+def check(options: dict[str, Any], ctx: SubmitContext) -> None:
+    """Submit-time checks: the claim applies to the base network; the sweep's size.
+
+    Raises:
+        ValidationError: field-level messages relative to ``options``.
+    """
+    errors: dict[str, Any] = {}
+    claim = options.get("claim")
+    if claim == "width_barriers":
+        why = widen_problem(dict(ctx.architecture))
+        if why is not None:
+            errors["claim"] = [why]
+    variants = (len(options.get("learning_rates") or []) if claim == "edge_of_stability"
+                else len(options.get("widths") or []))
+    steps = int((options.get("train") or {}).get("steps", 0))
+    total = int(options.get("seeds", 3)) * max(variants, 1) * steps
+    if total > MAX_TOTAL_STEPS:
+        errors.setdefault("train", {})["steps"] = [
+            f"seeds x variants x steps = {total} exceeds {MAX_TOTAL_STEPS}; lower steps, "
+            "seeds or the number of variants."]
+    if errors:
+        raise ValidationError(errors)
+
+
+KIND = KindSpec.from_table(
+    "sweep",
+    check=check,
+    summary="One claim of the notes' section 4 (edge of stability, width and barriers) tested "
+    "over variants and seeds on the caller's problem: a verdict with k/n seeds, an effect "
+    "size with a bootstrap interval, confound flags and every measure per seed.",
+)
+
+SweepOptionsSchema = KIND.options_schema
