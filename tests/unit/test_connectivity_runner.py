@@ -35,6 +35,8 @@ SMALL = {
         "methods": ["neb", "bezier"],
         "neb": {"cycles": 2, "steps": 30},
         "bezier": {"steps": 30},
+        # a contract test, not a resolution test: fewer certification rounds
+        "linear": {"refine_rounds": 6, "rel_resolution": 1e-3},
     },
     "lambda_grid_size": 16,
 }
