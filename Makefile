@@ -70,6 +70,7 @@ bench: install bench-env
 	$(PY) benchmarks/manifold_scale.py
 	$(PY) benchmarks/connectivity_budget.py
 	$(PY) benchmarks/service_overhead.py
+	$(PY) benchmarks/data_scale.py
 
 clean:
 	rm -rf out var .pytest_cache
