@@ -47,6 +47,12 @@ class FromJson:
         """
         return read(cls, data, what)
 
+    def _repr_html_(self) -> str:
+        """Notebook display: the scalar fields as a table (landscope._frames)."""
+        from landscope._frames import summary_html
+
+        return summary_html(self)
+
 
 @functools.cache
 def _hints(cls: type) -> dict[str, Any]:

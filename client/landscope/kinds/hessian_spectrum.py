@@ -209,3 +209,18 @@ class HessianSpectrumResult(FromJson):
     @property
     def converged(self) -> bool:
         return self.status == "converged"
+
+    def to_pandas(self) -> Any:
+        """The extreme eigenvalues as a ``pandas.DataFrame`` (needs the pandas extra).
+
+        Columns: ``end`` (``"top"``: largest first, ``"bottom"``: smallest first),
+        ``rank`` (0 = the extreme one), ``eigenvalue``, ``residual``, ``converged``.
+        """
+        from landscope._frames import frame
+
+        rows = [{"end": end, "rank": k, "eigenvalue": pairs.eigenvalues[k],
+                 "residual": pairs.residuals[k] if k < len(pairs.residuals) else None,
+                 "converged": pairs.converged[k] if k < len(pairs.converged) else None}
+                for end, pairs in (("top", self.top), ("bottom", self.bottom))
+                for k in range(len(pairs.eigenvalues))]
+        return frame(rows, ["end", "rank", "eigenvalue", "residual", "converged"])

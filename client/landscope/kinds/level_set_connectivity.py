@@ -347,6 +347,38 @@ class LevelSetConnectivityResult(FromJson):
         """``(lambda, N_lambda)`` over the grid."""
         return list(zip(self.lambda_grid, self.space(space).n_lambda, strict=True))
 
+    def to_pandas(self, table: Literal["n_lambda", "barriers", "minima"] = "n_lambda", *,
+                  space: Space = "parameter") -> Any:
+        """A table of the result as a ``pandas.DataFrame`` (needs the pandas extra).
+
+        Args:
+            table: ``"n_lambda"``: one row per grid level (``lambda``, ``n_lambda``,
+                ``n_lambda_raw``); ``"barriers"``: one row per pair ``i < j``
+                (``i``, ``j``, ``barrier`` (an upper bound), ``source``, ``linear``);
+                ``"minima"``: one row per minimum (``index``, ``loss``, ``grad_norm``).
+            space: ``"parameter"`` or ``"permutation"``.
+        """
+        from landscope._frames import frame
+
+        s = self.space(space)
+        rows: list[dict[str, Any]]
+        if table == "n_lambda":
+            rows = [{"lambda": lam, "n_lambda": n, "n_lambda_raw": raw} for lam, n, raw in
+                    zip(self.lambda_grid, s.n_lambda, s.n_lambda_raw, strict=True)]
+            return frame(rows, ["lambda", "n_lambda", "n_lambda_raw"])
+        if table == "barriers":
+            m = len(s.barriers)
+            rows = [{"i": i, "j": j, "barrier": s.barriers[i][j],
+                     "source": s.barrier_source[i][j] if s.barrier_source else None,
+                     "linear": s.barriers_linear[i][j] if s.barriers_linear else None}
+                    for i in range(m) for j in range(i + 1, m)]
+            return frame(rows, ["i", "j", "barrier", "source", "linear"])
+        if table == "minima":
+            rows = [{"index": mn.index, "loss": mn.loss,
+                     "grad_norm": mn.grad_norm} for mn in self.minima]
+            return frame(rows, ["index", "loss", "grad_norm"])
+        raise ValueError(f"table must be 'n_lambda', 'barriers' or 'minima', got {table!r}.")
+
     def spurious_valley_levels(self, *, space: Space = "parameter") -> list[float]:
         """Grid levels with a component holding none of the lowest minima found."""
         s = self.space(space)
