@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -167,6 +167,7 @@ class Transport:
         content: bytes | IO[bytes] | None = None,
         headers: Mapping[str, str] | None = None,
         stream: bool = False,
+        no_retry_codes: Collection[str] = (),
     ) -> requests.Response:
         """Send a request and return a successful (< 400) answer.
 
@@ -178,6 +179,8 @@ class Transport:
             content: a raw body: bytes, or a binary file (rewound before each attempt).
             headers: extra headers.
             stream: leave the body unread (for downloads).
+            no_retry_codes: error codes raised at once, never retried (the caller has a
+                better answer to them than the same request again).
 
         Returns:
             The answer.
@@ -231,7 +234,7 @@ class Transport:
                 return response
             error = api_error_from_response(response)
             response.close()
-            retryable = (
+            retryable = error.code not in no_retry_codes and (
                 error.status in RETRYABLE_STATUSES
                 or error.status >= 500
                 or (error.status == 409 and error.code == "idempotency_in_progress")

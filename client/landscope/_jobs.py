@@ -19,6 +19,7 @@ from landscope._exceptions import (
     APIConnectionError,
     InvalidResponseError,
     JobFailedError,
+    RateLimitError,
     WaitTimeout,
 )
 from landscope._http import Transport, path_segment
@@ -126,12 +127,16 @@ class Jobs:
         return self._get(_job_id(job))
 
     def _get(self, job_id: str, *, wait: float = 0.0) -> Job:
+        """The job; with ``wait`` > 0 a long poll, whose 429 ``too_many_waits`` (this API
+        key holds all its wait slots) is raised at once, not retried."""
         params: dict[str, str | int] | None = None
         if wait > 0:
             params = {"wait": f"{min(wait, 30.0):.3f}"}
-        return Job.from_json(
-            self._transport.get_json(f"/v1/jobs/{path_segment(job_id)}", params=params)
+        response = self._transport.request(
+            "GET", f"/v1/jobs/{path_segment(job_id)}", params=params,
+            no_retry_codes=("too_many_waits",) if wait > 0 else (),
         )
+        return Job.from_json(self._transport.json_of(response))
 
     def list_page(
         self,
@@ -237,8 +242,11 @@ class Jobs:
         milliseconds of the worker writing it. S starts at ``poll_interval`` and grows by
         half each time up to ``max_poll_interval`` (1 s at most while the progress
         bar is on). Against a server that answers at once, the client sleeps out the rest of
-        the interval instead. A failed or cancelled job is returned, not raised (see
-        :meth:`result` for that).
+        the interval instead. When the service refuses a long poll because this API key
+        already holds all its concurrent waits (429 ``too_many_waits``), the wait goes on
+        with plain polls (no ``wait``), sleeping between them with the same growing
+        interval. A failed or cancelled job is returned, not raised (see :meth:`result`
+        for that).
 
         Args:
             job: the job or its id; a job already final is returned as it is.
@@ -275,7 +283,17 @@ class Jobs:
                     hold = max(0.0, min(interval, deadline - started))
                 else:
                     hold = interval
-                current = self._get(job_id, wait=hold if long_poll else 0.0)
+                if long_poll:
+                    try:
+                        current = self._get(job_id, wait=hold)
+                    except RateLimitError as e:
+                        if e.code != "too_many_waits":
+                            raise
+                        long_poll = False  # every wait slot is taken: plain polls from here
+                        started = self._clock()
+                        current = self._get(job_id)
+                else:
+                    current = self._get(job_id)
                 held = self._clock() - started
                 reporter.update(current)
                 match current.status:
