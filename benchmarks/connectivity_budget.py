@@ -340,8 +340,9 @@ def run_analytic49(strategy: str = "exact") -> dict[str, Any]:
     }
 
 
-def analytic49_case(old_json: Path | None) -> dict[str, Any]:
-    """New code in-process against the old code's saved run (``old_json``)."""
+def analytic49_case(old_json: Path | None, wait: float = 0.0) -> dict[str, Any]:
+    """New code in-process against the old code's saved run (``old_json``; waits up to
+    ``wait`` seconds for it to appear when the old run is still going)."""
     import json
 
     new = run_analytic49()
@@ -349,6 +350,9 @@ def analytic49_case(old_json: Path | None) -> dict[str, Any]:
     span = top - new["lo"]
     levels = [new["lo"] + span * (k / 199) * 1.1 - 0.05 * span for k in range(200)]
     truth = grid_n_lambda(levels, new["pts"])
+    deadline = time.monotonic() + wait
+    while old_json is not None and not old_json.exists() and time.monotonic() < deadline:
+        time.sleep(10)
     old = json.loads(old_json.read_text()) if old_json is not None else None
     tree = new["tree"]
     n_raw = [tree.n_lambda(x, effective=False) for x in levels]
@@ -582,6 +586,8 @@ def main() -> None:
                         help="a checkout of the previous code (git worktree) to compare with")
     parser.add_argument("--old-json", type=Path, default=None,
                         help="saved --old-part output instead of --old-tree")
+    parser.add_argument("--wait-old", type=float, default=0.0,
+                        help="seconds to wait for --old-json to appear (a run in progress)")
     parser.add_argument("--old-label", default="previous commit",
                         help="how the report names the previous code")
     args = parser.parse_args()
@@ -589,7 +595,7 @@ def main() -> None:
     if args.old_part is not None:
         old_part(args.old_part)
         return
-    names = args.case or ["analytic49", "digits", *CASES]
+    names = args.case or ["digits", "analytic49", *CASES]
     lines = [
         "# level_set_connectivity: exactness and cost",
         "",
@@ -602,6 +608,7 @@ def main() -> None:
         f"average at the start {_load()}.",
         "",
     ]
+    digits_lines = digits_report(digits_case()) if "digits" in names else []
     if "analytic49" in names:
         old_json = args.old_json
         if old_json is None and args.old_tree is not None:
@@ -614,10 +621,9 @@ def main() -> None:
             subprocess.run(
                 [sys.executable, __file__, "--old-part", str(old_json)], env=env, check=True
             )
-        c49 = analytic49_case(old_json)
+        c49 = analytic49_case(old_json, wait=args.wait_old)
         lines += analytic49_report(c49, args.old_label)
-    if "digits" in names:
-        lines += digits_report(digits_case())
+    lines += digits_lines
     cases = []
     for name in [n for n in names if n in CASES]:
         hidden = CASES[name]
