@@ -12,6 +12,7 @@ Example:
 """
 
 from landscope import webhooks
+from landscope._async import AsyncClient
 from landscope._blobs import Blobs
 from landscope._client import Client
 from landscope._events import JobEvent, Webhooks
@@ -66,6 +67,7 @@ __all__ = [
     "APIError",
     "APITimeoutError",
     "ArtifactInfo",
+    "AsyncClient",
     "AuthenticationError",
     "BadRequestError",
     "Blob",
