@@ -52,3 +52,15 @@ def wait_file(path: Path | str, timeout: float = 60) -> str:
             raise AssertionError(f"{path} never appeared within {timeout:g} s")
         time.sleep(0.02)
     return path.read_text()
+
+
+def expire_lease(redis_url: str, job_id: str) -> None:
+    """Let a running attempt's lease lapse now (the test's clock, not a sleep): the reaper
+    (any worker's sweep, or the next GET of the job) then treats its worker as dead."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        assert client.pexpire(f"ls:lease:{job_id}", 1), f"job {job_id} holds no lease"
+    finally:
+        client.close()

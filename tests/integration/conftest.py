@@ -18,7 +18,10 @@ KEYS = "tenant-a:key-a,tenant-b:key-b"
 @pytest.fixture(scope="session")
 def stack() -> Iterator[LocalStack]:
     st = LocalStack(api_keys=KEYS, workers=1, concurrency=1, api_workers=2,
-                    env={"LANDSCOPE_LEASE_S": "3", "LANDSCOPE_MAX_ATTEMPTS": "3",
+                    # A long lease: a loaded CI machine never lets a live run's lease lapse
+                    # (a lapse re-runs the job). Tests of a dead worker expire the lease
+                    # themselves (support.expire_lease) instead of waiting for it.
+                    env={"LANDSCOPE_LEASE_S": "30", "LANDSCOPE_MAX_ATTEMPTS": "3",
                          "LANDSCOPE_LOG_LEVEL": "INFO",
                          "LANDSCOPE_TEST_KINDS": "1"})  # test_block (support.block_request)
     try:

@@ -13,7 +13,7 @@ import pytest
 import landscope
 from landscope_service.local import LocalStack
 
-from support import block_request, evaluate_request, wait_file
+from support import block_request, evaluate_request, expire_lease, wait_file
 
 pytestmark = pytest.mark.integration
 
@@ -145,6 +145,7 @@ def test_worker_killed_mid_job_is_rerun(stack: LocalStack, client_a: landscope.C
         stack.stop_worker(wp, sig=signal.SIGKILL)
         stack.worker_procs.remove(wp)
     assert client_a.jobs.get(job.id).status == "running"  # no worker is left to notice
+    expire_lease(stack.redis_url, job.id)  # the dead attempt's lease lapses now, not in 30 s
     gate.touch()  # the re-run passes its gate at once
     stack.start_worker(name="w-after-kill")
     stack.wait_ready(90)
@@ -157,13 +158,14 @@ def test_pool_child_killed_mid_job_is_rerun(stack: LocalStack, client_a: landsco
                                             tmp_path: Path) -> None:
     """Only the worker's pool process dies (the main process lives and forks a new one):
     the redelivered task finds the dead attempt's lease, leaves it, and the reaper re-runs
-    the job once the lease lapses."""
+    the job once the lease lapses (the test expires it instead of waiting)."""
     gate, started = tmp_path / "gate", tmp_path / "started"
     job = client_a.jobs.submit(block_request(str(gate), started=str(started)))
     pid = int(wait_file(started))  # the pool process running the first attempt
     live = [w for w in stack.worker_procs if w.proc.poll() is None]
     assert pid in [p for w in live for p in w.child_pids()], "not a pool process"
     os.kill(pid, signal.SIGKILL)
+    expire_lease(stack.redis_url, job.id)  # the dead attempt's lease lapses now, not in 30 s
     gate.touch()  # the re-run passes its gate at once
     final = client_a.jobs.wait(job.id, timeout=180)
     assert final.status == "succeeded", final.error
