@@ -24,7 +24,7 @@ sys.path.insert(0, str(HERE))
 
 # Each section module defines run(client, outdir); they are run in this order.
 SECTIONS = ("_hessian_spectrum", "_minimizer_manifold", "_level_set_connectivity",
-            "_landscape_slice", "_from_module")
+            "_landscape_slice", "_from_module", "_sweep")
 
 
 def evaluate_section(client: landscope.Client, outdir: Path) -> None:
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="keep the stack up after the run (browse /ui) until Ctrl-C")
     p.add_argument("--only", nargs="*", default=None,
                    help="sections to run: evaluate hessian_spectrum minimizer_manifold "
-                        "level_set_connectivity landscape_slice from_module")
+                        "level_set_connectivity landscape_slice from_module sweep")
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     ctx = local_stack() if args.local else landscope.Client()
