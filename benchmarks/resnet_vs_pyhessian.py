@@ -11,7 +11,7 @@ data (the module itself, in eval mode). Tasks:
   ``tol=1e-3`` and at ``tol=1e-5`` (which it needs to get near 1e-4); errors against a
   reference Lanczos run at ``tol=1e-7``;
 * trace from 100 Hutchinson probes: PyHessian's ``trace(maxIter=100)`` against
-  landscope's ``hutchinson`` with 100 Rademacher probes and ``hutchpp`` with 99
+  landscope's ``hutchinson`` with 100 Rademacher probes and ``hutchpp`` with half the
   products (standard errors reported);
 * cost per Hessian-vector product of the graph-built module against the user's own
   module (the same operator, the same parameters; median of interleaved repeats).
@@ -96,10 +96,33 @@ def graph_problem(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Problem
     return Problem(graph.eval(), params, x, y, "cross_entropy", buffers=buffers)
 
 
-def per_product(problems: dict[str, Problem], reps: int) -> dict[str, float]:
-    """Median seconds per Hessian-vector product, interleaving the problems."""
-    ops = {k: HessianOperator(p) for k, p in problems.items()}
+def _pyhessian_product(model: nn.Module, x: torch.Tensor, y: torch.Tensor
+                       ) -> Callable[[torch.Tensor], Any] | None:
+    """PyHessian's own product (its ``hessian_vector_product`` on its gradient graph)."""
+    try:
+        from pyhessian import hessian as pyh
+    except ImportError:
+        return None
+    mod = sys.modules["pyhessian.hessian"]
+    hc = pyh(model, nn.CrossEntropyLoss(), data=(x, y), cuda=False)
+    sizes = [q.numel() for q in hc.params]
+
+    def product(v: torch.Tensor) -> Any:
+        parts = [t.view_as(q) for t, q in zip(torch.split(v, sizes), hc.params, strict=True)]
+        return mod.hessian_vector_product(hc.gradsH, hc.params, parts)
+
+    return product
+
+
+def per_product(problems: dict[str, Problem], reps: int,
+                extra: dict[str, Callable[[torch.Tensor], Any]] | None = None
+                ) -> dict[str, float]:
+    """Median seconds per Hessian-vector product, interleaving the problems (and any
+    ``extra`` product functions, e.g. PyHessian's), so load changes hit all alike."""
+    ops: dict[str, Any] = {k: HessianOperator(p) for k, p in problems.items()}
     size = next(iter(ops.values())).shape[0]
+    for k, fn in (extra or {}).items():
+        ops[k] = type("Op", (), {"__matmul__": lambda self, v, fn=fn: fn(v)})()
     v = torch.randn(size, generator=torch.Generator().manual_seed(5))
     for op in ops.values():  # warm-up (graph building, allocator)
         op @ v
@@ -159,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--probes", type=int, default=100)
     p.add_argument("--reps", type=int, default=7, help="repeats of the per-product timing")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--products-only", action="store_true",
+                   help="only the interleaved per-product timings (no result files)")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = p.parse_args(argv)
     lines: list[str] = []
@@ -179,10 +204,16 @@ def main(argv: list[str] | None = None) -> int:
     user = Problem(model, {k: v.detach() for k, v in model.named_parameters()}, x, y,
                    "cross_entropy", buffers=dict(model.named_buffers()))
 
-    costs = per_product({"graph": gp, "user": user}, args.reps)
+    py_product = _pyhessian_product(model, x, y)
+    costs = per_product({"graph": gp, "user": user}, args.reps,
+                        {"pyhessian": py_product} if py_product is not None else None)
     ratio = costs["graph"] / costs["user"]
-    log(f"per product: graph-built {costs['graph']:.3f} s, user's module "
-        f"{costs['user']:.3f} s, ratio {ratio:.3f}")
+    log(f"per product (interleaved medians): graph-built {costs['graph']:.3f} s, user's "
+        f"module {costs['user']:.3f} s, ratio {ratio:.3f}"
+        + (f"; PyHessian's product {costs['pyhessian']:.3f} s" if "pyhessian" in costs
+           else ""))
+    if args.products_only:
+        return 0
 
     ref_res, t_ref = timed(lambda: lanczos_extremes(HessianOperator(gp), k_top=1, k_bottom=0,
                                                     tol=1e-7, max_products=400, seed=99))
@@ -199,8 +230,9 @@ def main(argv: list[str] | None = None) -> int:
                  "rel_error": err})
     log(f"landscope top: {float(res.top[0]):.6g} err {err:.2e} in {op.num_products} "
         f"products, {t:.1f} s")
+    half = max(3, (args.probes // 2) - (args.probes // 2) % 3)
     for name, fn in (("hutchinson", lambda o: hutchinson(o, args.probes, seed=0)),
-                     ("hutch++", lambda o: hutchpp(o, args.probes - args.probes % 3, seed=0))):
+                     ("hutch++", lambda o: hutchpp(o, half, seed=0))):
         op = HessianOperator(gp)
         est, t = timed(lambda fn=fn, op=op: fn(op))
         rows.append({"tool": "landscope", "task": f"trace, {name} {op.num_products}",
