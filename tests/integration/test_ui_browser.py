@@ -184,10 +184,16 @@ def test_browse_follow_cancel_and_isolation(stack: LocalStack, page: Any,
     assert client_a.jobs.get(submitted).kind == "evaluate"
 
     # 6. another tenant's key sees none of it
-    page.locator("#logout").click()
     page.goto(url + "/ui/")
-    log_in(page, url, "key-b")
     page.locator("#jobs-status", has_text="updated").wait_for()
+    page.locator("#logout").click()  # the key is forgotten; the form asks for one
+    page.locator("#login").wait_for(state="visible")
+    assert page.evaluate("sessionStorage.getItem('landscope.apiKey')") is None
+    page.locator("#api-key").fill("key-b")
+    with page.expect_navigation():  # the page starts afresh with the new key
+        page.locator("#login-button").click()
+    page.locator("#jobs-status", has_text="updated").wait_for()
+    assert page.evaluate("sessionStorage.getItem('landscope.apiKey')") == "key-b"
     listed = set(page.locator("#jobs tbody tr").evaluate_all(
         "rows => rows.map(r => r.dataset.jobId)"))
     assert not listed & {job.id, blocked.id, submitted}

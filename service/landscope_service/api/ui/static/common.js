@@ -44,6 +44,10 @@ const LS = (() => {
   class Unauthorized extends Error {}
 
   async function api(path, options) {
+    if (!apiKey()) {  // forgotten: ask again, send nothing
+      showLogin("");
+      throw new Unauthorized("no key");
+    }
     const opts = Object.assign({}, options || {});
     const headers = Object.assign({ Accept: "application/json" }, opts.headers || {});
     headers.Authorization = "Bearer " + apiKey();
@@ -106,7 +110,14 @@ const LS = (() => {
     starters.push(start);
   }
 
+  let started = false;
+
   function startAll() {
+    if (started) {  // a key typed again after "Forget key": start the page afresh
+      window.location.reload();
+      return;
+    }
+    started = true;
     showMain();
     for (const s of starters) s();
   }

@@ -38,7 +38,7 @@
       const resp = await LS.api("/v1/jobs?" + query(append ? cursor : null));
       if (!resp.ok) {
         info.textContent = await LS.problemText(resp);
-        return;
+        return true;
       }
       const body = await resp.json();
       const tbody = document.querySelector("#jobs tbody");
@@ -49,16 +49,25 @@
       const n = tbody.children.length;
       info.textContent = `${n} job${n === 1 ? "" : "s"} · updated ${new Date().toLocaleTimeString()}`;
     } catch (e) {
-      if (!(e instanceof LS.Unauthorized)) info.textContent = "Could not reach the API: " + e;
+      if (e instanceof LS.Unauthorized) return false;  // the key form is shown: stop
+      info.textContent = "Could not reach the API: " + e;
+    }
+    return true;
+  }
+
+  // one refresh at a time: the next is scheduled when the previous answer is drawn
+  async function tick() {
+    timer = null;
+    if (!(await load(false))) return;
+    if (document.getElementById("auto-refresh").checked && timer === null) {
+      timer = setTimeout(tick, REFRESH_MS);
     }
   }
 
   function schedule() {
-    if (timer) clearInterval(timer);
+    if (timer) clearTimeout(timer);
     timer = null;
-    if (document.getElementById("auto-refresh").checked) {
-      timer = setInterval(() => load(false), REFRESH_MS);
-    }
+    if (document.getElementById("auto-refresh").checked) timer = setTimeout(tick, REFRESH_MS);
   }
 
   LS.onReady(() => {
@@ -70,8 +79,12 @@
       document.getElementById(id).addEventListener("change", () => load(false));
     }
     document.getElementById("auto-refresh").addEventListener("change", schedule);
-    document.getElementById("more").addEventListener("click", () => load(true));
-    load(false);
-    schedule();
+    document.getElementById("more").addEventListener("click", () => {
+      // older pages stay on screen: a refresh would replace them with the first page
+      document.getElementById("auto-refresh").checked = false;
+      schedule();
+      load(true);
+    });
+    tick();
   });
 })();
