@@ -1,0 +1,121 @@
+"""``sweep`` end to end on the real stack (Redis, gunicorn API, Celery worker): the typed
+SDK result equals the in-process runner's (float64, same seeds: every measure to 1e-9),
+the CLI runs a width sweep, and a claim that cannot apply is a 422 naming ``claim``."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import landscope
+from landscope.kinds.sweep import SweepResult
+from landscope_service.local import LocalStack
+
+pytestmark = pytest.mark.integration
+
+ARCH = {"type": "mlp", "input_dim": 2, "hidden": [6], "output_dim": 1, "activation": "tanh",
+        "bias": True}
+
+
+def _data(n: int = 24, seed: int = 0) -> dict[str, Any]:
+    rng = random.Random(seed)
+    xs = [[rng.uniform(-1, 1), rng.uniform(-1, 1)] for _ in range(n)]
+    return {"inline": {"x": xs, "y": [[math.sin(2 * a) * math.cos(b)] for a, b in xs]}}
+
+
+def sweep_request(**options: Any) -> dict[str, Any]:
+    return {"kind": "sweep", "model": {"architecture": ARCH, "init_seed": 0},
+            "data": _data(), "loss": "mse", "dtype": "float64", "seed": 5,
+            "options": options}
+
+
+def _in_process(req: dict[str, Any]) -> dict[str, Any]:
+    import torch
+
+    from landscope_service.diagnostics import RunContext
+    from landscope_service.diagnostics.sweep.runner import run_sweep
+    from landscope_service.modelspec.build import build_problem
+
+    prob = build_problem(req, lambda b: b"", device=torch.device("cpu"), dtype=torch.float64)
+    return run_sweep(prob, req["options"], RunContext(seed=req["seed"])).result
+
+
+def _close(a: Any, b: Any, path: str = "result") -> None:
+    if isinstance(a, dict):
+        assert set(a) == set(b), path
+        for k in a:
+            _close(a[k], b[k], f"{path}.{k}")
+    elif isinstance(a, list):
+        assert len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _close(x, y, f"{path}[{i}]")
+    elif isinstance(a, float) and isinstance(b, float):
+        assert abs(a - b) <= 1e-9 * max(1.0, abs(a)), (path, a, b)
+    else:
+        assert a == b, (path, a, b)
+
+
+def test_edge_of_stability_through_the_sdk(client_a: landscope.Client) -> None:
+    req = sweep_request(claim="edge_of_stability", seeds=3, learning_rates=[0.05, 0.5],
+                        train={"steps": 40, "sharpness_every": 10})
+    job = client_a.jobs.submit(req)
+    res = client_a.jobs.result(job, timeout=300)
+    assert isinstance(res, SweepResult)
+    assert res.claim == "edge_of_stability" and res.seeds == 3
+    assert [v.name for v in res.variants] == ["lr=0.05", "lr=0.5"]
+    assert [r.seed for r in res.variants[0].runs] == [5, 6, 7]  # the job's seed + 0, 1, 2
+    assert all(len(r.sharpness) == 5 for r in res.variants[0].runs)  # steps 0, 10, .., 40
+    done = client_a.jobs.get(job.id)
+    assert done.progress is not None and done.progress.fraction == 1.0
+    _close(done.result, _in_process(req))
+
+
+def test_width_sweep_through_the_cli(stack: LocalStack, tmp_path: Path) -> None:
+    job_file = tmp_path / "sweep.json"
+    job_file.write_text(json.dumps(sweep_request(claim="width_barriers", widths=[1, 2],
+                                                 train={"steps": 30, "lr": 0.2},
+                                                 barrier_points=9)))
+    env = {**os.environ, "LANDSCOPE_URL": stack.url, "LANDSCOPE_API_KEY": "key-a"}
+    cli = [str(Path(sys.executable).with_name("landscope"))]
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*cli, *args], capture_output=True, text=True, env=env,
+                              timeout=300)
+
+    sub = run("submit", str(job_file), "--json")
+    assert sub.returncode == 0, sub.stderr
+    job_id = json.loads(sub.stdout)["id"]
+    waited = run("wait", job_id, "--no-progress", "--json")
+    assert waited.returncode == 0, waited.stderr
+    finished = json.loads(waited.stdout)
+    assert finished["status"] == "succeeded" and finished["kind"] == "sweep"
+    res = SweepResult.from_json(finished["result"])
+    assert res.verdict in ("supported", "not_supported", "inconclusive")
+    assert [v.params["hidden"] for v in res.variants] == [[6], [12]]
+    for v in res.variants:
+        assert len(v.pairs) == 3
+        for p in v.pairs:
+            assert p.aligned_barrier is not None and p.raw_barrier is not None
+            assert p.aligned_barrier <= p.raw_barrier
+    shown = run("result", job_id)
+    assert shown.returncode == 0 and res.verdict in shown.stdout
+
+
+def test_claim_that_cannot_apply_is_422(client_a: landscope.Client) -> None:
+    req = sweep_request(claim="width_barriers")
+    req["model"]["architecture"] = {**ARCH, "residual": True, "hidden": [2, 2]}
+    with pytest.raises(landscope.UnprocessableEntityError) as info:
+        client_a.jobs.submit(req)
+    errors = dict(info.value.errors or {})
+    assert "residual" in str(errors["options"]["claim"])
+    with pytest.raises(landscope.UnprocessableEntityError) as info:
+        client_a.jobs.submit(sweep_request(claim="skip_connections"))
+    assert "claim" in dict(info.value.errors or {})["options"]
