@@ -67,7 +67,8 @@ def merge_tree_figure(
     horizontal lines mark ``lambdas`` if given.
     """
     with styled():
-        fig = new_figure("column", aspect=0.8)
+        fig = new_figure("double" if tree.num_minima > 24 else "column",
+                         aspect=0.45 if tree.num_minima > 24 else 0.8)
         # with a caption, the title leads the caption
         _draw_merge_tree(fig, tree, title="" if caption else title, lambdas=lambdas)
         if caption:
@@ -108,9 +109,11 @@ def _draw_merge_tree(fig: Figure, tree: MergeTree, *, title: str,
     for r in roots:
         ax.plot([node_x[r], node_x[r]], [node_y[r], top + 0.1 * span],
                 color=OKABE_ITO["blue"], lw=1.5)
+        right = node_x[r] > 0.5 * (len(order) - 1)  # label on the side with room
         ax.annotate("one component" if len(roots) == 1 else "component",
-                    (node_x[r], top + 0.1 * span), xytext=(3, -2), textcoords="offset points",
-                    ha="left", va="top", fontsize=6, color=OKABE_ITO["blue"])
+                    (node_x[r], top + 0.1 * span), xytext=(-3 if right else 3, -2),
+                    textcoords="offset points", ha="right" if right else "left", va="top",
+                    fontsize=6, color=OKABE_ITO["blue"])
     for leaf in order:
         ax.plot([xpos[leaf]], [float(tree.losses[leaf])], "o", color=OKABE_ITO["orange"],
                 ms=4)
@@ -124,7 +127,11 @@ def _draw_merge_tree(fig: Figure, tree: MergeTree, *, title: str,
         ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=2, fontsize=6,
                   frameon=False, borderaxespad=0.2)
     ax.set_xticks([xpos[i] for i in order])
-    ax.set_xticklabels([str(i) for i in order])
+    many = len(order) > 12  # every minimum keeps its label: turned and smaller
+    ax.set_xticklabels([str(i) for i in order], rotation=90 if many else 0,
+                       fontsize=5 if len(order) > 30 else None)
+    if many:
+        ax.grid(False, axis="x")
     ax.set_xlabel("minimum")
     ax.set_ylabel("loss (merge barrier height)")
     ax.set_ylim(bottom - 0.05 * span, top + 0.12 * span)
@@ -157,7 +164,8 @@ def path_profiles_figure(
 ) -> Figure:
     """Loss against the path coordinate for each ``(label, ts, losses)``.
 
-    Labels ending in ``linear`` are dashed, labels containing ``aligned`` dotted. On a
+    Labels ending in ``linear`` are dashed, labels containing ``aligned`` dotted; the curves
+    of one pair (the label's first word) share a colour. On a
     linear axis, when the optimised and aligned paths stay below ``INSET_RATIO`` of the
     highest loss (straight-line bumps dwarf them), an inset shows them at their own scale.
     More than six curves make the figure double width.
@@ -194,7 +202,9 @@ def _draw_profiles(fig: Figure, shown: list[tuple[str, Sequence[float], Sequence
         ax.set_yscale("log")
     tiny = max(1e-300, 1e-12 * max(abs(hi - base), 1e-300))
     low: list[tuple[int, str, Sequence[float], Sequence[float]]] = []
-    for k, (label, ts, losses) in enumerate(shown):
+    pairs: dict[str, int] = {}  # one colour per pair of minima, one line style per path
+    for label, ts, losses in shown:
+        k = pairs.setdefault(label.split(" ", 1)[0], len(pairs))
         style = "--" if label.endswith("linear") else (":" if "aligned" in label else "-")
         ys = [max(float(v) - base, tiny) if log else float(v) for v in losses]
         ax.plot(list(ts), ys, style, lw=1.2, label=label, color=color(k))
@@ -219,5 +229,6 @@ def _draw_profiles(fig: Figure, shown: list[tuple[str, Sequence[float], Sequence
         inset.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
         inset.yaxis.get_offset_text().set_fontsize(5.5)
     if shown:  # above the axes, clear of the curves and the inset
-        ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=min(3, len(shown)),
+        ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0),
+                  ncols=min(6 if len(shown) > 6 else 3, len(shown)),
                   fontsize=6, frameon=False, borderaxespad=0.2, handlelength=1.8)

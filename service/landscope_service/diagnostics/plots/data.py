@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.collections import Collection
+from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.text import Text
@@ -45,7 +46,8 @@ def _axes(ax: Axes, digits: int) -> dict[str, Any]:
             continue
         lines.append({"label": str(ln.get_label()), "x": _arr(ln.get_xdata(), digits),
                       "y": _arr(ln.get_ydata(), digits), "style": str(ln.get_linestyle()),
-                      "marker": str(ln.get_marker())})
+                      "marker": str(ln.get_marker()),
+                      "color": to_hex(ln.get_color(), keep_alpha=False)})
     colls = []
     for c in ax.collections:
         if not isinstance(c, Collection) or not c.get_visible():
