@@ -129,3 +129,30 @@ def test_a_streamed_data_set_shards_too(tmp_path: Path) -> None:
         loss, g, _ = sharded_loss_grad(streamed, LocalExecutor(), shards)
         _close(loss, streamed.full_loss().detach())
         _close(g, gradient(streamed))
+
+
+@pytest.mark.parametrize("shards", [2, 3])
+def test_the_parallel_option_of_evaluate_and_hessian_spectrum(shards: int) -> None:
+    from landscope_service.diagnostics import RunContext, run_evaluate, run_hessian_spectrum
+
+    problem = _problem(_inline())
+    plain = run_evaluate(problem, {}, RunContext()).result
+    split = run_evaluate(problem, {"parallel": {"shards": shards}}, RunContext()).result
+    for key in ("loss", "grad_norm"):
+        assert abs(split[key] - plain[key]) <= TOL * max(1.0, abs(plain[key])), key
+    for key in ("min", "max"):
+        assert abs(split["per_sample_loss"][key] - plain["per_sample_loss"][key]) <= TOL
+    assert [s["samples"] for s in split["parallel"]["shards"]] == [
+        list(b) for b in shard_bounds(problem, shards)]
+    assert "parallel" not in plain
+
+    opts = {"mode": "iterative", "top_k": 5, "bottom_k": 0, "tol": 1e-12, "hvp":
+            "forward_over_reverse", "density_probes": 2, "density_steps": 10}
+    h_plain = run_hessian_spectrum(problem, opts, RunContext(seed=3)).result
+    h_split = run_hessian_spectrum(problem, {**opts, "parallel": {"shards": shards}},
+                                   RunContext(seed=3)).result
+    top_p, top_s = h_plain["top"]["eigenvalues"], h_split["top"]["eigenvalues"]
+    assert np.allclose(top_s, top_p, rtol=TOL, atol=TOL)
+    t_p, t_s = h_plain["trace"]["estimate"], h_split["trace"]["estimate"]
+    assert abs(t_s - t_p) <= 1e-8 * max(1.0, abs(t_p))
+    assert len(h_split["parallel"]["shards"]) == shards and h_plain["parallel"] is None

@@ -14,11 +14,13 @@ Only vectors and partial sums travel; an iterative method (Lanczos, Hutchinson) 
 its own vectors on the parent and sees :class:`ShardedHessianOperator` as any other
 operator.
 
-Not wired into the job kinds yet: no ``parallel`` option (docs/data.md).
+The job option ``parallel: {"shards": k}`` of ``evaluate`` and ``hessian_spectrum``
+(iterative mode) uses it; the result's ``parallel`` block says where each shard ran.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 from collections.abc import Iterator
@@ -39,9 +41,11 @@ from .streaming import StreamingProblem
 __all__ = [
     "ShardView",
     "ShardedHessianOperator",
+    "resolve_shards",
     "shard_bounds",
     "shard_hvp",
     "shard_loss_grad",
+    "sharded_evaluate",
     "sharded_loss_grad",
 ]
 
@@ -116,12 +120,17 @@ def shard_loss_grad(problem: Problem, payload: dict[str, Any],
     view = ShardView.of(problem, int(payload["start"]), int(payload["stop"]))
     params = _params_from(payload, problem.params)
     loss = torch.zeros((), dtype=problem.dtype, device=problem.device)
+    lo = torch.full((), math.inf, dtype=problem.dtype, device=problem.device)
+    hi = torch.full((), -math.inf, dtype=problem.dtype, device=problem.device)
     g = torch.zeros(problem.num_params, dtype=problem.dtype, device=problem.device)
     for xb, yb, w in view.batches():
         monitor.check()
-        loss = loss + w * problem.loss_fn(params, xb, yb).detach()
+        with torch.no_grad():
+            per = problem.per_sample_loss(params, xb, yb)
+        loss = loss + w * per.mean()
+        lo, hi = torch.minimum(lo, per.min()), torch.maximum(hi, per.max())
         g = g + w * join_flat(grad(problem.loss_fn)(params, xb, yb), 0)
-    return {"loss": loss, "grad": g, "ran_on": _where()}
+    return {"loss": loss, "grad": g, "min": lo, "max": hi, "ran_on": _where()}
 
 
 def shard_hvp(problem: Problem, payload: dict[str, Any], monitor: Monitor) -> dict[str, Any]:
@@ -144,6 +153,29 @@ def _quiet(monitor: Monitor) -> Monitor:
         return False
 
     return Monitor(should_cancel=cancelled, min_interval=0.0)
+
+
+def resolve_shards(shards: int, executor: Executor, problem: Problem) -> int:
+    """The ``parallel.shards`` option: 0 (auto) is one shard per slot of the executor
+    (its ``width`` helpers plus the parent; 1 in-process), at most one per batch."""
+    if shards == 0:
+        shards = int(getattr(executor, "width", 0)) + 1
+    return max(1, min(shards, problem.num_batches))
+
+
+def sharded_evaluate(problem: Problem, executor: Executor, shards: int, *,
+                     monitor: Monitor | None = None) -> dict[str, Any]:
+    """Loss, gradient norm and per-sample loss range from ``shards`` partial sums."""
+    monitor = monitor or Monitor()
+    payloads = [{"start": a, "stop": b} for a, b in shard_bounds(problem, shards)]
+    parts = executor.map(shard_loss_grad, problem, payloads, _quiet(monitor))
+    loss = sum((r["loss"] for r in parts[1:]), parts[0]["loss"])
+    g = sum((r["grad"] for r in parts[1:]), parts[0]["grad"])
+    return {"loss": float(loss), "grad_norm": float(torch.linalg.vector_norm(g.double())),
+            "min": min(float(r["min"]) for r in parts),
+            "max": max(float(r["max"]) for r in parts),
+            "shards": [{"samples": [p["start"], p["stop"]], "ran_on": str(r["ran_on"])}
+                       for p, r in zip(payloads, parts, strict=True)]}
 
 
 def sharded_loss_grad(problem: Problem, executor: Executor, shards: int, *,
@@ -172,6 +204,7 @@ class ShardedHessianOperator:
     shards' partial products (a :class:`~.hessian.operators.CurvatureOperator`).
 
     Attributes:
+        bounds: the shards' sample ranges.
         ran_on: per shard, where its last product ran.
     """
 
@@ -184,7 +217,7 @@ class ShardedHessianOperator:
     _products: int = 0
 
     def __post_init__(self) -> None:
-        self._bounds = shard_bounds(self.problem, self.shards)
+        self.bounds = shard_bounds(self.problem, self.shards)
         # once, on the parent: "auto" times the variants, which no shard should repeat
         self.variant = resolve_variant(self.problem, self.variant)
 
@@ -213,7 +246,7 @@ class ShardedHessianOperator:
         block = vec.reshape(p, -1)
         self._products += int(block.shape[1])
         payloads = [{"start": a, "stop": b, "variant": self.variant, "V": block.detach()}
-                    for a, b in self._bounds]
+                    for a, b in self.bounds]
         parts = self.executor.map(shard_hvp, self.problem, payloads, _quiet(self.monitor))
         self.ran_on = [str(r["ran_on"]) for r in parts]
         total = sum((r["HV"] for r in parts[1:]), parts[0]["HV"])

@@ -9,6 +9,7 @@ import torch
 from torch.func import grad
 
 from .context import RunContext
+from .dataparallel import resolve_shards, sharded_evaluate
 from .options.evaluate import OPTIONS
 from .output import RunOutput
 from .problem import Problem
@@ -65,8 +66,23 @@ def evaluate(problem: Problem, ctx: RunContext | None = None) -> dict[str, Any]:
 
 def run_evaluate(problem: Problem, options: dict[str, Any], ctx: RunContext) -> RunOutput:
     """Runner of the ``evaluate`` job kind (options: ``options/evaluate.py``)."""
-    tol = float(OPTIONS.resolve(options)["stationary_tol"])
-    out = evaluate(problem, ctx)
+    opts = OPTIONS.resolve(options)
+    tol = float(opts["stationary_tol"])
+    shards = resolve_shards(int(opts["parallel"]["shards"]), ctx.executor, problem)
+    if shards > 1:
+        values = sharded_evaluate(problem, ctx.executor, shards, monitor=ctx.monitor)
+        bad = [k for k in ("loss", "grad_norm", "min", "max") if not math.isfinite(values[k])]
+        if bad:
+            raise FloatingPointError(f"Non-finite {', '.join(bad)} at these parameters: the "
+                                     "model diverges on this data.")
+        out = {"loss": values["loss"], "grad_norm": values["grad_norm"],
+               "num_params": problem.num_params, "num_samples": problem.num_samples,
+               "per_sample_loss": {"min": values["min"], "mean": values["loss"],
+                                   "max": values["max"]},
+               "parallel": {"shards": values["shards"]}}
+        ctx.monitor.report("evaluate", 1.0, f"{shards} shards", force=True)
+    else:
+        out = evaluate(problem, ctx)
     out["theory"] = {
         "applies": [],
         "measured": {"grad_norm": out["grad_norm"], "stationary": out["grad_norm"] <= tol},

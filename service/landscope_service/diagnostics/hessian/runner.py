@@ -198,8 +198,14 @@ def _run_iterative(problem: Problem, opts: dict[str, Any], ctx: RunContext, k_to
                    warnings: list[str]) -> RunOutput:
     mon = ctx.monitor
     p = problem.num_params
+    # imported here: dataparallel imports this package's operators
+    from ..dataparallel import ShardedHessianOperator, resolve_shards
+
     variant = resolve_variant(problem, str(opts["hvp"]))
-    op = HessianOperator(problem, variant)
+    shards = resolve_shards(int(opts["parallel"]["shards"]), ctx.executor, problem)
+    op: HessianOperator | ShardedHessianOperator = (
+        HessianOperator(problem, variant) if shards <= 1 else
+        ShardedHessianOperator(problem, ctx.executor, shards, variant, monitor=mon))
     tol = float(opts["tol"])
     want_vectors = bool(opts["ggn_split"] or opts["return_eigenvectors"])
     eig: EigenResult | None = None
@@ -395,6 +401,9 @@ def _run_iterative(problem: Problem, opts: dict[str, Any], ctx: RunContext, k_to
         "grad_norm": _f(grad_norm),
         "hvp_variant": variant,
         "max_basis_used": max_basis_used,
+        "parallel": ({"shards": [{"samples": list(b), "ran_on": w} for b, w in
+                                 zip(op.bounds, op.ran_on, strict=False)]}
+                     if isinstance(op, ShardedHessianOperator) else None),
         "tol": _f(tol),
         "tol_requested": _f(tol_requested),
         "norm_estimate": _f(norm),

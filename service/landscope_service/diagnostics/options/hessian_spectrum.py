@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from . import OptionSet, Rule, boolean, choice, integer, number
+from . import OptionSet, Rule, boolean, choice, group, integer, number
+from .evaluate import PARALLEL
 
 __all__ = ["EXACT_MAX_PARAMS", "HVP_CHOICES", "OPTIONS", "RUNNER"]
 
@@ -77,6 +78,9 @@ OPTIONS = OptionSet(
         "return_eigenvectors": boolean(False, "Write `eigenvectors.safetensors` (rows: unit "
                                        "eigenvectors in `flatten(params)` order; `top`, "
                                        "`bottom`, `top_eigenvalues`, `bottom_eigenvalues`)."),
+        "parallel": group(PARALLEL, "Iterative mode: every Hessian product of the job's own "
+                          "runs (extremes, deflation, blocks) as shards over the job's "
+                          "workers; probe pieces and exact mode are not sharded."),
     },
     rules=(
         Rule("max_basis", "max_basis >= top_k + bottom_k + 2 * block_size",
