@@ -203,6 +203,7 @@ def test_browse_follow_cancel_and_isolation(stack: LocalStack, page: Any,
     page.locator("#job-missing").wait_for(state="visible")
     assert "No job" in page.locator("#job-missing").inner_text()
     assert page.locator("#report-section").is_hidden()
+    assert page.locator("#request-section").is_hidden()  # nothing of the job is shown
     shot(page, "08-other-tenant")
 
 

@@ -14,6 +14,7 @@
 
   function show(job) {
     document.getElementById("job").hidden = false;
+    document.getElementById("request-section").hidden = false;
     const status = document.getElementById("job-status");
     status.textContent = job.status;
     status.className = "status s-" + job.status;
