@@ -1,0 +1,125 @@
+"""LandscopeCallback in a real Lightning run of 3 epochs on a tiny model, against the
+real API served in-process (``liveapi``; each submitted job is finished at once as a
+worker would). The slowest training step with the callback is within 20 ms of the
+slowest without it (the issue's bound), and each epoch's snapshot is measured and logged.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+import torch
+from liveapi import API_KEY, LiveAPI, succeeded
+from torch import nn
+
+import landscope
+
+lightning = pytest.importorskip("lightning")
+from lightning.pytorch import Callback, LightningModule, Trainer  # noqa: E402
+from lightning.pytorch.loggers.logger import Logger  # noqa: E402
+
+from landscope.integrations.lightning import LandscopeCallback  # noqa: E402
+
+HESSIAN_RESULT = {"sharpness": 2.5, "lambda_min": -0.1, "status": "converged",
+                  "top": {"eigenvalues": [2.5, 1.0]}}
+
+
+class Tiny(LightningModule):
+    def __init__(self) -> None:
+        super().__init__()
+        self.model = nn.Sequential(nn.Linear(3, 8), nn.Tanh(), nn.Linear(8, 1))
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        return nn.functional.mse_loss(self.model(x), y)
+
+    def configure_optimizers(self) -> Any:
+        return torch.optim.SGD(self.parameters(), lr=0.05)
+
+
+class StepTimer(Callback):
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self._t0 = 0.0
+
+    def on_train_batch_start(self, *args: Any) -> None:
+        self._t0 = time.perf_counter()
+
+    def on_train_batch_end(self, *args: Any) -> None:
+        self.times.append(time.perf_counter() - self._t0)
+
+
+class Recorder(Logger):
+    def __init__(self) -> None:
+        super().__init__()
+        self.logged: list[tuple[dict[str, float], int | None]] = []
+
+    @property
+    def name(self) -> str:
+        return "recorder"
+
+    @property
+    def version(self) -> str:
+        return "0"
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        self.logged.append((dict(metrics), step))
+
+    def log_hyperparams(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
+def _loader() -> Any:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 3, generator=g)
+    ds = torch.utils.data.TensorDataset(x, x[:, :1] * x[:, 1:2])
+    return torch.utils.data.DataLoader(ds, batch_size=8)
+
+
+def _fit(callbacks: list[Any], logger: Any) -> StepTimer:
+    torch.manual_seed(0)
+    timer = StepTimer()
+    trainer = Trainer(max_epochs=3, callbacks=[timer, *callbacks], logger=logger,
+                      enable_checkpointing=False, enable_progress_bar=False,
+                      enable_model_summary=False, accelerator="cpu", devices=1)
+    trainer.fit(Tiny(), _loader())
+    return timer
+
+
+def test_callback_measures_each_epoch_without_slowing_steps(live_api: LiveAPI) -> None:
+    live_api.on_submit = lambda job_id: live_api.apply(job_id, succeeded(HESSIAN_RESULT))
+    baseline = _fit([], Recorder())
+    with landscope.Client(live_api.url, api_key=API_KEY) as client:
+        cb = LandscopeCallback(
+            client, example_input=torch.zeros(2, 3),
+            data=landscope.synthetic_data("teacher_student", num_samples=16, seed=0),
+            kinds={"hessian_spectrum": {"top_k": 2}}, every_n_epochs=1)
+        logger = Recorder()
+        timed = _fit([cb], logger)
+    assert cb.errors == []
+    assert [(m.epoch, m.kind, m.job.status) for m in cb.measured] == \
+        [(e, "hessian_spectrum", "succeeded") for e in range(3)]
+    assert max(timed.times) <= max(baseline.times) + 0.020  # the issue's bound
+    submitted = live_api.calls("POST", "/v1/jobs")
+    assert len(submitted) == 3
+    uploads = live_api.calls("POST", "/v1/blobs")
+    assert 1 <= len(uploads) <= 3  # weights uploaded once per distinct snapshot
+    ours = [(m, s) for m, s in logger.logged if "landscope/hessian_spectrum/sharpness" in m]
+    assert [s for _, s in ours] == [m.step for m in cb.measured]
+    assert all(m["landscope/hessian_spectrum/sharpness"] == 2.5 for m, _ in ours)
+
+
+def test_only_global_rank_zero_submits(live_api: LiveAPI) -> None:
+    class Rank1:
+        global_rank, current_epoch, global_step, logger = 1, 0, 10, None
+
+    with landscope.Client(live_api.url, api_key=API_KEY) as client:
+        cb = LandscopeCallback(client, example_input=torch.zeros(2, 3),
+                               data={"synthetic": {"name": "teacher_student", "seed": 0}})
+        cb.on_train_epoch_end(Rank1(), Tiny())
+        cb.on_train_end(Rank1(), Tiny())
+    assert cb.measured == [] and live_api.calls("POST", "/v1/jobs") == []
+    with pytest.raises(ValueError, match="every_n_epochs"):
+        LandscopeCallback(None, example_input=None, data={}, every_n_epochs=0)
