@@ -138,3 +138,46 @@ def test_progress_monotone_and_cancel() -> None:
                                    "train": {"steps": 10_000}},
                   RunContext(monitor=Monitor(should_cancel=cancel, min_interval=0.0)))
     assert calls["n"] == 31  # stopped inside the first training loop
+
+
+def test_smoothness_along_gradient_of_a_quadratic() -> None:
+    """A linear model with mse has a quadratic loss: along -g the gradient change per unit
+    step is |H g| / |g| for every step, and L(theta - eta g) = L - eta |g|^2 +
+    eta^2 g'Hg / 2; both against the dense Hessian (1e-10 relative)."""
+    from landscope_service.diagnostics.sweep.runner import smoothness_along_gradient
+    from landscope_service.diagnostics.sweep.train import loss_and_grad
+
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(20, 3, dtype=DT, generator=gen)
+    y = torch.randn(20, 2, dtype=DT, generator=gen)
+    model = nn.Sequential(nn.Linear(3, 2))
+    prob = Problem(model, init_params(model, 0, dtype=DT, device=torch.device("cpu")), x, y,
+                   "mse")
+    theta = flatten(prob.params)
+    hess = torch.autograd.functional.hessian(
+        lambda t: prob.full_loss(unflatten(t, prob.params)), theta)
+    loss0, g = loss_and_grad(prob, theta)
+    etas = [0.05, 0.2, 1.0]
+    out = smoothness_along_gradient(prob, theta, etas)
+    beta = float((hess @ g).norm() / g.norm())
+    assert out["beta"] is not None and abs(out["beta"] - beta) <= 1e-10 * beta
+    curve = [loss0] + [loss0 - e * float(g @ g) + e * e * float(g @ hess @ g) / 2 for e in etas]
+    rng = max(curve) - min(curve)
+    assert out["loss_range"] is not None and abs(out["loss_range"] - rng) <= 1e-10 * rng
+
+
+def test_batch_norm_sweep_measures_both_variants() -> None:
+    r = run_sweep(_problem((8,)), {"claim": "batch_norm", "seeds": 3, "measure_points": 3,
+                                   "train": {"steps": 20, "lr": 0.1}},
+                  RunContext(seed=0)).result
+    assert [v["name"] for v in r["variants"]] == ["plain", "batchnorm"]
+    # 2*8 + 8 + 8 + 1 without; + 2*8 batch-norm scale and shift with
+    assert [v["params"]["num_params"] for v in r["variants"]] == [33, 49]
+    for v in r["variants"]:
+        for run in v["runs"]:
+            assert [p["step"] for p in run["points"]] == [0, 10, 20]
+            assert run["beta"] is not None and run["beta"] > 0
+    held = sum(b["beta"] < a["beta"] for a, b in zip(r["variants"][0]["runs"],
+                                                     r["variants"][1]["runs"], strict=True))
+    assert r["held"] == held and r["seeds"] == 3
+    assert r["claim_statement"]["source"].startswith("Santurkar")

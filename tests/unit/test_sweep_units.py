@@ -103,6 +103,8 @@ def _req(options: dict[str, Any], **arch: Any) -> dict[str, Any]:
     ("claim not implemented", _req({"claim": "batch_size"}), ["options", "claim"]),
     ("width of a residual mlp", _req({"claim": "width_barriers"}, residual=True, hidden=[2, 2]),
      ["options", "claim"]),
+    ("batch norm in a batch-norm mlp", _req({"claim": "batch_norm"}, batchnorm=True),
+     ["options", "claim"]),
     ("width without hidden layer", _req({"claim": "width_barriers"}, hidden=[]),
      ["options", "claim"]),
     ("fewer than 3 seeds", _req({"seeds": 2}), ["options", "seeds"]),
@@ -135,7 +137,8 @@ def test_sdk_reads_a_runner_result() -> None:
     for opts in ({"claim": "edge_of_stability", "learning_rates": [0.1, 0.5],
                   "train": {"steps": 12, "sharpness_every": 4}},
                  {"claim": "width_barriers", "widths": [1, 2],
-                  "train": {"steps": 12}, "barrier_points": 5}):
+                  "train": {"steps": 12}, "barrier_points": 5},
+                 {"claim": "batch_norm", "measure_points": 2, "train": {"steps": 6}}):
         raw = run_sweep(prob, opts, RunContext()).result
         res = SweepResult.from_json(raw)
         assert res.claim == opts["claim"] and res.seeds == 3

@@ -20,6 +20,7 @@ __all__ = [
     "SweepEffect",
     "SweepOptions",
     "SweepPair",
+    "SweepPoint",
     "SweepResult",
     "SweepRun",
     "SweepTrainOptions",
@@ -75,6 +76,23 @@ class SweepConfound(FromJson):
 
 
 @dataclass(frozen=True)
+class SweepPoint(FromJson):
+    """batch_norm: smoothness along -g at one step of a run.
+
+    Attributes:
+        step: the training step.
+        beta: max over the probe steps eta of ``|g(theta - eta g) - g| / (eta |g|)``.
+        loss_range: max - min of the loss over ``theta - eta g``, eta in 0 and the probes.
+        grad_norm: ``|g|`` there.
+    """
+
+    step: int
+    beta: float | None
+    loss_range: float | None
+    grad_norm: float | None
+
+
+@dataclass(frozen=True)
 class SweepRun(FromJson):
     """One (variant, seed) run and its measures (fields of other claims are None/empty).
 
@@ -93,6 +111,8 @@ class SweepRun(FromJson):
         loss_increases: steps where the loss rose (non-monotone at the edge).
         sharpness_steps, sharpness, sharpness_converged: the lambda_max trace.
         losses: the loss before each step and after the last.
+        beta, loss_range: batch_norm: medians over ``points``.
+        points: batch_norm: the smoothness measured along the run.
     """
 
     seed: int
@@ -111,6 +131,9 @@ class SweepRun(FromJson):
     sharpness: tuple[float | None, ...] = ()
     sharpness_converged: tuple[bool, ...] = ()
     losses: tuple[float | None, ...] = ()
+    beta: float | None = None
+    loss_range: float | None = None
+    points: tuple[SweepPoint, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -178,7 +201,7 @@ class SweepResult(FromJson):
         theory: predicted beside measured (free-form JSON).
     """
 
-    claim: Literal["edge_of_stability", "width_barriers"]
+    claim: Literal["edge_of_stability", "width_barriers", "batch_norm"]
     claim_statement: ClaimStatement
     verdict: Verdict
     verdict_rule: str

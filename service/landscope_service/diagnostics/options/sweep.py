@@ -11,7 +11,7 @@ from . import OptionSet, array, choice, group, integer, number
 
 __all__ = ["CLAIMS", "OPTIONS", "RUNNER", "TRAIN"]
 
-CLAIMS = ("edge_of_stability", "width_barriers")
+CLAIMS = ("edge_of_stability", "width_barriers", "batch_norm")
 """The claims of THEORY.md section 4 that are implemented, in the order they were built."""
 
 RUNNER = "landscope_service.diagnostics.sweep.runner:run_sweep"
@@ -45,9 +45,10 @@ OPTIONS = OptionSet(
     fields={
         "claim": choice("edge_of_stability", CLAIMS,
                         "The claim to test: edge_of_stability (Cohen et al. 2021: under "
-                        "full-batch GD lambda_max settles at 2/eta) or width_barriers (wider "
+                        "full-batch GD lambda_max settles at 2/eta), width_barriers (wider "
                         "networks have lower linear barriers between minima, raw and "
-                        "permutation-aligned)."),
+                        "permutation-aligned) or batch_norm (Santurkar et al. 2018: batch norm "
+                        "makes the loss smoother along the gradient)."),
         "seeds": integer(3, "Independent initialisations per variant (verdicts state k/n "
                          "seeds).", ge=3, le=64),
         "train": group(TRAIN, "Training of each run."),
@@ -59,6 +60,14 @@ OPTIONS = OptionSet(
                         "width_barriers: multipliers of every hidden layer's width "
                         "(round(w * m), at least 1); 1 is the base network.", min_items=2,
                         max_items=8),
+        "probe_steps": array(number(None, "A step along -g, in units of train.lr.", gt=0,
+                                    le=1e4), (0.5, 1.0, 2.0, 4.0),
+                             "batch_norm: steps eta along -g where the gradient change and "
+                             "the loss are probed, as multiples of train.lr.", min_items=1,
+                             max_items=16),
+        "measure_points": integer(5, "batch_norm: points of each training run (evenly "
+                                  "spaced steps, first and last included) where the "
+                                  "smoothness along -g is measured.", ge=1, le=100),
         "barrier_points": integer(33, "width_barriers: initial samples of each linear path "
                                   "(certified between samples as level_set_connectivity "
                                   "does).", ge=3, le=1001),

@@ -24,12 +24,20 @@ from ..monitor import Monitor
 from ..options.sweep import OPTIONS
 from ..output import RunOutput, json_float, json_floats
 from ..problem import Problem
-from .train import gradient_descent
-from .variants import WIDEN_RULE, check_plain_mlp, init_params, variant_problem, widen
+from .train import gradient_descent, loss_and_grad
+from .variants import (
+    BATCHNORM_RULE,
+    WIDEN_RULE,
+    check_plain_mlp,
+    init_params,
+    insert_batchnorm,
+    variant_problem,
+    widen,
+)
 from .verdict import bootstrap_interval, majority, verdict
 
-__all__ = ["CLAIM_STATEMENTS", "EOS_BAND", "barrier_piece", "eos_piece", "run_sweep",
-           "width_train_piece"]
+__all__ = ["CLAIM_STATEMENTS", "EOS_BAND", "barrier_piece", "bn_piece", "eos_piece",
+           "run_sweep", "smoothness_along_gradient", "width_train_piece"]
 
 EOS_BAND = 0.05
 """A run is at the edge when its last-third mean lambda_max is within 5% of 2/eta."""
@@ -52,6 +60,13 @@ CLAIM_STATEMENTS: dict[str, dict[str, str]] = {
         "source": "THEORY.md sections 1 and 4 (Draxler et al. 2018; Garipov et al. 2018; "
                   "Entezari et al. 2022; Ainsworth et al. 2023, Git Re-Basin).",
     },
+    "batch_norm": {
+        "text": "Batch normalisation makes the landscape smoother: a smaller effective "
+                "beta-smoothness along the gradient (the change of the gradient per unit "
+                "step along -g) and a narrower range of the loss along -g.",
+        "source": "Santurkar, Tsipras, Ilyas, Madry (2018), How does batch normalization help "
+                  "optimization?, NeurIPS; THEORY.md section 4.",
+    },
 }
 
 VERDICT_RULES = {
@@ -71,6 +86,14 @@ VERDICT_RULES = {
         "not_supported: at least ceil(2n/3) contradict it; inconclusive otherwise, or while "
         "a run diverged or the widths' final losses differ by more than 10x (unmatched "
         "loss)."),
+    "batch_norm": (
+        "Each seed trains the base network and its batch-norm variant by full-batch GD; at "
+        "measure_points evenly spaced steps the effective beta = max over probe steps eta of "
+        "|g(theta - eta g) - g(theta)| / (eta |g|) is measured, and its median over the "
+        "points is the seed's beta. A seed holds the claim when beta with batch norm is "
+        "lower than without, and contradicts it otherwise. supported: at least ceil(2n/3) "
+        "of n seeds hold it; not_supported: at least ceil(2n/3) contradict it; "
+        "inconclusive otherwise, or while a run diverged."),
 }
 
 
@@ -133,6 +156,49 @@ def barrier_piece(problem: Problem, payload: dict[str, Any], monitor: Monitor) -
                          int(payload["points"]))
     monitor.report("barriers", 1.0, f"width x{m:g}")
     return {"width": m, "pair": payload["pair"], **out}
+
+
+def smoothness_along_gradient(prob: Problem, theta: torch.Tensor,
+                              etas: list[float]) -> dict[str, float | None]:
+    """Effective beta and loss range along ``-g`` at ``theta`` (Santurkar et al. 2018).
+
+    ``beta = max_eta |g(theta - eta g) - g(theta)| / (eta |g|)`` (gradient change per
+    unit of distance moved) and ``range = max - min`` of the loss over ``eta`` in
+    ``{0} + etas``. Both are None where ``g = 0``.
+    """
+    loss0, g0 = loss_and_grad(prob, theta)
+    gn = float(g0.norm())
+    if not gn > 0:
+        return {"beta": None, "loss_range": None, "grad_norm": gn}
+    betas, losses = [], [loss0]
+    for eta in etas:
+        loss, g = loss_and_grad(prob, theta - eta * g0)
+        betas.append(float((g - g0).norm()) / (eta * gn))
+        losses.append(loss)
+    return {"beta": max(betas), "loss_range": max(losses) - min(losses), "grad_norm": gn}
+
+
+def bn_piece(problem: Problem, payload: dict[str, Any], monitor: Monitor) -> dict[str, Any]:
+    """Train the plain or batch-norm variant from seed ``seed``; smoothness along -g at
+    evenly spaced steps of the run."""
+    seed, steps, lr = int(payload["seed"]), int(payload["steps"]), float(payload["lr"])
+    model = insert_batchnorm(problem.model) if payload["variant"] == "batchnorm" else (
+        widen(problem.model, 1.0))
+    prob = variant_problem(problem, model, seed)
+    k = int(payload["measure_points"])
+    at = sorted({round(i * steps / max(k - 1, 1)) for i in range(k)})
+    run = gradient_descent(prob, lr=lr, steps=steps,
+                           divergence_factor=float(payload["divergence_factor"]),
+                           keep_at=frozenset(at), monitor=monitor.sub(0.0, 0.9))
+    etas = [float(m) * lr for m in payload["probe_steps"]]
+    points = []
+    for step in sorted(run.kept):
+        monitor.check()
+        points.append({"step": step, **smoothness_along_gradient(prob, run.kept[step], etas)})
+    monitor.report("smoothness", 1.0, f"seed {seed}")
+    return {"variant": payload["variant"], "seed": seed, "diverged": run.diverged,
+            "steps_done": run.steps_done, "initial_loss": run.losses[0] if run.losses else None,
+            "final_loss": run.losses[-1] if run.losses else None, "points": points}
 
 
 # ------------------------------------------------------------------------ claims
@@ -347,7 +413,93 @@ def _width(problem: Problem, opts: dict[str, Any], ctx: RunContext) -> dict[str,
     }
 
 
-_CLAIMS = {"edge_of_stability": _eos, "width_barriers": _width}
+def _median_or_none(values: list[Any]) -> float | None:
+    vals = [float(v) for v in values if v is not None]
+    return float(np.median(vals)) if vals else None
+
+
+def _batch_norm(problem: Problem, opts: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+    check_plain_mlp(problem.model, need_hidden=True)
+    tr = opts["train"]
+    n = int(opts["seeds"])
+    names = ("plain", "batchnorm")
+    payloads = [{"variant": v, "seed": ctx.seed + s, "lr": tr["lr"], "steps": tr["steps"],
+                 "divergence_factor": tr["divergence_factor"],
+                 "probe_steps": list(opts["probe_steps"]),
+                 "measure_points": opts["measure_points"]} for v in names for s in range(n)]
+    results = ctx.executor.map(bn_piece, problem, payloads, ctx.monitor.sub(0.0, 0.98))
+    variants: list[dict[str, Any]] = []
+    for j, name in enumerate(names):
+        model = insert_batchnorm(problem.model) if name == "batchnorm" else problem.model
+        runs = []
+        for r in results[j * n:(j + 1) * n]:
+            pts = r["points"]
+            runs.append({
+                "seed": int(r["seed"]), "diverged": bool(r["diverged"]),
+                "steps_done": int(r["steps_done"]),
+                "initial_loss": json_float(r["initial_loss"]),
+                "final_loss": json_float(r["final_loss"]),
+                "beta": json_float(_median_or_none([p["beta"] for p in pts])),
+                "loss_range": json_float(_median_or_none([p["loss_range"] for p in pts])),
+                "points": [{"step": int(p["step"]), "beta": json_float(p["beta"]),
+                            "loss_range": json_float(p["loss_range"]),
+                            "grad_norm": json_float(p["grad_norm"])} for p in pts]})
+        variants.append({
+            "name": name,
+            "rule": ("the base network as given (no batch norm)" if name == "plain" else
+                     f"insert batch norm: {BATCHNORM_RULE}"),
+            "params": {"num_params": sum(int(p.numel()) for p in init_params(
+                model, 0, dtype=problem.dtype, device=problem.device).values()),
+                "lr": tr["lr"]},
+            "runs": runs})
+    plain, bn = variants[0]["runs"], variants[1]["runs"]
+    ratios: list[float] = []
+    held = against = 0
+    for a, b in zip(plain, bn, strict=True):
+        if a["beta"] is None or b["beta"] is None or a["diverged"] or b["diverged"]:
+            continue
+        if b["beta"] < a["beta"]:
+            held += 1
+        else:
+            against += 1
+        ratios.append(a["beta"] / b["beta"] if b["beta"] > 0 else math.inf)
+    confounds: list[dict[str, Any]] = []
+    diverged = [f"{v['name']} seed {r['seed']}" for v in variants for r in v["runs"]
+                if r["diverged"]]
+    if diverged:
+        confounds.append({"name": "diverged", "blocking": True,
+                          "detail": "diverged: " + ", ".join(diverged) + "; lower train.lr."})
+    meds = [m for m in (_median_or_none([r["final_loss"] for r in v["runs"]])
+                        for v in variants) if m is not None]
+    if len(meds) == 2 and max(meds) > 10 * max(min(meds), 1e-12):
+        confounds.append({"name": "unmatched_loss", "blocking": False,
+                          "detail": f"median final losses {json_floats(meds)} differ by more "
+                          "than 10x (the runs are compared along their trajectories)."})
+    blocking = any(c["blocking"] for c in confounds)
+    v = verdict(held, against, n, blocking_confounds=blocking)
+    ranges = [(a["loss_range"], b["loss_range"]) for a, b in zip(plain, bn, strict=True)
+              if a["loss_range"] is not None and b["loss_range"] is not None]
+    narrower = sum(b < a for a, b in ranges)
+    return {
+        "held": held, "seeds": n, "verdict": v,
+        "detail": (f"effective beta lower with batch norm on {held}/{n} seeds (median "
+                   f"ratio plain/bn {json_float(np.median(ratios)) if ratios else None}); "
+                   f"loss range along -g narrower on {narrower}/{n} seeds"),
+        "effect": {"name": "effective beta without / with batch norm, median over seeds",
+                   "value": json_float(np.median(ratios)) if ratios else None,
+                   "interval": json_floats(bootstrap_interval(ratios, seed=ctx.seed)),
+                   "confidence": 0.95},
+        "confounds": confounds, "variants": variants,
+        "theory": {"applies": ["batch_norm"],
+                   "predicted": "beta and the loss range along -g are smaller with batch norm",
+                   "measured": {var["name"]: [r["beta"] for r in var["runs"]]
+                                for var in variants},
+                   "notes": "beta is a finite-difference estimate at the probe steps, not a "
+                            "bound over all steps."},
+    }
+
+
+_CLAIMS = {"edge_of_stability": _eos, "width_barriers": _width, "batch_norm": _batch_norm}
 
 
 def run_sweep(problem: Problem, options: dict[str, Any] | None,

@@ -20,7 +20,7 @@ from ..hessian.operators import HessianOperator
 from ..monitor import Monitor
 from ..problem import Problem, flatten, unflatten
 
-__all__ = ["GDRun", "gradient_descent", "top_eigenvalue"]
+__all__ = ["GDRun", "gradient_descent", "loss_and_grad", "top_eigenvalue"]
 
 
 @dataclass
@@ -37,6 +37,7 @@ class GDRun:
         diverged: the loss became non-finite or exceeded ``divergence_factor`` times its
             initial value; the run stopped there.
         steps_done: steps taken.
+        kept: flat parameters at the steps asked for in ``keep_at`` (those reached).
     """
 
     theta: Tensor
@@ -46,6 +47,7 @@ class GDRun:
     sharpness_steps: list[int] = field(default_factory=list)
     sharpness: list[float] = field(default_factory=list)
     sharpness_converged: list[bool] = field(default_factory=list)
+    kept: dict[int, Tensor] = field(default_factory=dict)
 
 
 def top_eigenvalue(problem: Problem, theta: Tensor, *, tol: float, max_products: int,
@@ -64,7 +66,8 @@ def top_eigenvalue(problem: Problem, theta: Tensor, *, tol: float, max_products:
     return float(res.top[0]), res.top_vectors[:, 0].detach(), bool(res.converged)
 
 
-def _loss_and_grad(problem: Problem, theta: Tensor) -> tuple[float, Tensor]:
+def loss_and_grad(problem: Problem, theta: Tensor) -> tuple[float, Tensor]:
+    """Full-data loss and its gradient at flat ``theta``."""
     x = theta.detach().requires_grad_(True)
     loss = problem.full_loss(unflatten(x, problem.params))
     (g,) = torch.autograd.grad(loss, x)
@@ -74,7 +77,8 @@ def _loss_and_grad(problem: Problem, theta: Tensor) -> tuple[float, Tensor]:
 def gradient_descent(problem: Problem, *, lr: float, steps: int,
                      sharpness_every: int | None = None, lanczos_tol: float = 1e-6,
                      lanczos_max_products: int = 200, divergence_factor: float = 1e6,
-                     seed: int = 0, monitor: Monitor | None = None) -> GDRun:
+                     seed: int = 0, keep_at: frozenset[int] = frozenset(),
+                     monitor: Monitor | None = None) -> GDRun:
     """Full-batch GD from ``problem.params`` (module doc).
 
     Args:
@@ -86,6 +90,7 @@ def gradient_descent(problem: Problem, *, lr: float, steps: int,
         lanczos_tol, lanczos_max_products: each measurement's tolerance and budget.
         divergence_factor: stop as diverged above this many times the initial loss.
         seed: seed of the first Lanczos start vector.
+        keep_at: steps whose parameters to keep (``run.kept``).
         monitor: progress (fraction of steps) and cancellation.
     """
     mon = monitor or Monitor()
@@ -106,7 +111,7 @@ def gradient_descent(problem: Problem, *, lr: float, steps: int,
     loss0: float | None = None
     for step in range(steps + 1):
         mon.check()
-        loss, g = _loss_and_grad(problem, theta)
+        loss, g = loss_and_grad(problem, theta)
         if loss0 is None:
             loss0 = loss
         if not math.isfinite(loss) or loss > divergence_factor * max(loss0, 1e-300):
@@ -114,6 +119,8 @@ def gradient_descent(problem: Problem, *, lr: float, steps: int,
             break
         run.losses.append(loss)
         run.theta = theta
+        if step in keep_at:
+            run.kept[step] = theta.clone()
         if sharpness_every is not None and (step % sharpness_every == 0 or step == steps):
             measure(step)
         if step == steps:

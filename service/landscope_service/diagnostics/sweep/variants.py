@@ -15,10 +15,16 @@ from torch import nn
 
 from ..problem import Params, Problem
 
-__all__ = ["WIDEN_RULE", "check_plain_mlp", "init_params", "variant_problem", "widen"]
+__all__ = ["BATCHNORM_RULE", "WIDEN_RULE", "check_plain_mlp", "init_params",
+           "insert_batchnorm", "variant_problem", "widen"]
 
 WIDEN_RULE = ("every hidden linear layer's output width w becomes max(1, round(w * m)); the "
               "next layer's input width follows; input and output widths are unchanged")
+
+
+BATCHNORM_RULE = ("a BatchNorm1d (affine, scale 1 and shift 0 at the start, normalising with the "
+                  "statistics of the whole data set: full-batch training) is inserted after "
+                  "every hidden linear layer, before its activation")
 
 
 def check_plain_mlp(model: nn.Module, *, need_hidden: bool = False) -> list[int]:
@@ -63,17 +69,42 @@ def widen(model: nn.Module, factor: float) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+def insert_batchnorm(model: nn.Module) -> nn.Sequential:
+    """A copy of ``model`` with batch norm after every hidden Linear (:data:`BATCHNORM_RULE`).
+
+    The batch-norm layers keep no running statistics: they always normalise with the
+    statistics of the batch they see (the whole data set, as the sweep trains full-batch).
+    """
+    linears = check_plain_mlp(model, need_hidden=True)
+    assert isinstance(model, nn.Sequential)
+    layers: list[nn.Module] = []
+    for i, mod in enumerate(model):
+        if isinstance(mod, nn.Linear):
+            layers.append(nn.Linear(mod.in_features, mod.out_features,
+                                    bias=mod.bias is not None, device="meta"))
+            if i != linears[-1]:
+                layers.append(nn.BatchNorm1d(mod.out_features, track_running_stats=False,
+                                             device="meta"))
+        else:
+            layers.append(copy.deepcopy(mod))
+    return nn.Sequential(*layers).train()
+
+
 def init_params(model: nn.Module, seed: int, *, dtype: torch.dtype,
                 device: torch.device) -> Params:
     """PyTorch's default initialisation of every Linear, drawn from ``seed``.
 
     Weights and biases are ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` (``nn.Linear``'s
-    ``reset_parameters``), drawn in float64 on the CPU in parameter order, then cast.
+    ``reset_parameters``), drawn in float64 on the CPU in parameter order, then cast;
+    batch-norm scales are 1 and shifts 0.
     """
     gen = torch.Generator(device="cpu").manual_seed(int(seed))
     out: Params = {}
     for name, mod in model.named_modules():
-        if isinstance(mod, nn.Linear):
+        if isinstance(mod, nn.BatchNorm1d):
+            out[f"{name}.weight"] = torch.ones(mod.num_features, dtype=dtype, device=device)
+            out[f"{name}.bias"] = torch.zeros(mod.num_features, dtype=dtype, device=device)
+        elif isinstance(mod, nn.Linear):
             bound = 1.0 / math.sqrt(max(mod.in_features, 1))
             for leaf in ("weight", "bias"):
                 p = getattr(mod, leaf)
@@ -86,7 +117,12 @@ def init_params(model: nn.Module, seed: int, *, dtype: torch.dtype,
 
 
 def variant_problem(base: Problem, model: nn.Module, seed: int) -> Problem:
-    """The base problem's data and loss with ``model`` at its seed-``seed`` initialisation."""
+    """The base problem's data and loss with ``model`` at its seed-``seed`` initialisation.
+
+    A model with batch norm is evaluated on the whole data set at once (its statistics are
+    those of the full batch), whatever the base problem's ``batch_size``.
+    """
     params = init_params(model, seed, dtype=base.dtype, device=base.device)
+    has_bn = any(isinstance(m, nn.BatchNorm1d) for m in model.modules())
     return Problem(model=model, params=params, x=base.x, y=base.y, loss=base.loss,
-                   batch_size=base.batch_size)
+                   batch_size=None if has_bn else base.batch_size)

@@ -20,28 +20,30 @@ MAX_TOTAL_STEPS = 2_000_000
 """Most gradient steps of one sweep: seeds x variants x train.steps."""
 
 
-def widen_problem(arch: dict[str, Any]) -> str | None:
-    """Why the widening rule cannot apply to ``arch`` (None if it can)."""
+def widen_problem(arch: dict[str, Any], claim: str = "width_barriers") -> str | None:
+    """Why ``claim``'s rule (widen hidden layers, or insert batch norm after them) cannot
+    apply to ``arch`` (None if it can)."""
     kind = arch.get("type")
     if kind == "mlp":
         if arch.get("residual") or arch.get("batchnorm"):
-            return ("width_barriers widens plain Linear/activation stacks; this mlp has "
-                    "residual connections or batch norm. Set residual and batchnorm to false.")
+            return (f"{claim} derives its variants from plain Linear/activation stacks; this "
+                    "mlp has residual connections or batch norm. Set residual and batchnorm "
+                    "to false.")
         if not arch.get("hidden"):
-            return "width_barriers needs at least one hidden layer to widen; give hidden widths."
+            return f"{claim} needs at least one hidden layer; give hidden widths."
         return None
     if kind == "sequential":
         layers = [layer for layer in arch.get("layers", []) if isinstance(layer, dict)]
         bad = sorted({str(layer.get("type")) for layer in layers
                       if layer.get("type") != "linear" and layer.get("type") not in ACTIVATIONS})
         if bad:
-            return ("width_barriers widens Linear layers with elementwise activations between "
-                    f"them; this architecture has {', '.join(bad)}.")
+            return (f"{claim} derives its variants from Linear layers with elementwise "
+                    f"activations between them; this architecture has {', '.join(bad)}.")
         if sum(layer.get("type") == "linear" for layer in layers) < 2:
-            return "width_barriers needs at least one hidden linear layer to widen."
+            return f"{claim} needs at least one hidden linear layer."
         return None
-    return (f"width_barriers cannot widen an architecture of type {kind!r}; use an mlp or a "
-            "sequential of linear layers and activations.")
+    return (f"{claim} cannot derive variants from an architecture of type {kind!r}; use an "
+            "mlp or a sequential of linear layers and activations.")
 
 
 def check(options: dict[str, Any], ctx: SubmitContext) -> None:
@@ -52,12 +54,12 @@ def check(options: dict[str, Any], ctx: SubmitContext) -> None:
     """
     errors: dict[str, Any] = {}
     claim = options.get("claim")
-    if claim == "width_barriers":
-        why = widen_problem(dict(ctx.architecture))
+    if claim in ("width_barriers", "batch_norm"):
+        why = widen_problem(dict(ctx.architecture), str(claim))
         if why is not None:
             errors["claim"] = [why]
     variants = (len(options.get("learning_rates") or []) if claim == "edge_of_stability"
-                else len(options.get("widths") or []))
+                else len(options.get("widths") or []) if claim == "width_barriers" else 2)
     steps = int((options.get("train") or {}).get("steps", 0))
     total = int(options.get("seeds", 3)) * max(variants, 1) * steps
     if total > MAX_TOTAL_STEPS:
@@ -71,7 +73,8 @@ def check(options: dict[str, Any], ctx: SubmitContext) -> None:
 KIND = KindSpec.from_table(
     "sweep",
     check=check,
-    summary="One claim of the notes' section 4 (edge of stability, width and barriers) tested "
+    summary="One claim of the notes' section 4 (edge of stability, width and barriers, batch "
+    "norm) tested "
     "over variants and seeds on the caller's problem: a verdict with k/n seeds, an effect "
     "size with a bootstrap interval, confound flags and every measure per seed.",
 )
