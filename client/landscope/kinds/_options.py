@@ -24,6 +24,7 @@ __all__ = [
     "LinearOptions",
     "MinimizerManifoldOptions",
     "NEBOptions",
+    "ParallelOptions",
     "PathsOptions",
     "RefineOptions",
     "SliceHessianOptions",
@@ -44,16 +45,33 @@ KNOWN_KINDS: tuple[str, ...] = (
 
 
 @dataclass(frozen=True, kw_only=True)
+class ParallelOptions(OptionsBase):
+    """Data-parallel products: the batches cut into shards whose partial sums are added (docs/data.md) (defaults equal the server's).
+
+    Attributes:
+        shards: Shards of the data set per loss, gradient or Hessian product, run as pieces on
+            the job's workers (1: none; 0: auto, one per fan-out slot, LANDSCOPE_FANOUT + 1, at
+            most one per batch).
+    """
+
+    shards: int = 1
+
+    _FIELDS: ClassVar[Mapping[str, Mapping[str, Any]]] = {'shards': {'type': 'integer', 'minimum': 0, 'maximum': 64}}
+
+
+@dataclass(frozen=True, kw_only=True)
 class EvaluateOptions(OptionsBase):
     """Options of evaluate (defaults equal the server's).
 
     Attributes:
+        parallel: Loss and gradient as shards over the job's workers.
         stationary_tol: The point counts as stationary when grad_norm <= this.
     """
 
+    parallel: ParallelOptions = field(default_factory=ParallelOptions)
     stationary_tol: float = 1e-06
 
-    _FIELDS: ClassVar[Mapping[str, Mapping[str, Any]]] = {'stationary_tol': {'type': 'number', 'minimum': 0.0, 'exclusiveMinimum': 0}}
+    _FIELDS: ClassVar[Mapping[str, Mapping[str, Any]]] = {'parallel': {'type': 'object'}, 'stationary_tol': {'type': 'number', 'minimum': 0.0, 'exclusiveMinimum': 0}}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -87,6 +105,9 @@ class HessianSpectrumOptions(OptionsBase):
             two by the cost estimate (`job.estimate`, docs/estimates.md), exact only when `P <=
             exact_threshold`.
         negative_tol: An eigenvalue counts as negative below `-negative_tol * ||H||`.
+        parallel: Iterative mode: every Hessian product of the job's own runs (extremes,
+            deflation, blocks) as shards over the job's workers; probe pieces and exact mode are
+            not sharded.
         return_eigenvectors: Write `eigenvectors.safetensors` (rows: unit eigenvectors in
             `flatten(params)` order; `top`, `bottom`, `top_eigenvalues`, `bottom_eigenvalues`).
         tol: Convergence: every wanted Ritz pair has residual `||H y - theta y|| <= tol *
@@ -114,12 +135,13 @@ class HessianSpectrumOptions(OptionsBase):
     max_products: int = 2000
     mode: Literal["auto", "exact", "iterative"] = 'auto'
     negative_tol: float = 1e-05
+    parallel: ParallelOptions = field(default_factory=ParallelOptions)
     return_eigenvectors: bool = False
     tol: float = 1e-06
     top_k: int = 5
     trace: bool = True
 
-    _FIELDS: ClassVar[Mapping[str, Mapping[str, Any]]] = {'block_max_products': {'type': 'integer', 'minimum': 1, 'maximum': 100000}, 'block_size': {'type': 'integer', 'minimum': 1, 'maximum': 64}, 'blocks': {'type': 'boolean'}, 'bottom_k': {'type': 'integer', 'minimum': 0}, 'density': {'type': 'boolean'}, 'density_grid_points': {'type': 'integer', 'minimum': 2, 'maximum': 100000}, 'density_probes': {'type': 'integer', 'minimum': 1, 'maximum': 1000}, 'density_sigma': {'type': 'number', 'nullable': True, 'minimum': 0.0, 'exclusiveMinimum': 0}, 'density_sigma_scale': {'type': 'number', 'minimum': 0.0, 'maximum': 1000.0, 'exclusiveMinimum': 0}, 'density_steps': {'type': 'integer', 'minimum': 2, 'maximum': 2000}, 'exact_threshold': {'type': 'integer', 'minimum': 0, 'maximum': 20000}, 'ggn_split': {'type': 'boolean'}, 'hvp': {'type': 'string', 'enum': ['auto', 'double_backward', 'forward_over_reverse', 'reverse_over_reverse', 'vmap_forward_over_reverse']}, 'max_basis': {'type': 'integer', 'minimum': 4, 'maximum': 5000}, 'max_products': {'type': 'integer', 'minimum': 1, 'maximum': 100000}, 'mode': {'type': 'string', 'enum': ['auto', 'exact', 'iterative']}, 'negative_tol': {'type': 'number', 'minimum': 0.0, 'maximum': 1.0}, 'return_eigenvectors': {'type': 'boolean'}, 'tol': {'type': 'number', 'minimum': 0.0, 'maximum': 1.0, 'exclusiveMinimum': 0, 'exclusiveMaximum': 1}, 'top_k': {'type': 'integer', 'minimum': 0}, 'trace': {'type': 'boolean'}}
+    _FIELDS: ClassVar[Mapping[str, Mapping[str, Any]]] = {'block_max_products': {'type': 'integer', 'minimum': 1, 'maximum': 100000}, 'block_size': {'type': 'integer', 'minimum': 1, 'maximum': 64}, 'blocks': {'type': 'boolean'}, 'bottom_k': {'type': 'integer', 'minimum': 0}, 'density': {'type': 'boolean'}, 'density_grid_points': {'type': 'integer', 'minimum': 2, 'maximum': 100000}, 'density_probes': {'type': 'integer', 'minimum': 1, 'maximum': 1000}, 'density_sigma': {'type': 'number', 'nullable': True, 'minimum': 0.0, 'exclusiveMinimum': 0}, 'density_sigma_scale': {'type': 'number', 'minimum': 0.0, 'maximum': 1000.0, 'exclusiveMinimum': 0}, 'density_steps': {'type': 'integer', 'minimum': 2, 'maximum': 2000}, 'exact_threshold': {'type': 'integer', 'minimum': 0, 'maximum': 20000}, 'ggn_split': {'type': 'boolean'}, 'hvp': {'type': 'string', 'enum': ['auto', 'double_backward', 'forward_over_reverse', 'reverse_over_reverse', 'vmap_forward_over_reverse']}, 'max_basis': {'type': 'integer', 'minimum': 4, 'maximum': 5000}, 'max_products': {'type': 'integer', 'minimum': 1, 'maximum': 100000}, 'mode': {'type': 'string', 'enum': ['auto', 'exact', 'iterative']}, 'negative_tol': {'type': 'number', 'minimum': 0.0, 'maximum': 1.0}, 'parallel': {'type': 'object'}, 'return_eigenvectors': {'type': 'boolean'}, 'tol': {'type': 'number', 'minimum': 0.0, 'maximum': 1.0, 'exclusiveMinimum': 0, 'exclusiveMaximum': 1}, 'top_k': {'type': 'integer', 'minimum': 0}, 'trace': {'type': 'boolean'}}
     _RULES: ClassVar[tuple[tuple[str, Callable[[Any], bool], str], ...]] = (
         ('max_basis', lambda o: o.max_basis >= o.top_k + o.bottom_k + 2 * o.block_size, 'max_basis={max_basis} must be >= top_k + bottom_k + 2 * block_size (top_k={top_k}, bottom_k={bottom_k}, block_size={block_size}).'),
     )
