@@ -319,13 +319,15 @@ def run_analytic49(strategy: str = "exact") -> dict[str, Any]:
 
     pts = _minima_49()
     obj = Objective(f49)
-    t0 = time.perf_counter()
+    obj.values_and_grads(torch.stack(pts[:2]))  # one-time import of torch.func machinery
+    t0, c0 = time.perf_counter(), time.process_time()
     report, tree, losses = analyze_points(obj, pts, methods=["neb"], strategy=strategy)
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     lo = float(min(losses))
     heights = [m.height for m in tree.merges]
     return {
         "seconds": seconds,
+        "cpu_seconds": cpu,
         "losses": [float(v) for v in losses],
         "heights": heights,
         "tree": tree,
@@ -392,6 +394,11 @@ def _first_final_round(
     return None
 
 
+def _cpu(run: dict[str, Any]) -> str:
+    v = run.get("cpu_seconds")
+    return f"{v:.1f}" if v else "n/a"
+
+
 def _old_counts(
     old: dict[str, Any] | None, levels: list[float], *, effective: bool
 ) -> list[int] | None:
@@ -414,6 +421,7 @@ def old_part(out: Path) -> None:
     tree = r["tree"]
     doc = {
         "seconds": r["seconds"],
+        "cpu_seconds": r["cpu_seconds"],
         "losses": r["losses"],
         "heights": [m.height for m in tree.merges],
         "effective_heights": [m.effective_height for m in tree.merges],
@@ -492,20 +500,21 @@ def analytic49_report(c: dict[str, Any], command_old: str) -> list[str]:
         "(`scipy.ndimage.label`, 4-connectivity; components holding a minimum's cell), on "
         f"{len(c['levels'])} levels spanning the minima and merges.",
         "",
-        "| code | wall time (s) | pairs refined | rounds | gradient evals | N_lambda raw = "
-        "truth | N_lambda effective = truth | noise level |",
-        "|---|---|---|---|---|---|---|---|",
+        "| code | wall time (s) | CPU time (s) | pairs refined | rounds | gradient evals | "
+        "N_lambda raw = truth | N_lambda effective = truth | noise level |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     if old is not None:
         lines.append(
-            f"| previous ({command_old}) | {old['seconds']:.1f} | {old['pairs_refined']} of "
+            f"| previous ({command_old}) | {old['seconds']:.1f} | {_cpu(old)} | "
+            f"{old['pairs_refined']} of "
             f"{old['pairs_total']} | {old['rounds']} | {old['grads']} | "
             f"{n_lev - c['old_raw_mismatch']} of {n_lev} | "
             f"{n_lev - c['old_eff_mismatch']} of {n_lev} | "
             f"{old['noise']:.3g} (1% of the largest linear bound) |"
         )
     lines += [
-        f"| this commit | {new['seconds']:.1f} | {new['pairs_refined']} of "
+        f"| this commit | {new['seconds']:.1f} | {_cpu(new)} | {new['pairs_refined']} of "
         f"{new['pairs_total']} | {new['rounds']} | {new['grads']} | "
         f"{len(c['levels']) - c['new_raw_mismatch']} of {len(c['levels'])} | "
         f"{len(c['levels']) - c['new_eff_mismatch']} of {len(c['levels'])} | "
@@ -522,6 +531,12 @@ def analytic49_report(c: dict[str, Any], command_old: str) -> list[str]:
             f"- wall-time ratio this / previous: **{ratio:.3f}** (target <= 0.2: "
             f"**{ratio <= 0.2}**); gradient evaluations {new['grads'] / old['grads']:.3f}x"
         )
+        if old.get("cpu_seconds") and new.get("cpu_seconds"):
+            cr = new["cpu_seconds"] / old["cpu_seconds"]
+            lines.append(
+                f"- CPU-time ratio this / previous: **{cr:.3f}** (the machine was shared: "
+                "CPU time is the fairer measure when the two runs got different shares)"
+            )
     else:
         lines.append("- previous code not run (pass --old-tree or --old-json)")
     if ff is not None:
@@ -588,6 +603,8 @@ def main() -> None:
                         help="saved --old-part output instead of --old-tree")
     parser.add_argument("--wait-old", type=float, default=0.0,
                         help="seconds to wait for --old-json to appear (a run in progress)")
+    parser.add_argument("--old-cpu-seconds", type=float, default=None,
+                        help="CPU seconds of an --old-part run that did not record them")
     parser.add_argument("--old-label", default="previous commit",
                         help="how the report names the previous code")
     args = parser.parse_args()
@@ -622,6 +639,8 @@ def main() -> None:
                 [sys.executable, __file__, "--old-part", str(old_json)], env=env, check=True
             )
         c49 = analytic49_case(old_json, wait=args.wait_old)
+        if c49["old"] is not None and "cpu_seconds" not in c49["old"]:
+            c49["old"]["cpu_seconds"] = args.old_cpu_seconds
         lines += analytic49_report(c49, args.old_label)
     lines += digits_lines
     cases = []
