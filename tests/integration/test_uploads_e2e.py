@@ -148,3 +148,40 @@ def test_streamed_uint8_images_with_a_transform_through_the_stack(
     with pytest.raises(landscope.UnprocessableEntityError) as e:
         client_a.jobs.submit(bad)
     assert "evaluate" in str(e.value) + str(getattr(e.value, "errors", ""))
+
+
+def test_sharded_products_through_the_fan_out_equal_unsharded(
+        client_a: landscope.Client) -> None:
+    """evaluate and hessian_spectrum with parallel shards run as fan-out pieces (packed,
+    sent through Redis, summed on the parent) and equal the unsharded jobs."""
+    import numpy as np
+
+    rng = np.random.default_rng(11)
+    data = {"inline": {"x": rng.normal(size=(60, 3)).tolist(),
+                       "y": rng.normal(size=(60, 1)).tolist()}}
+    base = {"model": {"architecture": {"type": "mlp", "input_dim": 3, "hidden": [5],
+                                       "output_dim": 1, "activation": "tanh", "bias": True},
+                      "init_seed": 2},
+            "data": data, "loss": "mse", "dtype": "float64", "batch_size": 8}
+    hess = {"mode": "iterative", "top_k": 3, "bottom_k": 0, "tol": 1e-10,
+            "hvp": "forward_over_reverse", "density_probes": 2, "density_steps": 10}
+    jobs = {
+        "ev1": {**base, "kind": "evaluate"},
+        "ev3": {**base, "kind": "evaluate", "options": {"parallel": {"shards": 3}}},
+        "h1": {**base, "kind": "hessian_spectrum", "options": hess},
+        "h2": {**base, "kind": "hessian_spectrum",
+               "options": {**hess, "parallel": {"shards": 2}}},
+    }
+    done = {k: client_a.jobs.wait(client_a.jobs.submit(r).id, timeout=300)
+            for k, r in jobs.items()}
+    for k, job in done.items():
+        assert job.status == "succeeded", (k, job.error)
+    ev1, ev3 = done["ev1"].result, done["ev3"].result
+    h1, h2 = done["h1"].result, done["h2"].result
+    assert ev1 and ev3 and h1 and h2
+    assert ev3["loss"] == pytest.approx(ev1["loss"], rel=1e-10)
+    assert ev3["grad_norm"] == pytest.approx(ev1["grad_norm"], rel=1e-10)
+    assert len(ev3["parallel"]["shards"]) == 3
+    assert all(s["ran_on"] for s in ev3["parallel"]["shards"])
+    assert h2["top"]["eigenvalues"] == pytest.approx(h1["top"]["eigenvalues"], rel=1e-10)
+    assert [s["samples"] for s in h2["parallel"]["shards"]] == [[0, 32], [32, 60]]
