@@ -77,13 +77,16 @@ def test_theory_rows_of_hessian_predictions_and_connectivity_entries() -> None:
                                  "applies": False, "predicted_n_lambda": None,
                                  "measured": {"max_n_lambda": 2},
                                  "verdict": "not applicable"},
+        "quadratic": {"statement": "m > 2N", "applies": False, "verdict": None,
+                      "agrees": None},
         "verdict": "saddle",
     }
     rows = theory_rows(theory)
     assert [r.theorem for r in rows] == ["PSD at a minimum", "G is PSD",
-                                         "width > min(in, out)"]
+                                         "width > min(in, out)", "m > 2N"]
     assert rows[0].measured == ["lambda_min = -0.5", "tol = 1e-06"]
-    assert [r.verdict for r in rows] == ["undecided", "agrees", "not applicable"]
+    assert [r.verdict for r in rows] == ["undecided", "agrees", "not applicable",
+                                         "does not apply"]
     assert rows[2].hypotheses == ["linear_network: no", "m: 4"]
     assert rows[2].predicted == ["n_lambda: —"]
     assert rows[2].applies == "no"

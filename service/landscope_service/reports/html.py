@@ -86,6 +86,8 @@ def _verdict(entry: Mapping[str, Any]) -> str:
     v = entry.get("verdict")
     if isinstance(v, str) and v:
         return v
+    if entry.get("applies") is False:
+        return "does not apply"
     for key in ("agrees", "consistent"):
         if key in entry:
             return {True: "agrees", False: "disagrees"}.get(entry[key], "undecided")
