@@ -359,8 +359,9 @@ def analytic49_case(old_json: Path | None, wait: float = 0.0) -> dict[str, Any]:
     tree = new["tree"]
     n_raw = [tree.n_lambda(x, effective=False) for x in levels]
     n_eff = [tree.n_lambda(x) for x in levels]
-    old_raw = _old_counts(old, levels, effective=False)
-    old_eff = _old_counts(old, levels, effective=True)
+    done_old = old if old is not None and not old.get("did_not_finish") else None
+    old_raw = _old_counts(done_old, levels, effective=False)
+    old_eff = _old_counts(done_old, levels, effective=True)
     return {
         "levels": levels,
         "truth": truth,
@@ -504,7 +505,12 @@ def analytic49_report(c: dict[str, Any], command_old: str) -> list[str]:
         "N_lambda raw = truth | N_lambda effective = truth | noise level |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    if old is not None:
+    if old is not None and old.get("did_not_finish"):
+        lines.append(
+            f"| previous ({command_old}) | > {old['seconds']:.0f} (did not finish) | "
+            f"> {_cpu(old)} | - of {old['pairs_total']} | - | - | - | - | - |"
+        )
+    elif old is not None:
         lines.append(
             f"| previous ({command_old}) | {old['seconds']:.1f} | {_cpu(old)} | "
             f"{old['pairs_refined']} of "
@@ -525,7 +531,16 @@ def analytic49_report(c: dict[str, Any], command_old: str) -> list[str]:
         "- the truth counts components topologically, so it is compared with the raw "
         "counts; the effective counts join merges below the noise level on purpose.",
     ]
-    if old is not None:
+    if old is not None and old.get("did_not_finish"):
+        ratio = new["seconds"] / old["seconds"]
+        cr = new["cpu_seconds"] / old["cpu_seconds"]
+        lines += [
+            f"- the previous code did not finish: {old.get('note', '')}. Its times are lower "
+            "bounds, so the ratios below are upper bounds.",
+            f"- wall-time ratio this / previous: **< {ratio:.3f}**; CPU-time ratio: "
+            f"**< {cr:.3f}** (target <= 0.2: **{cr <= 0.2 and ratio <= 0.2}**)",
+        ]
+    elif old is not None:
         ratio = new["seconds"] / old["seconds"]
         lines.append(
             f"- wall-time ratio this / previous: **{ratio:.3f}** (target <= 0.2: "
