@@ -66,9 +66,12 @@ class RedisMetrics:
             self._observe(pipe, "http", (method, endpoint, str(status)), seconds, HTTP_BUCKETS)
         pipe.execute()
 
+    submitted_key = "ls:m:submitted"
+    """The hash of submissions per kind (the job store's creation script counts there)."""
+
     def job_submitted(self, kind: str, pipe: Any = None) -> None:
         """Count a submission (in ``pipe``, a Redis pipeline, when given)."""
-        (pipe if pipe is not None else self.client).hincrby("ls:m:submitted", kind, 1)
+        (pipe if pipe is not None else self.client).hincrby(self.submitted_key, kind, 1)
 
     def job_finished(self, kind: str, status: str, seconds: float | None,
                      products: int | None = None) -> None:

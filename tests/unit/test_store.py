@@ -157,3 +157,40 @@ def test_idempotency_covers_metadata(store: JobStore) -> None:
     with pytest.raises(IdempotencyConflict):
         store.create(tenant="a", kind="evaluate", request={"x": 1}, metadata={"run": "2"},
                      queue="cpu", idempotency_key="k-meta")
+
+
+def test_create_is_one_round_trip_with_record_index_counter_and_event(
+        store: JobStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Idempotency key, job hash, tenant index, queue deadline, submissions counter and the
+    queued event are written by one script; a replay writes nothing."""
+    from redis.connection import Connection
+
+    sent: list[int] = []
+    real = Connection.send_packed_command
+
+    def counting(self: Connection, *a: object, **k: object) -> None:
+        sent.append(1)
+        real(self, *a, **k)  # type: ignore[arg-type]
+
+    _create(store, key="warm")  # the script is loaded once per connection pool
+    monkeypatch.setattr(Connection, "send_packed_command", counting)
+    job, created = store.create(tenant="a", kind="evaluate", request={"x": 1},
+                                metadata={}, queue="cpu", idempotency_key="k1",
+                                queue_timeout_s=30.0, estimate={"products": 3})
+    assert created and len(sent) == 1
+    monkeypatch.setattr(Connection, "send_packed_command", real)
+    raw = store.raw(job["id"])
+    assert raw is not None and raw["status"] == "queued" and raw["attempts"] == "0"
+    assert store.get(job["id"], tenant="a")["estimate"] == {"products": 3}
+    assert store.client.zscore("ls:tenant:a:jobs", job["id"]) is not None
+    assert store.client.zscore("ls:queue_deadlines", job["id"]) == pytest.approx(
+        float(raw["queue_deadline_at"]))
+    assert store.client.hget("ls:m:submitted", "evaluate") == b"2"
+    events = store.client.xrange(f"ls:jobevents:{job['id']}")
+    assert [e[1][b"type"] for e in events] == [b"job.queued"]
+    assert store.client.ttl(f"ls:jobevents:{job['id']}") > 0
+    again, created2 = store.create(tenant="a", kind="evaluate", request={"x": 1},
+                                   metadata={}, queue="cpu", idempotency_key="k1")
+    assert not created2 and again["id"] == job["id"]
+    assert store.client.hget("ls:m:submitted", "evaluate") == b"2"  # a replay counts nothing
+    assert len(store.client.xrange(f"ls:jobevents:{job['id']}")) == 1

@@ -7,7 +7,7 @@ task id recorded in the job (a cancel revokes it).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from celery import Celery
@@ -15,7 +15,33 @@ from celery import Celery
 from .reaper import reap_one
 from .store import JobStore
 
-__all__ = ["Dispatcher", "queue_for"]
+__all__ = ["Dispatcher", "Push", "queue_for"]
+
+TASK = "landscope.run_job"
+
+
+@dataclass(frozen=True)
+class Push:
+    """A Celery message as kombu's Redis transport would deliver it: ``LPUSH key payload``."""
+
+    key: str
+    payload: bytes | str
+
+
+@dataclass
+class _Capture:
+    """Stands in for kombu's Redis publish batch (``Producer.batch()``) for one publish:
+    kombu routes and serialises the message as always and hands this object the final
+    Redis commands, which are collected here instead of sent."""
+
+    commands: list[tuple[str, tuple[Any, ...]]] = field(default_factory=list)
+    aborted: bool = False  # read by kombu's batch state
+
+    def add(self, name: str, *args: Any) -> None:
+        self.commands.append((name, args))
+
+    def publish(self, channel: Any, message: Any, **kwargs: Any) -> Any:
+        return channel.basic_publish(message, _publish_batch=self, **kwargs)
 
 
 def queue_for(request: dict[str, Any]) -> str:
@@ -33,11 +59,36 @@ class Dispatcher:
 
         ``task_id``: an id already recorded in the job (else a new one is recorded).
         """
-        result = self.celery.send_task("landscope.run_job", args=[job_id], queue=queue,
-                                       task_id=task_id)
+        result = self.celery.send_task(TASK, args=[job_id], queue=queue, task_id=task_id)
         if task_id is None:
             self.jobs.set_task_id(job_id, result.id)
         return str(result.id)
+
+    def prepare(self, job_id: str, queue: str, *, task_id: str) -> Push | None:
+        """The message :meth:`send` would publish, built by Celery and kombu but not sent,
+        so the job store can push it in the round trip that creates the job.
+
+        The task, its id, the queue routing and every header are Celery's own (the same
+        ``send_task`` call, through a producer whose publish batch collects kombu's final
+        Redis commands). None when the broker's transport has no publish batches or the
+        message is more than one ``LPUSH`` (queue expiry): then :meth:`send` it after.
+        """
+        with self.celery.producer_or_acquire() as producer:
+            if getattr(producer.channel, "create_publish_batch", None) is None:
+                return None
+            capture = _Capture()
+            producer._batch_local.current = capture  # kombu's hook for Producer.batch()
+            try:
+                self.celery.send_task(TASK, args=[job_id], queue=queue, task_id=task_id,
+                                      producer=producer)
+            finally:
+                del producer._batch_local.current
+        if len(capture.commands) != 1 or capture.commands[0][0] != "lpush":
+            if capture.commands:  # not sent: kombu would have run them; send it the usual way
+                return None
+            raise RuntimeError("kombu published the message itself; not capturable")
+        key, payload = capture.commands[0][1]
+        return Push(str(key), payload)
 
     def recover_if_lost(self, job_id: str, *, max_attempts: int) -> bool:
         """A running job whose lease lapsed is re-queued (or failed); True if it changed."""

@@ -34,7 +34,7 @@ from typing import Any
 import redis
 
 from ..metrics import RedisMetrics
-from .events import JobEvents
+from .events import MAX_EVENTS, JobEvents, event_key
 
 __all__ = [
     "FINISHED",
@@ -147,6 +147,34 @@ return {'started', attempts}
 """
 
 # renew a lease only if we still hold it. KEYS[1]=lease; ARGV: token, ms
+# A job's creation in one round trip. KEYS: job hash, tenant index, idempotency key (unused
+# when ARGV[1] is '0'), submissions counter hash (unused when ARGV[7] is ''), event stream,
+# queue deadlines, the Celery queue list (unused when ARGV[13] is ''). ARGV: 1 '1' with an
+# idempotency key, 2 its record, 3 its TTL s, 4 job id, 5 index score (ms), 6 queue deadline
+# ('' for none), 7 kind ('' to count nothing), 8 event type ('' to record none: the caller
+# records it), 9 event timestamp, 10 event data, 11 stream cap, 12 stream TTL s, 13 the Celery
+# message to LPUSH ('' for none), 14.. the job hash's field/value pairs. Returns {1} when
+# created (the message pushed after the record), {0, record} when the idempotency key is
+# taken (nothing written).
+_CREATE = """
+if ARGV[1] == '1' then
+  local old = redis.call('GET', KEYS[3])
+  if old then return {0, old} end
+  redis.call('SET', KEYS[3], ARGV[2], 'EX', ARGV[3])
+end
+redis.call('HSET', KEYS[1], unpack(ARGV, 14))
+redis.call('ZADD', KEYS[2], ARGV[5], ARGV[4])
+if ARGV[6] ~= '' then redis.call('ZADD', KEYS[6], ARGV[6], ARGV[4]) end
+if ARGV[7] ~= '' then redis.call('HINCRBY', KEYS[4], ARGV[7], 1) end
+if ARGV[8] ~= '' then
+  redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[11], '*', 'type', ARGV[8],
+             'timestamp', ARGV[9], 'data', ARGV[10])
+  redis.call('EXPIRE', KEYS[5], ARGV[12])
+end
+if ARGV[13] ~= '' then redis.call('LPUSH', KEYS[7], ARGV[13]) end
+return {1}
+"""
+
 _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2]); return 1
@@ -171,6 +199,7 @@ class JobStore:
         self._transition = self.client.register_script(_TRANSITION)
         self._start = self.client.register_script(_START)
         self._renew = self.client.register_script(_RENEW)
+        self._create = self.client.register_script(_CREATE)
         # each transition appends to the job's event stream (and queues its webhooks)
         self.events = JobEvents(self.client, ttl_s=self.result_ttl_s, render=self.get)
 
@@ -203,12 +232,15 @@ class JobStore:
         queue_timeout_s: float | None = None,
         job_id: str | None = None,
         fields: dict[str, str] | None = None,
+        push: tuple[str, bytes | str] | None = None,
     ) -> tuple[dict[str, Any], bool]:
         """Create a queued job; return ``(job, created)``.
 
         ``job_id`` (default: a new one) and extra hash ``fields`` (e.g. the ``task_id`` the
         job will be sent with) let the caller know them before the job exists. Creation is
-        one round trip (two with an idempotency key).
+        one round trip (one Lua script: idempotency key, record, index, counter, event).
+        ``push`` (a list key and a payload: the job's Celery message) is LPUSHed by that same
+        script once the job exists, and only when it is created.
 
         ``estimate`` (the submit-time cost estimate) is shown in the job; a job running
         longer than ``max_runtime_s`` is failed with ``deadline_exceeded`` by its worker;
@@ -220,69 +252,69 @@ class JobStore:
         :class:`IdempotencyInProgress`.
         """
         fp = self.request_fingerprint(kind, request, metadata)
-        idem_key = None
-        if idempotency_key is not None:
-            idem_key = self._idem(tenant, idempotency_key)
-            pending = json.dumps({"fingerprint": fp, "job_id": None})
-            if not self.client.set(idem_key, pending, nx=True, ex=self.idempotency_ttl_s):
-                raw = self.client.get(idem_key)
-                if raw is None:  # expired between the two calls: treat as in progress
-                    raise IdempotencyInProgress(idempotency_key)
-                record = json.loads(raw)
-                if record["fingerprint"] != fp:
-                    raise IdempotencyConflict(idempotency_key)
-                if record["job_id"] is None:
-                    raise IdempotencyInProgress(idempotency_key)
-                job = self.get(record["job_id"], tenant=tenant)
-                if job is None:  # expired job: the key outlived it
-                    raise IdempotencyConflict(idempotency_key)
-                return job, False
-        try:
-            job_id = job_id or new_job_id()
-            now = time.time()
-            doc = {
-                "id": job_id,
-                "tenant": tenant,
-                "kind": kind,
-                "request": request,
-                "metadata": metadata,
-                "queue": queue,
-                "created_at": now,
-            }
-            pipe = self.client.pipeline()
-            mapping: dict[str, Any] = {
-                "doc": json.dumps(doc),
-                "status": "queued",
-                "progress": json.dumps({"stage": "queued", "fraction": 0.0, "message": ""}),
-                "attempts": 0,
-                "cancel_requested": "0",
-                "expires_at": now + self.result_ttl_s,
-            }
-            if estimate is not None:
-                mapping["estimate"] = json.dumps(estimate)
-            if max_runtime_s:
-                mapping["max_runtime_s"] = float(max_runtime_s)
-            if queue_timeout_s:
-                mapping["queue_deadline_at"] = now + float(queue_timeout_s)
-                pipe.zadd(QUEUE_DEADLINES, {job_id: now + float(queue_timeout_s)})
-            if request.get("webhook"):
-                mapping["webhook"] = json.dumps({
-                    "url": request["webhook"], "tenant": tenant,
-                    "events": request.get("webhook_events") or None})
-            mapping.update(fields or {})
-            pipe.hset(self._job(job_id), mapping=mapping)
-            pipe.zadd(self._index(tenant), {job_id: int(now * 1000)})
-            if idem_key is not None:
-                pipe.set(idem_key, json.dumps({"fingerprint": fp, "job_id": job_id}),
-                         ex=self.idempotency_ttl_s)
-            if self.metrics is not None:
-                self.metrics.job_submitted(kind, pipe=pipe)
-            pipe.execute()
-        except BaseException:
-            if idem_key is not None:
-                self.client.delete(idem_key)
-            raise
-        self.events.record(job_id, "queued", {"status": "queued"})
+        job_id = job_id or new_job_id()
+        now = time.time()
+        doc = {
+            "id": job_id,
+            "tenant": tenant,
+            "kind": kind,
+            "request": request,
+            "metadata": metadata,
+            "queue": queue,
+            "created_at": now,
+        }
+        mapping: dict[str, Any] = {
+            "doc": json.dumps(doc),
+            "status": "queued",
+            "progress": json.dumps({"stage": "queued", "fraction": 0.0, "message": ""}),
+            "attempts": 0,
+            "cancel_requested": "0",
+            "expires_at": now + self.result_ttl_s,
+        }
+        if estimate is not None:
+            mapping["estimate"] = json.dumps(estimate)
+        if max_runtime_s:
+            mapping["max_runtime_s"] = float(max_runtime_s)
+        deadline = ""
+        if queue_timeout_s:
+            mapping["queue_deadline_at"] = now + float(queue_timeout_s)
+            deadline = repr(now + float(queue_timeout_s))
+        if request.get("webhook"):
+            mapping["webhook"] = json.dumps({
+                "url": request["webhook"], "tenant": tenant,
+                "events": request.get("webhook_events") or None})
+        mapping.update(fields or {})
+        # A job with a webhook has its queued event recorded by JobEvents (which queues the
+        # delivery); every other job's event is appended by the creation script itself.
+        inline_event = not request.get("webhook")
+        counted = self.metrics.submitted_key if self.metrics is not None else ""
+        flat: list[Any] = []
+        for k, v in mapping.items():
+            flat += [k, repr(v) if isinstance(v, float) else v]
+        reply = self._create(
+            keys=[self._job(job_id), self._index(tenant),
+                  self._idem(tenant, idempotency_key) if idempotency_key is not None
+                  else "ls:idem:-", counted or "ls:m:-", event_key(job_id), QUEUE_DEADLINES,
+                  push[0] if push is not None else "ls:push:-"],
+            args=["1" if idempotency_key is not None else "0",
+                  json.dumps({"fingerprint": fp, "job_id": job_id}), self.idempotency_ttl_s,
+                  job_id, int(now * 1000), deadline, kind if counted else "",
+                  "job.queued" if inline_event else "", iso(now) or "",
+                  json.dumps({"status": "queued"}), MAX_EVENTS, self.events.ttl_s,
+                  push[1] if push is not None else "", *flat])
+        if not reply[0]:
+            assert idempotency_key is not None
+            record = json.loads(reply[1])
+            if record["fingerprint"] != fp:
+                raise IdempotencyConflict(idempotency_key)
+            if record["job_id"] is None:  # a pending record of an older version
+                raise IdempotencyInProgress(idempotency_key)
+            job = self.get(record["job_id"], tenant=tenant)
+            if job is None:  # expired job: the key outlived it
+                raise IdempotencyConflict(idempotency_key)
+            return job, False
+        if not inline_event:
+            self.events.record(job_id, "queued", {"status": "queued"})
         raw = {k: str(v) for k, v in mapping.items()}
         return self._render(doc, raw), True
 

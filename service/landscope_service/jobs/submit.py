@@ -178,6 +178,15 @@ class Submissions:
             if first is None:
                 raise
             return first, False
+        # The Celery message is built now and pushed by the script that creates the job
+        # (one round trip; a replay pushes nothing); None: it is sent after, as before.
+        try:
+            push = self.dispatcher.prepare(job_id, queue, task_id=task_id)
+        except Exception as e:  # broker down: no job is created
+            self.caps.release(tenant, job_id)
+            log.exception("could not build the task message of %s", job_id)
+            raise UnavailableError("The job queue is unavailable; retry shortly.",
+                                   retry_after=5) from e
         created = False
         try:
             job, created = self.jobs.create(
@@ -185,6 +194,7 @@ class Submissions:
                 queue=queue, idempotency_key=idempotency_key, estimate=estimate,
                 max_runtime_s=limits.max_runtime_s, queue_timeout_s=limits.queue_timeout_s,
                 job_id=job_id, fields={"task_id": task_id},
+                push=None if push is None else (push.key, push.payload),
             )
         except IdempotencyConflict:
             raise InvalidRequestError(
@@ -199,12 +209,13 @@ class Submissions:
                 self.caps.release(tenant, job_id)
         if not created:
             return job, False
-        try:
-            self.dispatcher.send(job_id, queue, task_id=task_id)
-        except Exception as e:  # broker down: do not leave a job nobody will run
-            log.exception("could not enqueue %s", job["id"])
-            self.jobs.fail(job["id"], "enqueue_failed", f"The queue is unavailable: {e}")
-            raise UnavailableError("The job queue is unavailable; retry shortly.",
-                              retry_after=5) from e
+        if push is None:
+            try:
+                self.dispatcher.send(job_id, queue, task_id=task_id)
+            except Exception as e:  # broker down: do not leave a job nobody will run
+                log.exception("could not enqueue %s", job["id"])
+                self.jobs.fail(job["id"], "enqueue_failed", f"The queue is unavailable: {e}")
+                raise UnavailableError("The job queue is unavailable; retry shortly.",
+                                       retry_after=5) from e
         log.info("job submitted", extra={"job_id": job["id"], "tenant": tenant})
         return job, True
