@@ -9,7 +9,31 @@ from typing import Any
 from ._options import EvaluateOptions
 from ._read import FromJson
 
-__all__ = ["EvaluateOptions", "EvaluateResult", "PerSampleLoss"]
+__all__ = ["EvaluateOptions", "EvaluateResult", "Parallel", "PerSampleLoss", "Shard"]
+
+
+@dataclass(frozen=True)
+class Shard(FromJson):
+    """One shard of a data-parallel job (``options.parallel.shards``).
+
+    Attributes:
+        samples: its sample range ``[start, stop)``.
+        ran_on: where it ran (``host:pid``; for a Hessian, its last product).
+    """
+
+    samples: tuple[int, ...]
+    ran_on: str
+
+
+@dataclass(frozen=True)
+class Parallel(FromJson):
+    """How a job's products were split (docs/data.md).
+
+    Attributes:
+        shards: the shards, in data order.
+    """
+
+    shards: tuple[Shard, ...]
 
 
 @dataclass(frozen=True)
@@ -38,6 +62,7 @@ class EvaluateResult(FromJson):
         num_samples: N, the number of data points.
         per_sample_loss: min, mean and max of the per-sample losses.
         theory: which results of THEORY.md apply and their checks (free-form JSON).
+        parallel: the shards, when the job ran with ``options.parallel.shards > 1``.
     """
 
     loss: float
@@ -46,3 +71,4 @@ class EvaluateResult(FromJson):
     num_samples: int
     per_sample_loss: PerSampleLoss
     theory: Mapping[str, Any] = field(default_factory=dict)
+    parallel: Parallel | None = None

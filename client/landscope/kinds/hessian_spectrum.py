@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from ._options import HessianSpectrumOptions
 from ._read import FromJson
+from .evaluate import Parallel
 
 __all__ = [
     "Density",
@@ -178,6 +179,7 @@ class HessianSpectrumResult(FromJson):
 
     ``status`` is ``"not_converged"`` when a wanted eigenvalue missed the residual
     tolerance; ``warnings`` then says so in words. ``exact`` is True in exact mode.
+    ``parallel`` lists the shards when ``options.parallel.shards > 1`` (iterative mode).
     """
 
     status: Status
@@ -205,6 +207,7 @@ class HessianSpectrumResult(FromJson):
     ritz_bounds: RitzBounds | None
     warnings: tuple[str, ...]
     theory: Theory
+    parallel: Parallel | None = None
 
     @property
     def converged(self) -> bool:
