@@ -19,17 +19,11 @@ Example:
 
 from __future__ import annotations
 
-import queue
-import threading
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
 from landscope._exceptions import LandscopeError
-from landscope.integrations._common import flat_metrics
-from landscope.spec import JobRequest, ModelSpec
-from landscope.types import Job
+from landscope.integrations._training import Measured, Measurer
 
 try:
     from lightning.pytorch import Callback
@@ -38,16 +32,6 @@ except ImportError as e:  # pragma: no cover - the extra is missing
         "LandscopeCallback needs Lightning: pip install 'landscope[lightning]'.") from e
 
 __all__ = ["LandscopeCallback", "Measured"]
-
-
-@dataclass(frozen=True)
-class Measured:
-    """One finished measurement: the snapshot's epoch and step, the kind, the job."""
-
-    epoch: int
-    step: int
-    kind: str
-    job: Job
 
 
 def _default_module(pl_module: Any) -> Any:
@@ -82,103 +66,39 @@ class LandscopeCallback(Callback):
         super().__init__()
         if every_n_epochs < 1:
             raise ValueError(f"every_n_epochs must be >= 1, got {every_n_epochs}.")
-        self.client = client
-        self.example_input = example_input
-        self.data = dict(data)
-        self.kinds = {k: dict(v) for k, v in (kinds or {"hessian_spectrum": {}}).items()}
         self.every_n_epochs = every_n_epochs
-        self.loss = loss
         self.module_fn = module or _default_module
-        self.metadata = dict(metadata or {})
         self.log_prefix = log_prefix
-        self.wait_timeout = wait_timeout
         self.wait_at_end = wait_at_end
-        self.measured: list[Measured] = []
-        self.errors: list[BaseException] = []
-        self._spec: ModelSpec | None = None
-        self._used: tuple[str, ...] = ()
-        self._done: queue.SimpleQueue[Measured | BaseException] = queue.SimpleQueue()
-        self._pool: ThreadPoolExecutor | None = None
-        self._pending: list[Future[None]] = []
-        self._lock = threading.Lock()
+        self._m = Measurer(client, example_input=example_input, data=data, kinds=kinds,
+                           loss=loss, metadata=metadata, wait_timeout=wait_timeout)
 
-    # ------------------------------------------------------------------ hooks
+    @property
+    def measured(self) -> list[Measured]:
+        """The measurements logged so far, in the order they finished."""
+        return self._m.measured
+
+    @property
+    def errors(self) -> list[BaseException]:
+        """Errors of submissions or waits (never raised into training)."""
+        return self._m.errors
+
     def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
         if trainer.global_rank != 0 or (trainer.current_epoch + 1) % self.every_n_epochs:
             return
-        spec = self._snapshot(self.module_fn(pl_module))
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="landscope")
-        epoch, step = int(trainer.current_epoch), int(trainer.global_step)
-        self._pending.append(self._pool.submit(self._measure, spec, epoch, step))
+        self._m.snapshot_and_submit(self.module_fn(pl_module), int(trainer.current_epoch),
+                                    int(trainer.global_step))
 
     def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
         self._drain(trainer)
 
     def on_train_end(self, trainer: Any, pl_module: Any) -> None:
-        if self.wait_at_end:
-            for fut in self._pending:
-                fut.result()
+        self._m.finish(wait=self.wait_at_end)
         self._drain(trainer)
-        if self._pool is not None:
-            self._pool.shutdown(wait=self.wait_at_end)
-            self._pool = None
-
-    # ------------------------------------------------------------------ internals
-    def _snapshot(self, module: Any) -> ModelSpec:
-        """The architecture (traced once) with a CPU copy of the current weights."""
-        from landscope._torch import state_dict_to_safetensors
-
-        if self._spec is None:
-            from landscope.from_module import from_module
-
-            was_training = module.training
-            try:
-                self._spec = from_module(module, self.example_input)
-            finally:
-                module.train(was_training)
-            self._used = _safetensors_keys(self._spec.weights)
-            return self._spec
-        state = module.state_dict()
-        weights = {k: state[k].detach().to("cpu", copy=True) for k in self._used}
-        return ModelSpec(architecture=self._spec.architecture,
-                         weights=state_dict_to_safetensors(weights), unused=self._spec.unused)
-
-    def _measure(self, spec: ModelSpec, epoch: int, step: int) -> None:
-        for kind, options in self.kinds.items():
-            try:
-                job = self.client.jobs.submit(JobRequest(
-                    kind=kind, model=spec, data=self.data, loss=self.loss, options=options,
-                    metadata={**self.metadata, "epoch": str(epoch), "step": str(step)}))
-                job = self.client.jobs.wait(job, timeout=self.wait_timeout)
-                self._done.put(Measured(epoch=epoch, step=step, kind=kind, job=job))
-            except BaseException as e:  # reported, never raised into training
-                self._done.put(e)
 
     def _drain(self, trainer: Any) -> None:
-        while True:
-            try:
-                item = self._done.get_nowait()
-            except queue.Empty:
-                return
-            if isinstance(item, BaseException):
-                self.errors.append(item)
-                continue
-            self.measured.append(item)
-            if item.job.status != "succeeded" or trainer.logger is None:
-                continue
-            metrics = {f"{self.log_prefix}/{item.kind}/{k}": v
-                       for k, v in flat_metrics(item.job.result or {}).items()}
-            if metrics:
-                trainer.logger.log_metrics(metrics, step=item.step)
-
-
-def _safetensors_keys(data: bytes) -> tuple[str, ...]:
-    """The tensor names in a safetensors file's header (8-byte length, then JSON)."""
-    import json
-    import struct
-
-    (n,) = struct.unpack("<Q", data[:8])
-    header = json.loads(data[8:8 + n])
-    return tuple(k for k in header if k != "__metadata__")
+        logger = trainer.logger
+        self._m.drain(None if logger is None else
+                      (lambda metrics, step: logger.log_metrics(metrics, step=step)),
+                      self.log_prefix)
