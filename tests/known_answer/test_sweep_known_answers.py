@@ -181,3 +181,65 @@ def test_batch_norm_sweep_measures_both_variants() -> None:
                                                      r["variants"][1]["runs"], strict=True))
     assert r["held"] == held and r["seeds"] == 3
     assert r["claim_statement"]["source"].startswith("Santurkar")
+
+
+def test_nonconvex_fraction_known_cases() -> None:
+    """A linear model with mse is convex along every slice (fraction 0). For
+    L(w1, w2) = (w2 w1 - 1)^2 at w1 = w2 = 0.5 (x = y = 1), a filter-normalised direction is
+    (+-0.5, +-0.5): with equal signs L(a) = (0.25 (1 + a)^2 - 1)^2 has L'' < 0 near a = 0
+    (non-convex), with opposite signs L(a) = (0.75 + 0.25 a^2)^2 is convex."""
+    from landscope_service.diagnostics.slice.directions import random_filter_normalized
+    from landscope_service.diagnostics.sweep.runner import nonconvex_fraction
+
+    gen = torch.Generator().manual_seed(2)
+    x = torch.randn(20, 3, dtype=DT, generator=gen)
+    lin = nn.Sequential(nn.Linear(3, 2))
+    prob = Problem(lin, init_params(lin, 0, dtype=DT, device=torch.device("cpu")), x,
+                   torch.randn(20, 2, dtype=DT, generator=gen), "mse")
+    frac, flags = nonconvex_fraction(prob, flatten(prob.params), slices=6, points=21, seed=0)
+    assert frac == 0.0 and flags == [False] * 6
+
+    two = nn.Sequential(nn.Linear(1, 1, bias=False), nn.Linear(1, 1, bias=False))
+    params = {"0.weight": torch.full((1, 1), 0.5, dtype=DT),
+              "1.weight": torch.full((1, 1), 0.5, dtype=DT)}
+    prob2 = Problem(two, params, torch.ones(1, 1, dtype=DT), torch.ones(1, 1, dtype=DT), "mse")
+    theta = flatten(params)
+    expected = []
+    for k in range(8):
+        d = random_filter_normalized(prob2, 1, seed=k).vectors[0]
+        assert torch.allclose(d.abs(), torch.full((2,), 0.5, dtype=DT), atol=1e-12)
+        expected.append(bool(d[0] * d[1] > 0))
+    assert True in expected and False in expected  # both cases occur
+    frac2, flags2 = nonconvex_fraction(prob2, theta, slices=8, points=21, seed=0)
+    assert flags2 == expected and frac2 == sum(expected) / 8
+
+
+def test_skip_connection_variants() -> None:
+    from landscope_service.diagnostics.sweep.variants import ScaledResidual, deepen
+
+    base = _problem((6,))
+    plain = deepen(base.model, 3, residual=False)
+    resid = deepen(base.model, 3, residual=True)
+    assert sum(isinstance(m, nn.Linear) for m in plain) == 4
+    blocks = [m for m in resid if isinstance(m, ScaledResidual)]
+    assert len(blocks) == 2 and all(abs(b.scale - 3 ** -0.5) <= 1e-15 for b in blocks)
+    # the residual block computes x + f(x)/sqrt(3)
+    p = init_params(resid, 1, dtype=DT, device=torch.device("cpu"))
+    z = torch.randn(4, 6, dtype=DT)
+    w, b = p["2.0.weight"], p["2.0.bias"]
+    out = torch.func.functional_call(blocks[0], {"0.weight": w, "0.bias": b}, (z,))
+    assert torch.allclose(out, z + torch.tanh(z @ w.T + b) / 3 ** 0.5, atol=1e-14)
+    r = run_sweep(base, {"claim": "skip_connections", "seeds": 3, "depths": [3],
+                         "slices": 2, "slice_points": 9,
+                         "train": {"steps": 10, "lr": 0.05, "lanczos_max_products": 300}},
+                  RunContext(seed=0)).result
+    assert [v["name"] for v in r["variants"]] == ["plain depth 3", "residual depth 3"]
+    for v in r["variants"]:
+        for run in v["runs"]:
+            assert run["eig_converged"]
+            assert run["lambda_min"] <= run["lambda_max"]
+            assert run["eig_ratio"] == pytest.approx(abs(run["lambda_min"] / run["lambda_max"]))
+            assert len(run["nonconvex_slices"]) == 2
+    held = sum(b["lambda_max"] < a["lambda_max"] for a, b in
+               zip(r["variants"][0]["runs"], r["variants"][1]["runs"], strict=True))
+    assert r["held"] == held

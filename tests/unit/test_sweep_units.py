@@ -105,6 +105,8 @@ def _req(options: dict[str, Any], **arch: Any) -> dict[str, Any]:
      ["options", "claim"]),
     ("batch norm in a batch-norm mlp", _req({"claim": "batch_norm"}, batchnorm=True),
      ["options", "claim"]),
+    ("skips in a residual mlp", _req({"claim": "skip_connections"}, residual=True,
+                                     hidden=[2, 2]), ["options", "claim"]),
     ("width without hidden layer", _req({"claim": "width_barriers"}, hidden=[]),
      ["options", "claim"]),
     ("fewer than 3 seeds", _req({"seeds": 2}), ["options", "seeds"]),
@@ -138,12 +140,14 @@ def test_sdk_reads_a_runner_result() -> None:
                   "train": {"steps": 12, "sharpness_every": 4}},
                  {"claim": "width_barriers", "widths": [1, 2],
                   "train": {"steps": 12}, "barrier_points": 5},
-                 {"claim": "batch_norm", "measure_points": 2, "train": {"steps": 6}}):
+                 {"claim": "batch_norm", "measure_points": 2, "train": {"steps": 6}},
+                 {"claim": "skip_connections", "depths": [1, 2], "slices": 1,
+                  "slice_points": 5, "train": {"steps": 4}}):
         raw = run_sweep(prob, opts, RunContext()).result
         res = SweepResult.from_json(raw)
         assert res.claim == opts["claim"] and res.seeds == 3
         assert res.verdict in ("supported", "not_supported", "inconclusive")
-        assert len(res.variants) == 2 and all(len(v.runs) == 3 for v in res.variants)
+        assert len(res.variants) in (2, 4) and all(len(v.runs) == 3 for v in res.variants)
         assert res.claim_statement.source
         assert len(res.effect.interval) == 2
     bad = {**raw, "verdict": "maybe"}

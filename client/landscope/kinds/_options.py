@@ -498,7 +498,11 @@ class SweepOptions(OptionsBase):
         claim: The claim to test: edge_of_stability (Cohen et al. 2021: under full-batch GD
             lambda_max settles at 2/eta), width_barriers (wider networks have lower linear
             barriers between minima, raw and permutation-aligned) or batch_norm (Santurkar et
-            al. 2018: batch norm makes the loss smoother along the gradient).
+            al. 2018: batch norm makes the loss smoother along the gradient) or skip_connections
+            (Li et al. 2018: deep plain networks are sharper and less convex than their residual
+            versions).
+        depths: skip_connections: depths d; each gives a plain and a residual variant (branch
+            scaled 1/sqrt(d)); the verdict compares them at the deepest.
         learning_rates: edge_of_stability: the learning rates; one full-batch GD run per rate
             and seed.
         measure_points: batch_norm: points of each training run (evenly spaced steps, first and
@@ -506,18 +510,24 @@ class SweepOptions(OptionsBase):
         probe_steps: batch_norm: steps eta along -g where the gradient change and the loss are
             probed, as multiples of train.lr.
         seeds: Independent initialisations per variant (verdicts state k/n seeds).
+        slice_points: skip_connections: points of each slice on [-1, 1].
+        slices: skip_connections: 1-D filter-normalised random slices per run for the non-convex
+            fraction.
         train: Training of each run.
         widths: width_barriers: multipliers of every hidden layer's width (round(w * m), at
             least 1); 1 is the base network.
     """
 
     barrier_points: int = 33
-    claim: Literal["edge_of_stability", "width_barriers", "batch_norm"] = 'edge_of_stability'
+    claim: Literal["edge_of_stability", "width_barriers", "batch_norm", "skip_connections"] = 'edge_of_stability'
+    depths: tuple[int, ...] = (2, 8,)
     learning_rates: tuple[float, ...] = (0.05,)
     measure_points: int = 5
     probe_steps: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0,)
     seeds: int = 3
+    slice_points: int = 21
+    slices: int = 8
     train: SweepTrainOptions = field(default_factory=SweepTrainOptions)
     widths: tuple[float, ...] = (1.0, 2.0, 4.0,)
 
-    _FIELDS: ClassVar[Mapping[str, Mapping[str, Any]]] = {'barrier_points': {'type': 'integer', 'minimum': 3, 'maximum': 1001}, 'claim': {'type': 'string', 'enum': ['edge_of_stability', 'width_barriers', 'batch_norm']}, 'learning_rates': {'type': 'array', 'minItems': 1, 'maxItems': 16, 'items': {'type': 'number', 'minimum': 0.0, 'maximum': 10000.0, 'exclusiveMinimum': 0}}, 'measure_points': {'type': 'integer', 'minimum': 1, 'maximum': 100}, 'probe_steps': {'type': 'array', 'minItems': 1, 'maxItems': 16, 'items': {'type': 'number', 'minimum': 0.0, 'maximum': 10000.0, 'exclusiveMinimum': 0}}, 'seeds': {'type': 'integer', 'minimum': 3, 'maximum': 64}, 'train': {'type': 'object'}, 'widths': {'type': 'array', 'minItems': 2, 'maxItems': 8, 'items': {'type': 'number', 'minimum': 0.0, 'maximum': 64.0, 'exclusiveMinimum': 0}}}
+    _FIELDS: ClassVar[Mapping[str, Mapping[str, Any]]] = {'barrier_points': {'type': 'integer', 'minimum': 3, 'maximum': 1001}, 'claim': {'type': 'string', 'enum': ['edge_of_stability', 'width_barriers', 'batch_norm', 'skip_connections']}, 'depths': {'type': 'array', 'minItems': 1, 'maxItems': 8, 'items': {'type': 'integer', 'minimum': 1, 'maximum': 64}}, 'learning_rates': {'type': 'array', 'minItems': 1, 'maxItems': 16, 'items': {'type': 'number', 'minimum': 0.0, 'maximum': 10000.0, 'exclusiveMinimum': 0}}, 'measure_points': {'type': 'integer', 'minimum': 1, 'maximum': 100}, 'probe_steps': {'type': 'array', 'minItems': 1, 'maxItems': 16, 'items': {'type': 'number', 'minimum': 0.0, 'maximum': 10000.0, 'exclusiveMinimum': 0}}, 'seeds': {'type': 'integer', 'minimum': 3, 'maximum': 64}, 'slice_points': {'type': 'integer', 'minimum': 5, 'maximum': 401}, 'slices': {'type': 'integer', 'minimum': 1, 'maximum': 256}, 'train': {'type': 'object'}, 'widths': {'type': 'array', 'minItems': 2, 'maxItems': 8, 'items': {'type': 'number', 'minimum': 0.0, 'maximum': 64.0, 'exclusiveMinimum': 0}}}

@@ -113,6 +113,11 @@ class SweepRun(FromJson):
         losses: the loss before each step and after the last.
         beta, loss_range: batch_norm: medians over ``points``.
         points: batch_norm: the smoothness measured along the run.
+        lambda_max, lambda_min: skip_connections: extreme Hessian eigenvalues at the end.
+        eig_ratio: ``|lambda_min / lambda_max|``.
+        eig_converged: both eigenvalues met the Lanczos tolerance.
+        nonconvex_fraction: fraction of 1-D filter-normalised slices with negative curvature.
+        nonconvex_slices: per slice, whether it was non-convex.
     """
 
     seed: int
@@ -134,6 +139,12 @@ class SweepRun(FromJson):
     beta: float | None = None
     loss_range: float | None = None
     points: tuple[SweepPoint, ...] = ()
+    lambda_max: float | None = None
+    lambda_min: float | None = None
+    eig_ratio: float | None = None
+    eig_converged: bool | None = None
+    nonconvex_fraction: float | None = None
+    nonconvex_slices: tuple[bool, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -201,7 +212,7 @@ class SweepResult(FromJson):
         theory: predicted beside measured (free-form JSON).
     """
 
-    claim: Literal["edge_of_stability", "width_barriers", "batch_norm"]
+    claim: Literal["edge_of_stability", "width_barriers", "batch_norm", "skip_connections"]
     claim_statement: ClaimStatement
     verdict: Verdict
     verdict_rule: str

@@ -11,7 +11,7 @@ from . import OptionSet, array, choice, group, integer, number
 
 __all__ = ["CLAIMS", "OPTIONS", "RUNNER", "TRAIN"]
 
-CLAIMS = ("edge_of_stability", "width_barriers", "batch_norm")
+CLAIMS = ("edge_of_stability", "width_barriers", "batch_norm", "skip_connections")
 """The claims of THEORY.md section 4 that are implemented, in the order they were built."""
 
 RUNNER = "landscope_service.diagnostics.sweep.runner:run_sweep"
@@ -48,7 +48,9 @@ OPTIONS = OptionSet(
                         "full-batch GD lambda_max settles at 2/eta), width_barriers (wider "
                         "networks have lower linear barriers between minima, raw and "
                         "permutation-aligned) or batch_norm (Santurkar et al. 2018: batch norm "
-                        "makes the loss smoother along the gradient)."),
+                        "makes the loss smoother along the gradient) or skip_connections (Li et "
+                        "al. 2018: deep plain networks are sharper and less convex than their "
+                        "residual versions)."),
         "seeds": integer(3, "Independent initialisations per variant (verdicts state k/n "
                          "seeds).", ge=3, le=64),
         "train": group(TRAIN, "Training of each run."),
@@ -68,6 +70,14 @@ OPTIONS = OptionSet(
         "measure_points": integer(5, "batch_norm: points of each training run (evenly "
                                   "spaced steps, first and last included) where the "
                                   "smoothness along -g is measured.", ge=1, le=100),
+        "depths": array(integer(None, "A number of hidden layers.", ge=1, le=64), (2, 8),
+                        "skip_connections: depths d; each gives a plain and a residual "
+                        "variant (branch scaled 1/sqrt(d)); the verdict compares them at the "
+                        "deepest.", min_items=1, max_items=8),
+        "slices": integer(8, "skip_connections: 1-D filter-normalised random slices per run "
+                          "for the non-convex fraction.", ge=1, le=256),
+        "slice_points": integer(21, "skip_connections: points of each slice on [-1, 1].",
+                                ge=5, le=401),
         "barrier_points": integer(33, "width_barriers: initial samples of each linear path "
                                   "(certified between samples as level_set_connectivity "
                                   "does).", ge=3, le=1001),

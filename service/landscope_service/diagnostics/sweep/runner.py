@@ -20,15 +20,20 @@ from ..connectivity.minima import init_params as init_like
 from ..connectivity.objective import problem_objective
 from ..connectivity.profile import LinearConfig, LineCurve, certify_profiles
 from ..context import RunContext
+from ..hessian.lanczos import lanczos_extremes
+from ..hessian.operators import HessianOperator
 from ..monitor import Monitor
 from ..options.sweep import OPTIONS
 from ..output import RunOutput, json_float, json_floats
-from ..problem import Problem
+from ..problem import Problem, unflatten
+from ..slice.directions import random_filter_normalized
 from .train import gradient_descent, loss_and_grad
 from .variants import (
     BATCHNORM_RULE,
+    DEPTH_RULE,
     WIDEN_RULE,
     check_plain_mlp,
+    deepen,
     init_params,
     insert_batchnorm,
     variant_problem,
@@ -37,7 +42,8 @@ from .variants import (
 from .verdict import bootstrap_interval, majority, verdict
 
 __all__ = ["CLAIM_STATEMENTS", "EOS_BAND", "barrier_piece", "bn_piece", "eos_piece",
-           "run_sweep", "smoothness_along_gradient", "width_train_piece"]
+           "nonconvex_fraction", "run_sweep", "skip_piece", "smoothness_along_gradient",
+           "width_train_piece"]
 
 EOS_BAND = 0.05
 """A run is at the edge when its last-third mean lambda_max is within 5% of 2/eta."""
@@ -67,6 +73,13 @@ CLAIM_STATEMENTS: dict[str, dict[str, str]] = {
         "source": "Santurkar, Tsipras, Ilyas, Madry (2018), How does batch normalization help "
                   "optimization?, NeurIPS; THEORY.md section 4.",
     },
+    "skip_connections": {
+        "text": "Deep plain networks have chaotic, non-convex loss slices and a large "
+                "lambda_max; their residual versions (branch scaled about 1/sqrt(depth)) stay "
+                "smooth.",
+        "source": "Li, Xu, Taylor, Studer, Goldstein (2018), Visualizing the loss landscape of "
+                  "neural nets, NeurIPS; THEORY.md section 4.",
+    },
 }
 
 VERDICT_RULES = {
@@ -94,6 +107,14 @@ VERDICT_RULES = {
         "lower than without, and contradicts it otherwise. supported: at least ceil(2n/3) "
         "of n seeds hold it; not_supported: at least ceil(2n/3) contradict it; "
         "inconclusive otherwise, or while a run diverged."),
+    "skip_connections": (
+        "Each seed trains the plain and the residual variant of every depth by full-batch GD "
+        "and measures, at the end, lambda_max, |lambda_min/lambda_max| and the fraction of "
+        "1-D filter-normalised slices that are non-convex. A seed holds the claim when, at "
+        "the deepest depth, the residual variant has the lower lambda_max, and contradicts "
+        "it otherwise. supported: at least ceil(2n/3) of n seeds hold it; not_supported: at "
+        "least ceil(2n/3) contradict it; inconclusive otherwise, or while a run diverged or "
+        "a deciding eigenvalue did not converge."),
 }
 
 
@@ -199,6 +220,59 @@ def bn_piece(problem: Problem, payload: dict[str, Any], monitor: Monitor) -> dic
     return {"variant": payload["variant"], "seed": seed, "diverged": run.diverged,
             "steps_done": run.steps_done, "initial_loss": run.losses[0] if run.losses else None,
             "final_loss": run.losses[-1] if run.losses else None, "points": points}
+
+
+def nonconvex_fraction(prob: Problem, theta: torch.Tensor, *, slices: int, points: int,
+                       seed: int) -> tuple[float, list[bool]]:
+    """Fraction of ``slices`` 1-D filter-normalised random slices through ``theta`` (Li et
+    al. 2018; directions as ``landscape_slice`` draws them, seeds ``seed``, ``seed + 1``,
+    ...) whose loss on ``points`` points of [-1, 1] has a negative second difference
+    (below ``-1e-9`` times the slice's largest loss: rounding is not curvature)."""
+    at = Problem(model=prob.model, params={k: v.detach() for k, v in
+                                           unflatten(theta, prob.params).items()},
+                 x=prob.x, y=prob.y, loss=prob.loss, batch_size=prob.batch_size)
+    alphas = torch.linspace(-1.0, 1.0, points, dtype=theta.dtype, device=theta.device)
+    flags = []
+    for k in range(slices):
+        d = random_filter_normalized(at, 1, seed=seed + k).vectors[0]
+        with torch.no_grad():
+            vals = torch.stack([at.full_loss(unflatten(theta + a * d, prob.params))
+                                for a in alphas])
+        second = vals[2:] - 2 * vals[1:-1] + vals[:-2]
+        tol = 1e-9 * float(vals.abs().max())
+        flags.append(bool((second < -tol).any()))
+    return sum(flags) / max(len(flags), 1), flags
+
+
+def skip_piece(problem: Problem, payload: dict[str, Any], monitor: Monitor) -> dict[str, Any]:
+    """Train the depth-``depth`` plain or residual variant from ``seed``; measure lambda_max,
+    lambda_min and the non-convex fraction of 1-D slices at the end."""
+    seed, depth = int(payload["seed"]), int(payload["depth"])
+    model = deepen(problem.model, depth, residual=bool(payload["residual"]))
+    prob = variant_problem(problem, model, seed)
+    run = gradient_descent(prob, lr=float(payload["lr"]), steps=int(payload["steps"]),
+                           divergence_factor=float(payload["divergence_factor"]),
+                           monitor=monitor.sub(0.0, 0.7))
+    at = Problem(model=prob.model, params={k: v.detach() for k, v in
+                                           unflatten(run.theta, prob.params).items()},
+                 x=prob.x, y=prob.y, loss=prob.loss, batch_size=prob.batch_size)
+    eig = lanczos_extremes(HessianOperator(at), k_top=1, k_bottom=1,
+                           tol=float(payload["lanczos_tol"]),
+                           max_products=int(payload["lanczos_max_products"]),
+                           max_basis=min(max(6, int(payload["lanczos_max_products"])), 400),
+                           seed=seed, monitor=monitor.sub(0.7, 0.8))
+    frac, flags = nonconvex_fraction(prob, run.theta, slices=int(payload["slices"]),
+                                     points=int(payload["slice_points"]), seed=seed)
+    monitor.report("slices", 1.0, f"depth {depth} seed {seed}")
+    lmax, lmin = float(eig.top[0]), float(eig.bottom[0])
+    return {"depth": depth, "residual": bool(payload["residual"]), "seed": seed,
+            "diverged": run.diverged, "steps_done": run.steps_done,
+            "initial_loss": run.losses[0] if run.losses else None,
+            "final_loss": run.losses[-1] if run.losses else None,
+            "lambda_max": lmax, "lambda_min": lmin,
+            "eig_ratio": abs(lmin / lmax) if lmax != 0 else None,
+            "eig_converged": bool(eig.converged), "nonconvex_fraction": frac,
+            "nonconvex_slices": flags, "num_params": prob.num_params}
 
 
 # ------------------------------------------------------------------------ claims
@@ -499,7 +573,94 @@ def _batch_norm(problem: Problem, opts: dict[str, Any], ctx: RunContext) -> dict
     }
 
 
-_CLAIMS = {"edge_of_stability": _eos, "width_barriers": _width, "batch_norm": _batch_norm}
+def _skip(problem: Problem, opts: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+    check_plain_mlp(problem.model, need_hidden=True)
+    tr = opts["train"]
+    n = int(opts["seeds"])
+    depths = sorted({int(d) for d in opts["depths"]})
+    combos = [(d, res) for d in depths for res in (False, True)]
+    payloads = [{"depth": d, "residual": res, "seed": ctx.seed + s, "lr": tr["lr"],
+                 "steps": tr["steps"], "divergence_factor": tr["divergence_factor"],
+                 "lanczos_tol": tr["lanczos_tol"],
+                 "lanczos_max_products": tr["lanczos_max_products"],
+                 "slices": opts["slices"], "slice_points": opts["slice_points"]}
+                for d, res in combos for s in range(n)]
+    results = ctx.executor.map(skip_piece, problem, payloads, ctx.monitor.sub(0.0, 0.98))
+    variants: list[dict[str, Any]] = []
+    for j, (d, res) in enumerate(combos):
+        rs = results[j * n:(j + 1) * n]
+        variants.append({
+            "name": f"{'residual' if res else 'plain'} depth {d}",
+            "rule": DEPTH_RULE if res else DEPTH_RULE.split("; residual:")[0],
+            "params": {"depth": d, "residual": res, "num_params": int(rs[0]["num_params"])},
+            "runs": [{"seed": int(r["seed"]), "diverged": bool(r["diverged"]),
+                      "steps_done": int(r["steps_done"]),
+                      "initial_loss": json_float(r["initial_loss"]),
+                      "final_loss": json_float(r["final_loss"]),
+                      "lambda_max": json_float(r["lambda_max"]),
+                      "lambda_min": json_float(r["lambda_min"]),
+                      "eig_ratio": json_float(r["eig_ratio"]),
+                      "eig_converged": bool(r["eig_converged"]),
+                      "nonconvex_fraction": json_float(r["nonconvex_fraction"]),
+                      "nonconvex_slices": list(r["nonconvex_slices"])} for r in rs]})
+    plain, resid = variants[-2]["runs"], variants[-1]["runs"]
+    held = against = 0
+    ratios: list[float] = []
+    for a, b in zip(plain, resid, strict=True):
+        if a["diverged"] or b["diverged"] or a["lambda_max"] is None or b["lambda_max"] is None:
+            continue
+        if b["lambda_max"] < a["lambda_max"]:
+            held += 1
+        else:
+            against += 1
+        if b["lambda_max"] > 0:
+            ratios.append(a["lambda_max"] / b["lambda_max"])
+    confounds: list[dict[str, Any]] = []
+    diverged = [f"{v['name']} seed {r['seed']}" for v in variants for r in v["runs"]
+                if r["diverged"]]
+    if diverged:
+        confounds.append({"name": "diverged", "blocking": True,
+                          "detail": "diverged: " + ", ".join(diverged) + "; lower train.lr."})
+    unconv = [f"{v['name']} seed {r['seed']}" for v in variants for r in v["runs"]
+              if not r["diverged"] and not r["eig_converged"]]
+    if unconv:
+        deciding = any(not r["diverged"] and not r["eig_converged"] for r in plain + resid)
+        confounds.append({"name": "unconverged_eigenvalues", "blocking": deciding,
+                          "detail": "lambda_max or lambda_min not converged: "
+                          + ", ".join(unconv) + "; raise train.lanczos_max_products."})
+    meds = [m for m in (_median_or_none([r["final_loss"] for r in v["runs"]])
+                        for v in variants[-2:]) if m is not None]
+    if len(meds) == 2 and max(meds) > 10 * max(min(meds), 1e-12):
+        confounds.append({"name": "unmatched_loss", "blocking": False,
+                          "detail": f"median final losses at the deepest depth {meds} differ "
+                          "by more than 10x: sharpness is compared at unlike points."})
+    blocking = any(c["blocking"] for c in confounds)
+    v = verdict(held, against, n, blocking_confounds=blocking)
+    nc = [(_median_or_none([r["nonconvex_fraction"] for r in var["runs"]]), var["name"])
+          for var in variants]
+    return {
+        "held": held, "seeds": n, "verdict": v,
+        "detail": (f"lambda_max lower with skips at depth {depths[-1]} on {held}/{n} seeds; "
+                   "median non-convex slice fraction: "
+                   + ", ".join(f"{name} {json_float(f)}" for f, name in nc)),
+        "effect": {"name": f"lambda_max plain / residual at depth {depths[-1]}, median over "
+                           "seeds",
+                   "value": json_float(np.median(ratios)) if ratios else None,
+                   "interval": json_floats(bootstrap_interval(ratios, seed=ctx.seed)),
+                   "confidence": 0.95},
+        "confounds": confounds, "variants": variants,
+        "theory": {"applies": ["skip_connections"],
+                   "predicted": "residual: lower lambda_max, |lambda_min/lambda_max| and "
+                                "non-convex fraction than plain, more so with depth",
+                   "measured": {var["name"]: [r["lambda_max"] for r in var["runs"]]
+                                for var in variants},
+                   "notes": "non-convexity is judged from second differences on the slice's "
+                            "grid: a bump narrower than its spacing is not seen."},
+    }
+
+
+_CLAIMS = {"edge_of_stability": _eos, "width_barriers": _width, "batch_norm": _batch_norm,
+           "skip_connections": _skip}
 
 
 def run_sweep(problem: Problem, options: dict[str, Any] | None,

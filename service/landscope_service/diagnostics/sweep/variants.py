@@ -15,8 +15,8 @@ from torch import nn
 
 from ..problem import Params, Problem
 
-__all__ = ["BATCHNORM_RULE", "WIDEN_RULE", "check_plain_mlp", "init_params",
-           "insert_batchnorm", "variant_problem", "widen"]
+__all__ = ["BATCHNORM_RULE", "DEPTH_RULE", "WIDEN_RULE", "ScaledResidual", "check_plain_mlp",
+           "deepen", "init_params", "insert_batchnorm", "variant_problem", "widen"]
 
 WIDEN_RULE = ("every hidden linear layer's output width w becomes max(1, round(w * m)); the "
               "next layer's input width follows; input and output widths are unchanged")
@@ -25,6 +25,46 @@ WIDEN_RULE = ("every hidden linear layer's output width w becomes max(1, round(w
 BATCHNORM_RULE = ("a BatchNorm1d (affine, scale 1 and shift 0 at the start, normalising with the "
                   "statistics of the whole data set: full-batch training) is inserted after "
                   "every hidden linear layer, before its activation")
+
+
+DEPTH_RULE = ("depth d: the base network's first hidden width w and activation, d hidden "
+              "layers: Linear(input, w), then d - 1 hidden Linear(w, w) layers, each with the "
+              "activation, then Linear(w, output); residual: each of the d - 1 hidden layers "
+              "wrapped as x + f(x) / sqrt(d) (branch scaled 1/sqrt(d))")
+
+
+class ScaledResidual(nn.Sequential):
+    """``x -> x + scale * f(x)``, ``f`` the Sequential of its children (names ``i.j.*``)."""
+
+    def __init__(self, *layers: nn.Module, scale: float) -> None:
+        super().__init__(*layers)
+        self.scale = float(scale)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        """Return ``x + scale * f(x)``."""
+        return x + self.scale * super().forward(x)
+
+
+def deepen(model: nn.Module, depth: int, *, residual: bool) -> nn.Sequential:
+    """The depth-``depth`` plain or residual variant of ``model`` (:data:`DEPTH_RULE`)."""
+    linears = check_plain_mlp(model, need_hidden=True)
+    assert isinstance(model, nn.Sequential)
+    first = model[linears[0]]
+    last = model[linears[-1]]
+    assert isinstance(first, nn.Linear) and isinstance(last, nn.Linear)
+    acts = [m for m in model if not isinstance(m, nn.Linear)]
+    act = acts[0] if acts else nn.Identity()
+    w = first.out_features
+    layers: list[nn.Module] = [nn.Linear(first.in_features, w, device="meta"),
+                               copy.deepcopy(act)]
+    for _ in range(depth - 1):
+        block = [nn.Linear(w, w, device="meta"), copy.deepcopy(act)]
+        if residual:
+            layers.append(ScaledResidual(*block, scale=1.0 / math.sqrt(depth)))
+        else:
+            layers += block
+    layers.append(nn.Linear(w, last.out_features, bias=last.bias is not None, device="meta"))
+    return nn.Sequential(*layers)
 
 
 def check_plain_mlp(model: nn.Module, *, need_hidden: bool = False) -> list[int]:
@@ -40,6 +80,9 @@ def check_plain_mlp(model: nn.Module, *, need_hidden: bool = False) -> list[int]
     for i, mod in enumerate(model):
         if isinstance(mod, nn.Linear):
             linears.append(i)
+        elif isinstance(mod, nn.Sequential):
+            raise ValueError(f"layer {i} is a residual block; this claim needs a plain stack "
+                             "of linear layers and activations")
         elif any(True for _ in mod.parameters()) or any(True for _ in mod.buffers()):
             raise ValueError(f"layer {i} ({type(mod).__name__}) has parameters or buffers; "
                              "this claim needs linear layers and activations only")

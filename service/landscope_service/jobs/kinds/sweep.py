@@ -54,12 +54,14 @@ def check(options: dict[str, Any], ctx: SubmitContext) -> None:
     """
     errors: dict[str, Any] = {}
     claim = options.get("claim")
-    if claim in ("width_barriers", "batch_norm"):
+    if claim in ("width_barriers", "batch_norm", "skip_connections"):
         why = widen_problem(dict(ctx.architecture), str(claim))
         if why is not None:
             errors["claim"] = [why]
     variants = (len(options.get("learning_rates") or []) if claim == "edge_of_stability"
-                else len(options.get("widths") or []) if claim == "width_barriers" else 2)
+                else len(options.get("widths") or []) if claim == "width_barriers"
+                else 2 * len(options.get("depths") or []) if claim == "skip_connections"
+                else 2)
     steps = int((options.get("train") or {}).get("steps", 0))
     total = int(options.get("seeds", 3)) * max(variants, 1) * steps
     if total > MAX_TOTAL_STEPS:
@@ -74,7 +76,7 @@ KIND = KindSpec.from_table(
     "sweep",
     check=check,
     summary="One claim of the notes' section 4 (edge of stability, width and barriers, batch "
-    "norm) tested "
+    "norm, skip connections) tested "
     "over variants and seeds on the caller's problem: a verdict with k/n seeds, an effect "
     "size with a bootstrap interval, confound flags and every measure per seed.",
 )
