@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from marshmallow import ValidationError
+from marshmallow import Schema, ValidationError
 
 from ..diagnostics.cost import Rates
 from ..modelspec.facts import submit_context
@@ -37,6 +37,19 @@ __all__ = ["Submissions", "check_request", "split_check_errors", "validate_reque
 _RATES_TTL_S = 10.0
 
 log = logging.getLogger("landscope.api")
+
+
+_OPTION_SCHEMAS: dict[type[Schema], Schema] = {}
+
+
+def _options_schema(spec: KindSpec) -> Schema:
+    """One instance per kind's options schema class (an instance per submit costs more
+    than the load itself; loads share nothing between calls)."""
+    cls = spec.options_schema
+    inst = _OPTION_SCHEMAS.get(cls)
+    if inst is None:
+        inst = _OPTION_SCHEMAS[cls] = cls()
+    return inst
 
 
 def split_check_errors(messages: Any) -> dict[str, Any]:
@@ -105,7 +118,7 @@ def check_request(
             code="no_gpu_worker",
             errors={"device": ["No worker serves the gpu queue; use 'auto' or 'cpu'."]})
     try:
-        req["options"] = spec.options_schema().load(req["options"])
+        req["options"] = _options_schema(spec).load(req["options"])
     except ValidationError as e:
         raise InvalidRequestError(f"Invalid options for kind {spec.name!r}.",
                              errors={"options": e.messages}) from None

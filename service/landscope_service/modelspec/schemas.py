@@ -71,6 +71,17 @@ def _int(lo: int | None = None, hi: int | None = None, **kwargs: Any) -> fields.
     return fields.Integer(strict=True, validate=_range(lo, hi), **kwargs)
 
 
+_INSTANCES: dict[type[Schema], Schema] = {}
+
+
+def _instance(cls: type[Schema]) -> Schema:
+    """One instance per schema class: making one costs more than a small load."""
+    inst = _INSTANCES.get(cls)
+    if inst is None:
+        inst = _INSTANCES[cls] = cls()
+    return inst
+
+
 class IntOrPair(fields.Field):
     """A positive (or non-negative) integer, or a list of two; loads as ``[a, b]``."""
 
@@ -155,7 +166,7 @@ class _Polymorphic(_StrictSchema):
             raise ValidationError(
                 {"type": [f"Unknown {self.what} type {kind!r}: use one of {sorted(self.types)}."]}
             )
-        return schema_cls().load(data, partial=partial)
+        return _instance(schema_cls).load(data, partial=partial)
 
 
 class _NoOptions(_StrictSchema):
