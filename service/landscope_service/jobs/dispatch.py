@@ -35,7 +35,6 @@ class _Capture:
     Redis commands, which are collected here instead of sent."""
 
     commands: list[tuple[str, tuple[Any, ...]]] = field(default_factory=list)
-    aborted: bool = False  # read by kombu's batch state
 
     def add(self, name: str, *args: Any) -> None:
         self.commands.append((name, args))
@@ -74,8 +73,9 @@ class Dispatcher:
         message is more than one ``LPUSH`` (queue expiry): then :meth:`send` it after.
         """
         with self.celery.producer_or_acquire() as producer:
-            if getattr(producer.channel, "create_publish_batch", None) is None:
-                return None
+            if getattr(producer.channel, "create_publish_batch", None) is None or \
+                    not hasattr(producer, "_batch_local"):
+                return None  # a transport or kombu without publish batches
             capture = _Capture()
             producer._batch_local.current = capture  # kombu's hook for Producer.batch()
             try:
