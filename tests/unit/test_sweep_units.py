@@ -153,3 +153,22 @@ def test_sdk_reads_a_runner_result() -> None:
     bad = {**raw, "verdict": "maybe"}
     with pytest.raises(landscope.InvalidResponseError, match="verdict"):
         SweepResult.from_json(bad)
+
+
+def test_figures() -> None:
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(12, 2, dtype=DT, generator=gen)
+    model = _mlp(2, 4, 1)
+    prob = Problem(model, init_params(model, 0, dtype=DT, device=torch.device("cpu")), x,
+                   torch.tanh(x[:, :1]), "mse")
+    out = run_sweep(prob, {"claim": "edge_of_stability", "learning_rates": [0.1, 0.5],
+                           "train": {"steps": 8, "sharpness_every": 4}})
+    assert [a.name for a in out.artifacts] == ["sharpness.png", "sharpness.svg"]
+    assert out.artifacts[0].data[:4] == b"\x89PNG"
+    svg = out.artifacts[1].data.decode()
+    assert "eta = 0.1" in svg and "eta = 0.5" in svg
+    out = run_sweep(prob, {"claim": "batch_norm", "measure_points": 2, "train": {"steps": 4}})
+    assert [a.name for a in out.artifacts] == ["seeds.png", "seeds.svg"]
+    assert "effective beta" in out.artifacts[1].data.decode()
+    assert run_sweep(prob, {"claim": "batch_norm", "plots": False, "measure_points": 2,
+                            "train": {"steps": 2}}).artifacts == []

@@ -507,6 +507,8 @@ class SweepOptions(OptionsBase):
             and seed.
         measure_points: batch_norm: points of each training run (evenly spaced steps, first and
             last included) where the smoothness along -g is measured.
+        plots: Write sharpness.png/svg (edge_of_stability: lambda_max traces with 2/eta lines)
+            or seeds.png/svg (the deciding measure per seed and variant).
         probe_steps: batch_norm: steps eta along -g where the gradient change and the loss are
             probed, as multiples of train.lr.
         seeds: Independent initialisations per variant (verdicts state k/n seeds).
@@ -523,6 +525,7 @@ class SweepOptions(OptionsBase):
     depths: tuple[int, ...] = (2, 8,)
     learning_rates: tuple[float, ...] = (0.05,)
     measure_points: int = 5
+    plots: bool = True
     probe_steps: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0,)
     seeds: int = 3
     slice_points: int = 21
@@ -530,4 +533,4 @@ class SweepOptions(OptionsBase):
     train: SweepTrainOptions = field(default_factory=SweepTrainOptions)
     widths: tuple[float, ...] = (1.0, 2.0, 4.0,)
 
-    _FIELDS: ClassVar[Mapping[str, Mapping[str, Any]]] = {'barrier_points': {'type': 'integer', 'minimum': 3, 'maximum': 1001}, 'claim': {'type': 'string', 'enum': ['edge_of_stability', 'width_barriers', 'batch_norm', 'skip_connections']}, 'depths': {'type': 'array', 'minItems': 1, 'maxItems': 8, 'items': {'type': 'integer', 'minimum': 1, 'maximum': 64}}, 'learning_rates': {'type': 'array', 'minItems': 1, 'maxItems': 16, 'items': {'type': 'number', 'minimum': 0.0, 'maximum': 10000.0, 'exclusiveMinimum': 0}}, 'measure_points': {'type': 'integer', 'minimum': 1, 'maximum': 100}, 'probe_steps': {'type': 'array', 'minItems': 1, 'maxItems': 16, 'items': {'type': 'number', 'minimum': 0.0, 'maximum': 10000.0, 'exclusiveMinimum': 0}}, 'seeds': {'type': 'integer', 'minimum': 3, 'maximum': 64}, 'slice_points': {'type': 'integer', 'minimum': 5, 'maximum': 401}, 'slices': {'type': 'integer', 'minimum': 1, 'maximum': 256}, 'train': {'type': 'object'}, 'widths': {'type': 'array', 'minItems': 2, 'maxItems': 8, 'items': {'type': 'number', 'minimum': 0.0, 'maximum': 64.0, 'exclusiveMinimum': 0}}}
+    _FIELDS: ClassVar[Mapping[str, Mapping[str, Any]]] = {'barrier_points': {'type': 'integer', 'minimum': 3, 'maximum': 1001}, 'claim': {'type': 'string', 'enum': ['edge_of_stability', 'width_barriers', 'batch_norm', 'skip_connections']}, 'depths': {'type': 'array', 'minItems': 1, 'maxItems': 8, 'items': {'type': 'integer', 'minimum': 1, 'maximum': 64}}, 'learning_rates': {'type': 'array', 'minItems': 1, 'maxItems': 16, 'items': {'type': 'number', 'minimum': 0.0, 'maximum': 10000.0, 'exclusiveMinimum': 0}}, 'measure_points': {'type': 'integer', 'minimum': 1, 'maximum': 100}, 'plots': {'type': 'boolean'}, 'probe_steps': {'type': 'array', 'minItems': 1, 'maxItems': 16, 'items': {'type': 'number', 'minimum': 0.0, 'maximum': 10000.0, 'exclusiveMinimum': 0}}, 'seeds': {'type': 'integer', 'minimum': 3, 'maximum': 64}, 'slice_points': {'type': 'integer', 'minimum': 5, 'maximum': 401}, 'slices': {'type': 'integer', 'minimum': 1, 'maximum': 256}, 'train': {'type': 'object'}, 'widths': {'type': 'array', 'minItems': 2, 'maxItems': 8, 'items': {'type': 'number', 'minimum': 0.0, 'maximum': 64.0, 'exclusiveMinimum': 0}}}

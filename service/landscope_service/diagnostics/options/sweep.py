@@ -7,7 +7,7 @@ at submit time by ``jobs/kinds/sweep.py`` and again by the runner.
 
 from __future__ import annotations
 
-from . import OptionSet, array, choice, group, integer, number
+from . import OptionSet, array, boolean, choice, group, integer, number
 
 __all__ = ["CLAIMS", "OPTIONS", "RUNNER", "TRAIN"]
 
@@ -78,6 +78,9 @@ OPTIONS = OptionSet(
                           "for the non-convex fraction.", ge=1, le=256),
         "slice_points": integer(21, "skip_connections: points of each slice on [-1, 1].",
                                 ge=5, le=401),
+        "plots": boolean(True, "Write sharpness.png/svg (edge_of_stability: lambda_max "
+                         "traces with 2/eta lines) or seeds.png/svg (the deciding measure per "
+                         "seed and variant)."),
         "barrier_points": integer(33, "width_barriers: initial samples of each linear path "
                                   "(certified between samples as level_set_connectivity "
                                   "does).", ge=3, le=1001),

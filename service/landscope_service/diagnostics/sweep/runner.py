@@ -683,5 +683,11 @@ def run_sweep(problem: Problem, options: dict[str, Any] | None,
     result = {"claim": claim, "claim_statement": CLAIM_STATEMENTS[claim],
               "verdict_rule": VERDICT_RULES[claim], **body,
               "num_params": problem.num_params, "num_samples": problem.num_samples}
-    return RunOutput(result=result, artifacts=[])
+    artifacts = []
+    if opts["plots"]:
+        from .plots import sweep_artifacts
+
+        artifacts = sweep_artifacts(result, loss=str(problem.loss),
+                                    dtype=str(problem.dtype).removeprefix("torch."))
+    return RunOutput(result=result, artifacts=artifacts)
 
