@@ -1,27 +1,22 @@
-"""Benchmark: refinement strategies against refining all pairs (level_set_connectivity).
+"""Benchmark: exactness and cost of level_set_connectivity.
 
-For M = 8 minima of a small MLP, trained once from seeds and then given to every run,
-compare the runner's ``exact`` (default) and ``mst`` refinement with ``all`` (default
-options otherwise: ``refine.beyond_mst`` on, no ``refine.budget_pairs``):
+Cases (``--case``, default all):
 
-* gradient evaluations spent on paths (the cost that scales with the model),
-* wall time of the path stage (in-process, one thread),
-* whether N_lambda agrees on the whole lambda grid (the all-pairs run's grid).
+* ``analytic49``: 49 given minima of a 2-D function (a coupled sum of a 1-D function
+  with 7 minima); raw N_lambda of ``analyze_points`` (``exact``, default path options)
+  against grid labelling of the sublevel sets (``scipy.ndimage.label``); wall and CPU
+  time against the previous code (``--old-tree <git worktree>`` runs it in a subprocess
+  with ``--old-part``; ``--old-json`` reads a saved run; a run that did not finish is
+  reported with its times as lower bounds). Target (issue 12): the exact answer in at
+  most 1/5 of the previous code's time.
+* ``digits``: trained minima of a small tanh MLP on scikit-learn's digits through the
+  runner at default options: N_lambda raw and effective, barriers, noise level, cost.
+* ``wide`` / ``narrow`` (issue 5): refinement strategies ``exact`` and ``mst`` against
+  refining all pairs on minima of a 2-h-1 tanh MLP.
 
-Target (issue 5): equal N_lambda from at most 40% of the all-pairs gradient evaluations.
-
-Two cases, the same data, loss and training, only the hidden width differs:
-
-* ``wide``: 2-16-1 tanh; every optimised barrier lies below the noise level, so
-  N_lambda = 1 everywhere (shows the saving, not a hard case);
-* ``narrow``: 2-2-1 tanh; minima at different losses separated by real barriers
-  (N_lambda > 1 on part of the grid), the hard case for refinement.
-
-The speed-up with 2 Celery workers against 1 is measured through the service by
-``benchmarks/connectivity_workers.py``; only the in-process part is measured here.
-
-Run: ``.venv/bin/python benchmarks/connectivity_budget.py --out \
-    benchmarks/results/connectivity_budget.md``
+Run: ``.venv/bin/python benchmarks/connectivity_budget.py --old-tree /tmp/conn-old \
+    --out benchmarks/results/connectivity_budget.md`` after
+``git worktree add /tmp/conn-old <previous commit>``.
 """
 
 from __future__ import annotations
