@@ -117,5 +117,23 @@ def test_claim_that_cannot_apply_is_422(client_a: landscope.Client) -> None:
     errors = dict(info.value.errors or {})
     assert "residual" in str(errors["options"]["claim"])
     with pytest.raises(landscope.UnprocessableEntityError) as info:
-        client_a.jobs.submit(sweep_request(claim="skip_connections"))
+        client_a.jobs.submit(sweep_request(claim="batch_size"))
     assert "claim" in dict(info.value.errors or {})["options"]
+
+
+@pytest.mark.parametrize("options", [
+    {"claim": "batch_norm", "measure_points": 2, "train": {"steps": 10}},
+    {"claim": "skip_connections", "depths": [2], "slices": 2, "slice_points": 7,
+     "train": {"steps": 10}},
+], ids=["batch_norm", "skip_connections"])
+def test_other_claims_through_the_sdk(client_a: landscope.Client,
+                                      options: dict[str, Any]) -> None:
+    req = sweep_request(seeds=3, **options)
+    job = client_a.jobs.submit(req)
+    res = client_a.jobs.result(job, timeout=300)
+    assert isinstance(res, SweepResult) and res.claim == options["claim"]
+    assert len(res.variants) == 2 and all(len(v.runs) == 3 for v in res.variants)
+    done = client_a.jobs.get(job.id)
+    assert {a.name for a in done.artifacts} >= {"seeds.png", "seeds.svg"}
+    expected = _in_process(req)
+    _close(done.result, expected)

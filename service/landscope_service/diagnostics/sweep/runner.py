@@ -464,7 +464,7 @@ def _width(problem: Problem, opts: dict[str, Any], ctx: RunContext) -> dict[str,
         "held": held, "seeds": n, "verdict": v,
         "detail": (f"aligned barrier lower at {wide['name']} than at {narrow['name']} on "
                    f"{held}/{n} seed pairs; Spearman(width, aligned barrier) = "
-                   f"{json_float(rho)}; raw barrier lower on "
+                   f"{'undefined' if math.isnan(rho) else f'{rho:.3g}'}; raw barrier lower on "
                    f"{sum(d > 0 for d in raw_diffs)}/{n} pairs"),
         "effect": {"name": f"aligned barrier at {narrow['name']} minus at {wide['name']}, "
                            "median over seed pairs",
@@ -557,7 +557,8 @@ def _batch_norm(problem: Problem, opts: dict[str, Any], ctx: RunContext) -> dict
     return {
         "held": held, "seeds": n, "verdict": v,
         "detail": (f"effective beta lower with batch norm on {held}/{n} seeds (median "
-                   f"ratio plain/bn {json_float(np.median(ratios)) if ratios else None}); "
+                   "ratio plain/bn "
+                   f"{f'{float(np.median(ratios)):.4g}' if ratios else 'not measured'}); "
                    f"loss range along -g narrower on {narrower}/{n} seeds"),
         "effect": {"name": "effective beta without / with batch norm, median over seeds",
                    "value": json_float(np.median(ratios)) if ratios else None,
