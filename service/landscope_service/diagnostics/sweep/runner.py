@@ -223,7 +223,7 @@ def bn_piece(problem: Problem, payload: dict[str, Any], monitor: Monitor) -> dic
 
 
 def nonconvex_fraction(prob: Problem, theta: torch.Tensor, *, slices: int, points: int,
-                       seed: int) -> tuple[float, list[bool]]:
+                       seed: int, monitor: Monitor | None = None) -> tuple[float, list[bool]]:
     """Fraction of ``slices`` 1-D filter-normalised random slices through ``theta`` (Li et
     al. 2018; directions as ``landscape_slice`` draws them, seeds ``seed``, ``seed + 1``,
     ...) whose loss on ``points`` points of [-1, 1] has a negative second difference
@@ -233,7 +233,10 @@ def nonconvex_fraction(prob: Problem, theta: torch.Tensor, *, slices: int, point
                  x=prob.x, y=prob.y, loss=prob.loss, batch_size=prob.batch_size)
     alphas = torch.linspace(-1.0, 1.0, points, dtype=theta.dtype, device=theta.device)
     flags = []
+    mon = monitor or Monitor()
     for k in range(slices):
+        mon.check()
+        mon.report("slices", k / slices, f"slice {k + 1}/{slices}")
         d = random_filter_normalized(at, 1, seed=seed + k).vectors[0]
         with torch.no_grad():
             vals = torch.stack([at.full_loss(unflatten(theta + a * d, prob.params))
@@ -262,7 +265,8 @@ def skip_piece(problem: Problem, payload: dict[str, Any], monitor: Monitor) -> d
                            max_basis=min(max(6, int(payload["lanczos_max_products"])), 400),
                            seed=seed, monitor=monitor.sub(0.7, 0.8))
     frac, flags = nonconvex_fraction(prob, run.theta, slices=int(payload["slices"]),
-                                     points=int(payload["slice_points"]), seed=seed)
+                                     points=int(payload["slice_points"]), seed=seed,
+                                     monitor=monitor.sub(0.8, 1.0))
     monitor.report("slices", 1.0, f"depth {depth} seed {seed}")
     lmax, lmin = float(eig.top[0]), float(eig.bottom[0])
     return {"depth": depth, "residual": bool(payload["residual"]), "seed": seed,
