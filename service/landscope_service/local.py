@@ -244,7 +244,8 @@ class LocalStack:
 
     def start_worker(self, *, name: str, queues: list[str] | None = None,
                      concurrency: int = 1, env: dict[str, str] | None = None) -> WorkerProcess:
-        queues = queues or ["cpu"]
+        # The local stack's one worker also delivers webhooks (deploy/ runs a worker per queue).
+        queues = queues or ["cpu", "webhooks"]
         log = self._tmp / f"worker-{name}.log"
         proc = self._spawn(
             [sys.executable, "-m", "landscope_service.cli", "worker", "--queues", ",".join(queues),
