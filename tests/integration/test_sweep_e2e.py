@@ -1,6 +1,6 @@
 """``sweep`` end to end on the real stack (Redis, gunicorn API, Celery worker): the typed
 SDK result equals the in-process runner's (float64, same seeds: every measure to 1e-9),
-the CLI runs a width sweep, and a claim that cannot apply is a 422 naming ``claim``."""
+every claim runs through the CLI, and a claim that cannot apply is a 422 naming ``claim``."""
 
 from __future__ import annotations
 
@@ -78,11 +78,25 @@ def test_edge_of_stability_through_the_sdk(client_a: landscope.Client) -> None:
     _close(done.result, _in_process(req))
 
 
-def test_width_sweep_through_the_cli(stack: LocalStack, tmp_path: Path) -> None:
-    job_file = tmp_path / "sweep.json"
-    job_file.write_text(json.dumps(sweep_request(claim="width_barriers", widths=[1, 2],
-                                                 train={"steps": 30, "lr": 0.2},
-                                                 barrier_points=9)))
+TINY = {
+    "edge_of_stability": {"learning_rates": [0.05], "train": {"steps": 10,
+                                                              "sharpness_every": 5}},
+    "width_barriers": {"widths": [1, 2], "train": {"steps": 30, "lr": 0.2},
+                       "barrier_points": 9},
+    "batch_norm": {"measure_points": 2, "train": {"steps": 10}},
+    "skip_connections": {"depths": [2], "slices": 2, "slice_points": 7,
+                         "train": {"steps": 10}},
+    "batch_size": {"batch_sizes": [6, 24], "target_fraction": 0.5, "sharpness_iters": 2,
+                   "slices": 2, "train": {"steps": 40}},
+    "weight_decay": {"weight_decays": [0, 0.1], "sharpness_iters": 2, "slices": 2,
+                     "trace_probes": 4, "train": {"steps": 10}},
+}
+"""Every claim with a budget small enough for the suite."""
+
+
+def test_every_claim_through_the_cli(stack: LocalStack, tmp_path: Path) -> None:
+    """``landscope submit``, ``wait --json`` and ``result`` for each of the six claims (all
+    submitted first, so the worker runs them back to back)."""
     env = {**os.environ, "LANDSCOPE_URL": stack.url, "LANDSCOPE_API_KEY": "key-a"}
     cli = [str(Path(sys.executable).with_name("landscope"))]
 
@@ -90,23 +104,31 @@ def test_width_sweep_through_the_cli(stack: LocalStack, tmp_path: Path) -> None:
         return subprocess.run([*cli, *args], capture_output=True, text=True, env=env,
                               timeout=300)
 
-    sub = run("submit", str(job_file), "--json")
-    assert sub.returncode == 0, sub.stderr
-    job_id = json.loads(sub.stdout)["id"]
-    waited = run("wait", job_id, "--no-progress", "--json")
-    assert waited.returncode == 0, waited.stderr
-    finished = json.loads(waited.stdout)
-    assert finished["status"] == "succeeded" and finished["kind"] == "sweep"
-    res = SweepResult.from_json(finished["result"])
-    assert res.verdict in ("supported", "not_supported", "inconclusive")
-    assert [v.params["hidden"] for v in res.variants] == [[6], [12]]
-    for v in res.variants:
-        assert len(v.pairs) == 3
-        for p in v.pairs:
-            assert p.aligned_barrier is not None and p.raw_barrier is not None
-            assert p.aligned_barrier <= p.raw_barrier
-    shown = run("result", job_id)
-    assert shown.returncode == 0 and res.verdict in shown.stdout
+    ids = {}
+    for claim, options in TINY.items():
+        job_file = tmp_path / f"{claim}.json"
+        job_file.write_text(json.dumps(sweep_request(claim=claim, seeds=3, **options)))
+        sub = run("submit", str(job_file), "--json")
+        assert sub.returncode == 0, sub.stderr
+        ids[claim] = json.loads(sub.stdout)["id"]
+    for claim, job_id in ids.items():
+        waited = run("wait", job_id, "--no-progress", "--json")
+        assert waited.returncode == 0, waited.stderr
+        finished = json.loads(waited.stdout)
+        assert finished["status"] == "succeeded" and finished["kind"] == "sweep", claim
+        res = SweepResult.from_json(finished["result"])
+        assert res.claim == claim and res.seeds == 3
+        assert res.verdict in ("supported", "not_supported", "inconclusive")
+        assert all(len(v.runs) == 3 for v in res.variants)
+        shown = run("result", job_id)
+        assert shown.returncode == 0 and res.verdict in shown.stdout, claim
+        if claim == "width_barriers":
+            assert [v.params["hidden"] for v in res.variants] == [[6], [12]]
+            for v in res.variants:
+                assert len(v.pairs) == 3
+                for p in v.pairs:
+                    assert p.aligned_barrier is not None and p.raw_barrier is not None
+                    assert p.aligned_barrier <= p.raw_barrier
 
 
 def test_claim_that_cannot_apply_is_422(client_a: landscope.Client) -> None:
@@ -117,22 +139,28 @@ def test_claim_that_cannot_apply_is_422(client_a: landscope.Client) -> None:
     errors = dict(info.value.errors or {})
     assert "residual" in str(errors["options"]["claim"])
     with pytest.raises(landscope.UnprocessableEntityError) as info:
-        client_a.jobs.submit(sweep_request(claim="batch_size"))
+        client_a.jobs.submit(sweep_request(claim="learning_rate_warmup"))
     assert "claim" in dict(info.value.errors or {})["options"]
+    with pytest.raises(landscope.UnprocessableEntityError) as info:  # 24 samples: both 24
+        client_a.jobs.submit(sweep_request(claim="batch_size", batch_sizes=[24, 64]))
+    assert "N = 24" in str(dict(info.value.errors or {})["options"]["batch_sizes"])
 
 
-@pytest.mark.parametrize("options", [
-    {"claim": "batch_norm", "measure_points": 2, "train": {"steps": 10}},
-    {"claim": "skip_connections", "depths": [2], "slices": 2, "slice_points": 7,
-     "train": {"steps": 10}},
-], ids=["batch_norm", "skip_connections"])
-def test_other_claims_through_the_sdk(client_a: landscope.Client,
-                                      options: dict[str, Any]) -> None:
-    req = sweep_request(seeds=3, **options)
+@pytest.mark.parametrize("claim", ["batch_norm", "skip_connections", "batch_size",
+                                   "weight_decay"])
+def test_other_claims_through_the_sdk(client_a: landscope.Client, claim: str) -> None:
+    req = sweep_request(seeds=3, claim=claim, **TINY[claim])
     job = client_a.jobs.submit(req)
     res = client_a.jobs.result(job, timeout=300)
-    assert isinstance(res, SweepResult) and res.claim == options["claim"]
+    assert isinstance(res, SweepResult) and res.claim == claim
     assert len(res.variants) == 2 and all(len(v.runs) == 3 for v in res.variants)
+    if claim == "batch_size":
+        assert [v.params["batch_size"] for v in res.variants] == [24, 6]  # lr/B ascending
+        assert all(r.epsilon_sharpness is not None and r.matched is not None
+                   for v in res.variants for r in v.runs)
+    if claim == "weight_decay":
+        assert all(r.trace_method == "hutchinson" and r.trace is not None
+                   for v in res.variants for r in v.runs)
     done = client_a.jobs.get(job.id)
     assert {a.name for a in done.artifacts} >= {"seeds.png", "seeds.svg"}
     expected = _in_process(req)

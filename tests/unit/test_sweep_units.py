@@ -100,7 +100,16 @@ def _req(options: dict[str, Any], **arch: Any) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(("name", "body", "path"), [
-    ("claim not implemented", _req({"claim": "batch_size"}), ["options", "claim"]),
+    ("claim not offered", _req({"claim": "learning_rate_warmup"}), ["options", "claim"]),
+    ("batch sizes all at N", _req({"claim": "batch_size", "batch_sizes": [16, 32]}),
+     ["options", "batch_sizes"]),
+    ("one decay", _req({"claim": "weight_decay", "weight_decays": [0.1, 0.1]}),
+     ["options", "weight_decays"]),
+    ("too many batch-size runs", _req({"claim": "batch_size", "seeds": 64,
+                                       "batch_sizes": list(range(1, 17)),
+                                       "learning_rates": [0.1, 0.2],
+                                       "train": {"steps": 1000}}),
+     ["options", "train", "steps"]),
     ("width of a residual mlp", _req({"claim": "width_barriers"}, residual=True, hidden=[2, 2]),
      ["options", "claim"]),
     ("batch norm in a batch-norm mlp", _req({"claim": "batch_norm"}, batchnorm=True),

@@ -471,11 +471,13 @@ class SweepTrainOptions(OptionsBase):
         lanczos_max_products: Hessian-vector products per lambda_max measurement.
         lanczos_tol: Residual tolerance of each lambda_max, relative to ||H||; a measurement
             past max_products is flagged unconverged.
-        lr: Learning rate of claims trained at one rate (width_barriers); edge_of_stability uses
+        lr: Learning rate of claims trained at one rate (width_barriers, batch_norm,
+            skip_connections, weight_decay); edge_of_stability and batch_size use
             learning_rates.
         sharpness_every: edge_of_stability: steps between lambda_max measurements (Lanczos
             top-1, warm-started from the last eigenvector).
-        steps: Gradient-descent steps per run.
+        steps: Gradient-descent steps per run (batch_size: the step cap of each SGD run; a run
+            stopped there above the target loss is flagged unmatched).
     """
 
     divergence_factor: float = 1000000.0
@@ -495,16 +497,21 @@ class SweepOptions(OptionsBase):
     Attributes:
         barrier_points: width_barriers: initial samples of each linear path (certified between
             samples as level_set_connectivity does).
+        batch_sizes: batch_size: the SGD batch sizes, crossed with learning_rates; the verdict
+            compares the smallest and the largest lr/B.
         claim: The claim to test: edge_of_stability (Cohen et al. 2021: under full-batch GD
             lambda_max settles at 2/eta), width_barriers (wider networks have lower linear
-            barriers between minima, raw and permutation-aligned) or batch_norm (Santurkar et
-            al. 2018: batch norm makes the loss smoother along the gradient) or skip_connections
-            (Li et al. 2018: deep plain networks are sharper and less convex than their residual
-            versions).
+            barriers between minima, raw and permutation-aligned), batch_norm (Santurkar et al.
+            2018: batch norm makes the loss smoother along the gradient), skip_connections (Li
+            et al. 2018: deep plain networks are sharper and less convex than their residual
+            versions), batch_size (Keskar et al. 2017: at a matched loss, larger lr/B ends in
+            flatter minima) or weight_decay (the notes: weight decay broadens the minimum).
         depths: skip_connections: depths d; each gives a plain and a residual variant (branch
             scaled 1/sqrt(d)); the verdict compares them at the deepest.
+        epsilon: batch_size, weight_decay: the box of epsilon-sharpness, |z_i| <= epsilon
+            (|theta_i| + 1) (Keskar et al. 2017).
         learning_rates: edge_of_stability: the learning rates; one full-batch GD run per rate
-            and seed.
+            and seed. batch_size: the SGD learning rates, crossed with batch_sizes.
         measure_points: batch_norm: points of each training run (evenly spaced steps, first and
             last included) where the smoothness along -g is measured.
         plots: Write sharpness.png/svg (edge_of_stability: lambda_max traces with 2/eta lines)
@@ -512,25 +519,44 @@ class SweepOptions(OptionsBase):
         probe_steps: batch_norm: steps eta along -g where the gradient change and the loss are
             probed, as multiples of train.lr.
         seeds: Independent initialisations per variant (verdicts state k/n seeds).
+        sharpness_iters: batch_size, weight_decay: L-BFGS-B iterations of the epsilon-sharpness
+            maximisation (its value is a lower bound of the box maximum).
         slice_points: skip_connections: points of each slice on [-1, 1].
         slices: skip_connections: 1-D filter-normalised random slices per run for the non-convex
-            fraction.
+            fraction; batch_size, weight_decay: filter-normalised directions of the curvature
+            d^T H d.
+        target_fraction: batch_size: the target as a fraction of the seed's initial loss, when
+            target_loss is null.
+        target_loss: batch_size: the matched full-data training loss every run trains to
+            (checked after each epoch); null: target_fraction times the seed's initial loss (the
+            same for every variant of a seed).
+        trace_probes: weight_decay: Hutchinson probes of tr(H) (exact from P unit vectors when P
+            <= trace_probes).
         train: Training of each run.
+        weight_decays: weight_decay: decay strengths; one full-batch GD run (train.lr,
+            train.steps) per decay and seed; the verdict compares the smallest and the largest.
         widths: width_barriers: multipliers of every hidden layer's width (round(w * m), at
             least 1); 1 is the base network.
     """
 
     barrier_points: int = 33
-    claim: Literal["edge_of_stability", "width_barriers", "batch_norm", "skip_connections"] = 'edge_of_stability'
+    batch_sizes: tuple[int, ...] = (8, 64,)
+    claim: Literal["edge_of_stability", "width_barriers", "batch_norm", "skip_connections", "batch_size", "weight_decay"] = 'edge_of_stability'
     depths: tuple[int, ...] = (2, 8,)
+    epsilon: float = 0.001
     learning_rates: tuple[float, ...] = (0.05,)
     measure_points: int = 5
     plots: bool = True
     probe_steps: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0,)
     seeds: int = 3
+    sharpness_iters: int = 10
     slice_points: int = 21
     slices: int = 8
+    target_fraction: float = 0.1
+    target_loss: float | None = None
+    trace_probes: int = 20
     train: SweepTrainOptions = field(default_factory=SweepTrainOptions)
+    weight_decays: tuple[float, ...] = (0.0, 0.01, 0.1,)
     widths: tuple[float, ...] = (1.0, 2.0, 4.0,)
 
-    _FIELDS: ClassVar[Mapping[str, Mapping[str, Any]]] = {'barrier_points': {'type': 'integer', 'minimum': 3, 'maximum': 1001}, 'claim': {'type': 'string', 'enum': ['edge_of_stability', 'width_barriers', 'batch_norm', 'skip_connections']}, 'depths': {'type': 'array', 'minItems': 1, 'maxItems': 8, 'items': {'type': 'integer', 'minimum': 1, 'maximum': 64}}, 'learning_rates': {'type': 'array', 'minItems': 1, 'maxItems': 16, 'items': {'type': 'number', 'minimum': 0.0, 'maximum': 10000.0, 'exclusiveMinimum': 0}}, 'measure_points': {'type': 'integer', 'minimum': 1, 'maximum': 100}, 'plots': {'type': 'boolean'}, 'probe_steps': {'type': 'array', 'minItems': 1, 'maxItems': 16, 'items': {'type': 'number', 'minimum': 0.0, 'maximum': 10000.0, 'exclusiveMinimum': 0}}, 'seeds': {'type': 'integer', 'minimum': 3, 'maximum': 64}, 'slice_points': {'type': 'integer', 'minimum': 5, 'maximum': 401}, 'slices': {'type': 'integer', 'minimum': 1, 'maximum': 256}, 'train': {'type': 'object'}, 'widths': {'type': 'array', 'minItems': 2, 'maxItems': 8, 'items': {'type': 'number', 'minimum': 0.0, 'maximum': 64.0, 'exclusiveMinimum': 0}}}
+    _FIELDS: ClassVar[Mapping[str, Mapping[str, Any]]] = {'barrier_points': {'type': 'integer', 'minimum': 3, 'maximum': 1001}, 'batch_sizes': {'type': 'array', 'minItems': 1, 'maxItems': 16, 'items': {'type': 'integer', 'minimum': 1, 'maximum': 1000000}}, 'claim': {'type': 'string', 'enum': ['edge_of_stability', 'width_barriers', 'batch_norm', 'skip_connections', 'batch_size', 'weight_decay']}, 'depths': {'type': 'array', 'minItems': 1, 'maxItems': 8, 'items': {'type': 'integer', 'minimum': 1, 'maximum': 64}}, 'epsilon': {'type': 'number', 'minimum': 0.0, 'maximum': 1.0, 'exclusiveMinimum': 0}, 'learning_rates': {'type': 'array', 'minItems': 1, 'maxItems': 16, 'items': {'type': 'number', 'minimum': 0.0, 'maximum': 10000.0, 'exclusiveMinimum': 0}}, 'measure_points': {'type': 'integer', 'minimum': 1, 'maximum': 100}, 'plots': {'type': 'boolean'}, 'probe_steps': {'type': 'array', 'minItems': 1, 'maxItems': 16, 'items': {'type': 'number', 'minimum': 0.0, 'maximum': 10000.0, 'exclusiveMinimum': 0}}, 'seeds': {'type': 'integer', 'minimum': 3, 'maximum': 64}, 'sharpness_iters': {'type': 'integer', 'minimum': 1, 'maximum': 1000}, 'slice_points': {'type': 'integer', 'minimum': 5, 'maximum': 401}, 'slices': {'type': 'integer', 'minimum': 1, 'maximum': 256}, 'target_fraction': {'type': 'number', 'minimum': 0.0, 'maximum': 1.0, 'exclusiveMinimum': 0, 'exclusiveMaximum': 1}, 'target_loss': {'type': 'number', 'nullable': True, 'minimum': 0.0, 'maximum': 1e+300}, 'trace_probes': {'type': 'integer', 'minimum': 1, 'maximum': 10000}, 'train': {'type': 'object'}, 'weight_decays': {'type': 'array', 'minItems': 2, 'maxItems': 8, 'items': {'type': 'number', 'minimum': 0.0, 'maximum': 1000.0}}, 'widths': {'type': 'array', 'minItems': 2, 'maxItems': 8, 'items': {'type': 'number', 'minimum': 0.0, 'maximum': 64.0, 'exclusiveMinimum': 0}}}

@@ -65,7 +65,8 @@ class SweepConfound(FromJson):
     """A confound found in the runs.
 
     Attributes:
-        name: ``diverged``, ``unmatched_loss`` or ``unconverged_eigenvalues``.
+        name: ``diverged``, ``unmatched_loss``, ``unconverged_eigenvalues`` or
+            ``pinned_at_2_over_eta`` (batch_size).
         blocking: True when it makes the verdict ``inconclusive``.
         detail: which runs, and what to change.
     """
@@ -118,6 +119,18 @@ class SweepRun(FromJson):
         eig_converged: both eigenvalues met the Lanczos tolerance.
         nonconvex_fraction: fraction of 1-D filter-normalised slices with negative curvature.
         nonconvex_slices: per slice, whether it was non-convex.
+        batch_size: batch_size: B of the run's SGD.
+        target_loss: batch_size: the matched full-data loss the run trained to.
+        matched: batch_size: the target was reached before the step cap.
+        pinned: batch_size: lambda_max within 5% of (or above) 2/eta (a confound).
+        epsilon_sharpness: batch_size, weight_decay: Keskar et al.'s epsilon-sharpness (a
+            lower bound of the box maximum: L-BFGS-B from one random start).
+        fn_curvature: batch_size, weight_decay: mean ``d^T H d`` over filter-normalised
+            random directions; ``fn_curvatures`` per direction.
+        trace, trace_method: weight_decay: ``tr(H)`` of the data loss, ``exact`` or
+            ``hutchinson``.
+        weight_decay: weight_decay: the run's decay strength.
+        weight_norm: weight_decay: ``|theta|`` at the end.
     """
 
     seed: int
@@ -145,6 +158,17 @@ class SweepRun(FromJson):
     eig_converged: bool | None = None
     nonconvex_fraction: float | None = None
     nonconvex_slices: tuple[bool, ...] = ()
+    batch_size: int | None = None
+    target_loss: float | None = None
+    matched: bool | None = None
+    pinned: bool | None = None
+    epsilon_sharpness: float | None = None
+    fn_curvature: float | None = None
+    fn_curvatures: tuple[float | None, ...] = ()
+    trace: float | None = None
+    trace_method: str | None = None
+    weight_decay: float | None = None
+    weight_norm: float | None = None
 
 
 @dataclass(frozen=True)
@@ -208,11 +232,14 @@ class SweepResult(FromJson):
         variants: every variant with every measure per seed.
         num_params, num_samples: of the base network and the data.
         raw_effect: width_barriers: the effect on raw (unaligned) barriers.
-        spearman: width_barriers: rank correlation of width and aligned barrier.
+        spearman: width_barriers: rank correlation of width and aligned barrier;
+            batch_size: of lr/B and lambda_max; weight_decay: of the decay and lambda_max.
+        spearman_measures: batch_size, weight_decay: that rank correlation per measure.
         theory: predicted beside measured (free-form JSON).
     """
 
-    claim: Literal["edge_of_stability", "width_barriers", "batch_norm", "skip_connections"]
+    claim: Literal["edge_of_stability", "width_barriers", "batch_norm", "skip_connections",
+                   "batch_size", "weight_decay"]
     claim_statement: ClaimStatement
     verdict: Verdict
     verdict_rule: str
@@ -226,4 +253,5 @@ class SweepResult(FromJson):
     num_samples: int
     raw_effect: SweepEffect | None = None
     spearman: float | None = None
+    spearman_measures: Mapping[str, float | None] = field(default_factory=dict)
     theory: Mapping[str, Any] = field(default_factory=dict)

@@ -11,7 +11,8 @@ from . import OptionSet, array, boolean, choice, group, integer, number
 
 __all__ = ["CLAIMS", "OPTIONS", "RUNNER", "TRAIN"]
 
-CLAIMS = ("edge_of_stability", "width_barriers", "batch_norm", "skip_connections")
+CLAIMS = ("edge_of_stability", "width_barriers", "batch_norm", "skip_connections",
+          "batch_size", "weight_decay")
 """The claims of THEORY.md section 4 that are implemented, in the order they were built."""
 
 RUNNER = "landscope_service.diagnostics.sweep.runner:run_sweep"
@@ -22,9 +23,12 @@ TRAIN = OptionSet(
     doc="How each (variant, seed) is trained: full-batch gradient descent from the seed's "
     "PyTorch-default initialisation.",
     fields={
-        "steps": integer(600, "Gradient-descent steps per run.", ge=1, le=100_000),
-        "lr": number(0.05, "Learning rate of claims trained at one rate (width_barriers); "
-                     "edge_of_stability uses learning_rates.", gt=0, le=1e4),
+        "steps": integer(600, "Gradient-descent steps per run (batch_size: the step cap of "
+                         "each SGD run; a run stopped there above the target loss is "
+                         "flagged unmatched).", ge=1, le=100_000),
+        "lr": number(0.05, "Learning rate of claims trained at one rate (width_barriers, "
+                     "batch_norm, skip_connections, weight_decay); edge_of_stability and "
+                     "batch_size use learning_rates.", gt=0, le=1e4),
         "sharpness_every": integer(10, "edge_of_stability: steps between lambda_max "
                                    "measurements (Lanczos top-1, warm-started from the last "
                                    "eigenvector).", ge=1, le=10_000),
@@ -47,17 +51,44 @@ OPTIONS = OptionSet(
                         "The claim to test: edge_of_stability (Cohen et al. 2021: under "
                         "full-batch GD lambda_max settles at 2/eta), width_barriers (wider "
                         "networks have lower linear barriers between minima, raw and "
-                        "permutation-aligned) or batch_norm (Santurkar et al. 2018: batch norm "
-                        "makes the loss smoother along the gradient) or skip_connections (Li et "
+                        "permutation-aligned), batch_norm (Santurkar et al. 2018: batch norm "
+                        "makes the loss smoother along the gradient), skip_connections (Li et "
                         "al. 2018: deep plain networks are sharper and less convex than their "
-                        "residual versions)."),
+                        "residual versions), batch_size (Keskar et al. 2017: at a matched "
+                        "loss, larger lr/B ends in flatter minima) or weight_decay (the "
+                        "notes: weight decay broadens the minimum)."),
         "seeds": integer(3, "Independent initialisations per variant (verdicts state k/n "
                          "seeds).", ge=3, le=64),
         "train": group(TRAIN, "Training of each run."),
         "learning_rates": array(number(None, "A learning rate eta.", gt=0, le=1e4),
                                 (0.05,), "edge_of_stability: the learning rates; one "
-                                "full-batch GD run per rate and seed.", min_items=1,
+                                "full-batch GD run per rate and seed. batch_size: the SGD "
+                                "learning rates, crossed with batch_sizes.", min_items=1,
                                 max_items=16),
+        "batch_sizes": array(integer(None, "A batch size B (above N it becomes N: "
+                                     "full-batch).", ge=1, le=1_000_000), (8, 64),
+                             "batch_size: the SGD batch sizes, crossed with learning_rates; "
+                             "the verdict compares the smallest and the largest lr/B.",
+                             min_items=1, max_items=16),
+        "target_loss": number(None, "batch_size: the matched full-data training loss every "
+                              "run trains to (checked after each epoch); null: target_fraction "
+                              "times the seed's initial loss (the same for every variant of "
+                              "a seed).", ge=0, le=1e300, nullable=True),
+        "target_fraction": number(0.1, "batch_size: the target as a fraction of the seed's "
+                                  "initial loss, when target_loss is null.", gt=0, lt=1),
+        "epsilon": number(1e-3, "batch_size, weight_decay: the box of epsilon-sharpness, "
+                          "|z_i| <= epsilon (|theta_i| + 1) (Keskar et al. 2017).", gt=0,
+                          le=1),
+        "sharpness_iters": integer(10, "batch_size, weight_decay: L-BFGS-B iterations of the "
+                                   "epsilon-sharpness maximisation (its value is a lower "
+                                   "bound of the box maximum).", ge=1, le=1000),
+        "weight_decays": array(number(None, "An L2 decay strength.", ge=0, le=1e3),
+                               (0.0, 0.01, 0.1), "weight_decay: decay strengths; one "
+                               "full-batch GD run (train.lr, train.steps) per decay and seed; "
+                               "the verdict compares the smallest and the largest.",
+                               min_items=2, max_items=8),
+        "trace_probes": integer(20, "weight_decay: Hutchinson probes of tr(H) (exact from P "
+                                "unit vectors when P <= trace_probes).", ge=1, le=10_000),
         "widths": array(number(None, "A width multiplier.", gt=0, le=64), (1.0, 2.0, 4.0),
                         "width_barriers: multipliers of every hidden layer's width "
                         "(round(w * m), at least 1); 1 is the base network.", min_items=2,
@@ -75,7 +106,9 @@ OPTIONS = OptionSet(
                         "variant (branch scaled 1/sqrt(d)); the verdict compares them at the "
                         "deepest.", min_items=1, max_items=8),
         "slices": integer(8, "skip_connections: 1-D filter-normalised random slices per run "
-                          "for the non-convex fraction.", ge=1, le=256),
+                          "for the non-convex fraction; batch_size, weight_decay: "
+                          "filter-normalised directions of the curvature d^T H d.", ge=1,
+                          le=256),
         "slice_points": integer(21, "skip_connections: points of each slice on [-1, 1].",
                                 ge=5, le=401),
         "plots": boolean(True, "Write sharpness.png/svg (edge_of_stability: lambda_max "

@@ -22,7 +22,9 @@ __all__ = ["seed_box_figure", "sharpness_figure", "sweep_artifacts"]
 
 _MEASURE = {"width_barriers": ("aligned_barrier", "aligned linear barrier"),
             "batch_norm": ("beta", "effective beta along -g"),
-            "skip_connections": ("lambda_max", "lambda_max at the end")}
+            "skip_connections": ("lambda_max", "lambda_max at the end"),
+            "batch_size": ("lambda_max", "lambda_max at the matched loss"),
+            "weight_decay": ("lambda_max", "lambda_max of the data loss at the end")}
 
 
 def sharpness_figure(result: dict[str, Any], caption: str) -> Figure:

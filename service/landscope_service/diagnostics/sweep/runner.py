@@ -27,6 +27,7 @@ from ..options.sweep import OPTIONS
 from ..output import RunOutput, json_float, json_floats
 from ..problem import Problem, unflatten
 from ..slice.directions import random_filter_normalized
+from .flatness import batch_size_claim, weight_decay_claim
 from .train import gradient_descent, loss_and_grad
 from .variants import (
     BATCHNORM_RULE,
@@ -39,7 +40,7 @@ from .variants import (
     variant_problem,
     widen,
 )
-from .verdict import bootstrap_interval, majority, verdict
+from .verdict import effect_summary, majority, verdict
 
 __all__ = ["CLAIM_STATEMENTS", "EOS_BAND", "barrier_piece", "bn_piece", "eos_piece",
            "nonconvex_fraction", "run_sweep", "skip_piece", "smoothness_along_gradient",
@@ -59,6 +60,23 @@ CLAIM_STATEMENTS: dict[str, dict[str, str]] = {
         "source": "Cohen, Kaur, Li, Kolter, Talwalkar (2021), Gradient descent on neural "
                   "networks typically occurs at the edge of stability, ICLR; THEORY.md "
                   "section 4.",
+    },
+    "batch_size": {
+        "text": "At a matched training loss, smaller batches (larger lr/B) end in flatter "
+                "minima: smaller lambda_max and epsilon-sharpness. A sharpness pinned at "
+                "2/eta is a confound, not a finding.",
+        "source": "Keskar, Mudigere, Nocedal, Smelyanskiy, Tang (2017), On large-batch "
+                  "training for deep learning: generalization gap and sharp minima, ICLR; "
+                  "Jastrzebski et al. (2017), Three factors influencing minima in SGD; "
+                  "THEORY.md section 4.",
+    },
+    "weight_decay": {
+        "text": "Weight decay (adding a multiple of |theta|^2 to the loss) broadens the "
+                "minimum: lambda_max and the trace of the data loss's Hessian fall as the "
+                "decay grows.",
+        "source": "The source notes, section 4 (shared/seed); Li, Xu, Taylor, Studer, Goldstein "
+                  "(2018), Visualizing the loss landscape of neural nets, NeurIPS, section 5 "
+                  "(weight decay and sharpness under filter normalisation).",
     },
     "width_barriers": {
         "text": "Wider networks have lower barriers between minima, especially after "
@@ -83,6 +101,26 @@ CLAIM_STATEMENTS: dict[str, dict[str, str]] = {
 }
 
 VERDICT_RULES = {
+    "batch_size": (
+        "Every (batch size B, learning rate eta) of batch_sizes x learning_rates trains the "
+        "base network from each seed's initialisation by minibatch SGD until the full-data "
+        "loss reaches the matched target (checked after each epoch; the step cap train.steps "
+        "marks a run unmatched), then measures lambda_max, epsilon-sharpness and the "
+        "filter-normalised curvature. A seed holds the claim when lambda_max at the largest "
+        "lr/B is lower than at the smallest by more than 2 x lanczos_tol (relative), and "
+        "contradicts it otherwise. supported: at least ceil(2n/3) of n seeds hold it; "
+        "not_supported: at least ceil(2n/3) contradict it; inconclusive otherwise, or while "
+        "a run diverged, was unmatched, had lambda_max pinned at 2/eta (within 5% or above), "
+        "or a deciding eigenvalue did not converge."),
+    "weight_decay": (
+        "Each decay wd trains the base network from each seed's initialisation by full-batch "
+        "GD on L + wd/2 |theta|^2 for train.steps steps, then measures lambda_max, tr(H), "
+        "epsilon-sharpness and the filter-normalised curvature of the data loss L. A seed "
+        "holds the claim when lambda_max at the largest decay is lower than at the smallest "
+        "by more than 2 x lanczos_tol (relative), and contradicts it otherwise. supported: "
+        "at least ceil(2n/3) of n seeds hold it; not_supported: at least ceil(2n/3) "
+        "contradict it; inconclusive otherwise, or while a run diverged or a deciding "
+        "eigenvalue did not converge."),
     "edge_of_stability": (
         "A run is held when the mean lambda_max over the last third of its measurements is "
         "within 5% of 2/eta; 'not_reached' below that band, 'above_band' up to 20% above "
@@ -362,7 +400,6 @@ def _eos(problem: Problem, opts: dict[str, Any], ctx: RunContext) -> dict[str, A
     against = int(variants[worst_ex]["exceeded"]) if held < majority(n) else 0
     v = verdict(held, against, n, blocking_confounds=blocking)
     ratios = [r["ratio"] for r in variants[best]["runs"] if r["ratio"] is not None]
-    interval = bootstrap_interval(ratios, seed=ctx.seed)
     parts = []
     for var in variants:
         rats = [float(r["ratio"]) for r in var["runs"] if r["ratio"] is not None]
@@ -381,10 +418,9 @@ def _eos(problem: Problem, opts: dict[str, Any], ctx: RunContext) -> dict[str, A
             parts.append(f"{lead} at {var['name']} ({tally}; {med})")
     return {
         "held": held, "seeds": n, "verdict": v, "detail": "; ".join(parts),
-        "effect": {"name": f"lambda_max (last third) / (2/eta) at {variants[best]['name']}, "
-                           "median over seeds",
-                   "value": json_float(np.median(ratios)) if ratios else None,
-                   "interval": json_floats(interval), "confidence": 0.95},
+        "effect": effect_summary(f"lambda_max (last third) / (2/eta) at "
+                                 f"{variants[best]['name']}, median over seeds", ratios,
+                                 seed=ctx.seed),
         "confounds": confounds, "variants": variants,
         "theory": {"applies": ["edge_of_stability"],
                    "predicted": {v["name"]: 2.0 / float(v["params"]["lr"]) for v in variants},
@@ -470,16 +506,12 @@ def _width(problem: Problem, opts: dict[str, Any], ctx: RunContext) -> dict[str,
                    f"{held}/{n} seed pairs; Spearman(width, aligned barrier) = "
                    f"{'undefined' if math.isnan(rho) else f'{rho:.3g}'}; raw barrier lower on "
                    f"{sum(d > 0 for d in raw_diffs)}/{n} pairs"),
-        "effect": {"name": f"aligned barrier at {narrow['name']} minus at {wide['name']}, "
-                           "median over seed pairs",
-                   "value": json_float(np.median(diffs)),
-                   "interval": json_floats(bootstrap_interval(diffs, seed=ctx.seed)),
-                   "confidence": 0.95},
-        "raw_effect": {"name": f"raw barrier at {narrow['name']} minus at {wide['name']}, "
-                               "median over seed pairs",
-                       "value": json_float(np.median(raw_diffs)),
-                       "interval": json_floats(bootstrap_interval(raw_diffs, seed=ctx.seed)),
-                       "confidence": 0.95},
+        "effect": effect_summary(f"aligned barrier at {narrow['name']} minus at "
+                                 f"{wide['name']}, median over seed pairs", diffs,
+                                 seed=ctx.seed),
+        "raw_effect": effect_summary(f"raw barrier at {narrow['name']} minus at "
+                                     f"{wide['name']}, median over seed pairs", raw_diffs,
+                                     seed=ctx.seed),
         "spearman": json_float(rho),
         "confounds": confounds, "variants": variants,
         "theory": {"applies": ["width_barriers"],
@@ -564,10 +596,8 @@ def _batch_norm(problem: Problem, opts: dict[str, Any], ctx: RunContext) -> dict
                    "ratio plain/bn "
                    f"{f'{float(np.median(ratios)):.4g}' if ratios else 'not measured'}); "
                    f"loss range along -g narrower on {narrower}/{n} seeds"),
-        "effect": {"name": "effective beta without / with batch norm, median over seeds",
-                   "value": json_float(np.median(ratios)) if ratios else None,
-                   "interval": json_floats(bootstrap_interval(ratios, seed=ctx.seed)),
-                   "confidence": 0.95},
+        "effect": effect_summary("effective beta without / with batch norm, median over seeds",
+                                 ratios, seed=ctx.seed),
         "confounds": confounds, "variants": variants,
         "theory": {"applies": ["batch_norm"],
                    "predicted": "beta and the loss range along -g are smaller with batch norm",
@@ -648,11 +678,8 @@ def _skip(problem: Problem, opts: dict[str, Any], ctx: RunContext) -> dict[str, 
         "detail": (f"lambda_max lower with skips at depth {depths[-1]} on {held}/{n} seeds; "
                    "median non-convex slice fraction: "
                    + ", ".join(f"{name} {json_float(f)}" for f, name in nc)),
-        "effect": {"name": f"lambda_max plain / residual at depth {depths[-1]}, median over "
-                           "seeds",
-                   "value": json_float(np.median(ratios)) if ratios else None,
-                   "interval": json_floats(bootstrap_interval(ratios, seed=ctx.seed)),
-                   "confidence": 0.95},
+        "effect": effect_summary(f"lambda_max plain / residual at depth {depths[-1]}, median "
+                                 "over seeds", ratios, seed=ctx.seed),
         "confounds": confounds, "variants": variants,
         "theory": {"applies": ["skip_connections"],
                    "predicted": "residual: lower lambda_max, |lambda_min/lambda_max| and "
@@ -665,7 +692,8 @@ def _skip(problem: Problem, opts: dict[str, Any], ctx: RunContext) -> dict[str, 
 
 
 _CLAIMS = {"edge_of_stability": _eos, "width_barriers": _width, "batch_norm": _batch_norm,
-           "skip_connections": _skip}
+           "skip_connections": _skip, "batch_size": batch_size_claim,
+           "weight_decay": weight_decay_claim}
 
 
 def run_sweep(problem: Problem, options: dict[str, Any] | None,

@@ -20,7 +20,7 @@ from ..hessian.operators import HessianOperator
 from ..monitor import Monitor
 from ..problem import Problem, flatten, unflatten
 
-__all__ = ["GDRun", "gradient_descent", "loss_and_grad", "top_eigenvalue"]
+__all__ = ["GDRun", "SGDRun", "gradient_descent", "loss_and_grad", "sgd", "top_eigenvalue"]
 
 
 @dataclass
@@ -78,7 +78,7 @@ def gradient_descent(problem: Problem, *, lr: float, steps: int,
                      sharpness_every: int | None = None, lanczos_tol: float = 1e-6,
                      lanczos_max_products: int = 200, divergence_factor: float = 1e6,
                      seed: int = 0, keep_at: frozenset[int] = frozenset(),
-                     monitor: Monitor | None = None) -> GDRun:
+                     weight_decay: float = 0.0, monitor: Monitor | None = None) -> GDRun:
     """Full-batch GD from ``problem.params`` (module doc).
 
     Args:
@@ -91,6 +91,8 @@ def gradient_descent(problem: Problem, *, lr: float, steps: int,
         divergence_factor: stop as diverged above this many times the initial loss.
         seed: seed of the first Lanczos start vector.
         keep_at: steps whose parameters to keep (``run.kept``).
+        weight_decay: L2 decay ``wd``: the step is ``theta - lr * (g + wd * theta)`` (the
+            gradient of ``L + wd/2 |theta|^2``); ``losses`` stay the data loss ``L``.
         monitor: progress (fraction of steps) and cancellation.
     """
     mon = monitor or Monitor()
@@ -125,8 +127,79 @@ def gradient_descent(problem: Problem, *, lr: float, steps: int,
             measure(step)
         if step == steps:
             break
-        theta = theta - lr * g
+        theta = theta - lr * (g + weight_decay * theta) if weight_decay else theta - lr * g
         run.steps_done = step + 1
         if step % report_every == 0 or step + 1 == steps:
             mon.report("train", (step + 1) / steps, f"step {step + 1}/{steps}")
+    return run
+
+
+@dataclass
+class SGDRun:
+    """One minibatch SGD run stopped at a target training loss.
+
+    Attributes:
+        theta: final flat parameters (the last finite point when diverged).
+        losses: the full-data loss at the start and after every epoch.
+        epoch_steps: the step count at each entry of ``losses``.
+        matched: the full-data loss reached ``target_loss`` before ``max_steps``.
+        diverged: the loss became non-finite or exceeded ``divergence_factor`` times its
+            initial value.
+        steps_done: SGD steps taken.
+    """
+
+    theta: Tensor
+    losses: list[float]
+    epoch_steps: list[int]
+    matched: bool
+    diverged: bool
+    steps_done: int
+
+
+def sgd(problem: Problem, *, lr: float, batch_size: int, max_steps: int, target_loss: float,
+        weight_decay: float = 0.0, divergence_factor: float = 1e6, seed: int = 0,
+        monitor: Monitor | None = None) -> SGDRun:
+    """Minibatch SGD from ``problem.params`` until the full-data loss is at most
+    ``target_loss`` (checked after every epoch) or ``max_steps`` steps are taken.
+
+    Each epoch visits a fresh random permutation of the samples (``torch.Generator`` seeded
+    with ``seed``) in batches of ``batch_size`` (the last may be smaller), so a seed gives
+    the same run every time; with ``batch_size >= N`` this is full-batch gradient descent.
+    A step is ``theta <- theta - lr * (g_B + weight_decay * theta)``, ``g_B`` the gradient of
+    the batch's mean loss. The loop checks for cancellation every step and reports progress
+    (the fraction of ``max_steps``, monotone) at least every 1% of them.
+    """
+    mon = monitor or Monitor()
+    n = problem.num_samples
+    b = max(1, min(int(batch_size), n))
+    gen = torch.Generator(device="cpu").manual_seed(int(seed))
+    theta = flatten(problem.params).detach().clone()
+    loss0 = float(problem.full_loss(unflatten(theta, problem.params)).detach())
+    run = SGDRun(theta=theta, losses=[loss0], epoch_steps=[0], matched=loss0 <= target_loss,
+                 diverged=not math.isfinite(loss0), steps_done=0)
+    report_every = max(1, max_steps // 100)
+    step = 0
+    while not run.matched and not run.diverged and step < max_steps:
+        order = torch.randperm(n, generator=gen).to(problem.x.device)
+        for start in range(0, n, b):
+            if step >= max_steps:
+                break
+            mon.check()
+            idx = order[start:start + b]
+            x = theta.detach().requires_grad_(True)
+            loss = problem.loss_fn(unflatten(x, problem.params), problem.x[idx], problem.y[idx])
+            (g,) = torch.autograd.grad(loss, x)
+            theta = theta - lr * (g.detach() + weight_decay * theta)
+            step += 1
+            if step % report_every == 0 or step == max_steps:
+                mon.report("train", step / max_steps, f"step {step}/{max_steps}")
+        full = float(problem.full_loss(unflatten(theta, problem.params)).detach())
+        if not math.isfinite(full) or full > divergence_factor * max(loss0, 1e-300):
+            run.diverged = True
+            break
+        run.theta, run.steps_done = theta, step
+        run.losses.append(full)
+        run.epoch_steps.append(step)
+        run.matched = full <= target_loss
+    run.steps_done = step if not run.diverged else run.steps_done
     return run

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["bootstrap_interval", "majority", "verdict"]
+__all__ = ["bootstrap_interval", "effect_summary", "majority", "verdict"]
 
 
 def bootstrap_interval(values: Sequence[float], *, confidence: float = 0.95,
@@ -46,3 +46,13 @@ def verdict(held: int, against: int, n: int, *, blocking_confounds: bool) -> str
     if against >= majority(n):
         return "not_supported"
     return "inconclusive"
+
+
+def effect_summary(name: str, values: Sequence[float], *, seed: int) -> dict[str, object]:
+    """``{name, value, interval, confidence}``: the median of ``values`` over seeds (None
+    when there are none) and its 95% percentile bootstrap interval (JSON-safe floats)."""
+    from ..output import json_float, json_floats
+
+    return {"name": name, "value": json_float(float(np.median(values))) if values else None,
+            "interval": json_floats(bootstrap_interval(values, seed=seed)),
+            "confidence": 0.95}

@@ -58,9 +58,22 @@ def check(options: dict[str, Any], ctx: SubmitContext) -> None:
         why = widen_problem(dict(ctx.architecture), str(claim))
         if why is not None:
             errors["claim"] = [why]
+    if claim == "batch_size" and ctx.num_samples is not None:
+        sizes = {min(int(b), ctx.num_samples) for b in options.get("batch_sizes") or []}
+        combos = len(sizes) * len(set(options.get("learning_rates") or []))
+        if combos < 2:
+            errors["batch_sizes"] = [
+                f"batch_size compares at least two (batch size, learning rate) combinations; "
+                f"batch sizes above N = {ctx.num_samples} become N, leaving {combos}. Give "
+                "two batch sizes up to N or two learning_rates."]
+    if claim == "weight_decay" and len(set(options.get("weight_decays") or [])) < 2:
+        errors["weight_decays"] = ["weight_decay compares at least two distinct decays."]
     variants = (len(options.get("learning_rates") or []) if claim == "edge_of_stability"
                 else len(options.get("widths") or []) if claim == "width_barriers"
                 else 2 * len(options.get("depths") or []) if claim == "skip_connections"
+                else len(options.get("batch_sizes") or [])
+                * len(options.get("learning_rates") or []) if claim == "batch_size"
+                else len(options.get("weight_decays") or []) if claim == "weight_decay"
                 else 2)
     steps = int((options.get("train") or {}).get("steps", 0))
     total = int(options.get("seeds", 3)) * max(variants, 1) * steps
@@ -76,7 +89,7 @@ KIND = KindSpec.from_table(
     "sweep",
     check=check,
     summary="One claim of the notes' section 4 (edge of stability, width and barriers, batch "
-    "norm, skip connections) tested "
+    "norm, skip connections, batch size, weight decay) tested "
     "over variants and seeds on the caller's problem: a verdict with k/n seeds, an effect "
     "size with a bootstrap interval, confound flags and every measure per seed.",
 )
