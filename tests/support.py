@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 AUTH_A = {"Authorization": "Bearer key-a"}
 AUTH_B = {"Authorization": "Bearer key-b"}
@@ -64,3 +70,35 @@ def expire_lease(redis_url: str, job_id: str) -> None:
         assert client.pexpire(f"ls:lease:{job_id}", 1), f"job {job_id} holds no lease"
     finally:
         client.close()
+
+
+CliRun = Callable[..., subprocess.CompletedProcess[str]]
+"""Runs the ``landscope`` CLI with the given arguments (see :func:`landscope_cli`)."""
+
+
+def landscope_cli(url: str, api_key: str = "key-a") -> CliRun:
+    """A runner of the installed ``landscope`` command against the API at ``url``: text
+    output captured, 300 s cap per call."""
+    env = {**os.environ, "LANDSCOPE_URL": url, "LANDSCOPE_API_KEY": api_key}
+    cli = [str(Path(sys.executable).with_name("landscope"))]
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*cli, *args], capture_output=True, text=True, env=env,
+                              timeout=300)
+
+    return run
+
+
+def cli_submit(run: CliRun, request: dict[str, Any], path: Path) -> str:
+    """``landscope submit`` of ``request`` (written to ``path``); the job id."""
+    path.write_text(json.dumps(request))
+    sub = run("submit", str(path), "--json")
+    assert sub.returncode == 0, sub.stderr
+    return str(json.loads(sub.stdout)["id"])
+
+
+def cli_wait(run: CliRun, job_id: str) -> dict[str, Any]:
+    """``landscope wait --no-progress --json``: the finished job as the CLI printed it."""
+    waited = run("wait", job_id, "--no-progress", "--json")
+    assert waited.returncode == 0, waited.stderr
+    return dict(json.loads(waited.stdout))

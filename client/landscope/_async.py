@@ -28,7 +28,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 from urllib.parse import urlsplit
 
-from landscope._events import JobEvent, parse_sse
+from landscope._events import JobEvent, page_events, page_params, parse_sse, stream_headers
 from landscope._exceptions import (
     APIConnectionError,
     APIError,
@@ -355,24 +355,15 @@ class AsyncJobs:
         last = after
         if not stream:
             while True:
-                params: dict[str, str | int] = {"limit": 1000}
-                if last:
-                    params["after"] = last
-                page = await self._t.get_json(path, params=params)
-                if not isinstance(page, dict) or not isinstance(page.get("items"), list):
-                    raise InvalidResponseError(f"Expected an event page, got {page!r}.")
-                for item in page["items"]:
-                    ev = JobEvent.from_json(item)
+                page = await self._t.get_json(path, params=page_params(last))
+                for ev in page_events(page):
                     last = ev.id
                     yield ev
                 if not page.get("next_cursor"):
                     return
         while True:
-            headers = {"Accept": "text/event-stream"}
-            if last:
-                headers["Last-Event-ID"] = last
             response = await self._t.send("GET", path, params={"stream": "true"},
-                                          headers=headers, stream=True)
+                                          headers=stream_headers(last), stream=True)
             try:
                 lines: list[str] = []
                 async for line in response.aiter_lines():

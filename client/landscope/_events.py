@@ -72,6 +72,27 @@ def parse_sse(lines: Iterator[str]) -> Iterator[dict[str, str]]:
         yield msg
 
 
+def page_params(after: str | None) -> dict[str, str | int]:
+    """Query of one page of a job's events after the event id ``after``."""
+    return {"limit": 1000, **({"after": after} if after else {})}
+
+
+def page_events(page: Any) -> list[JobEvent]:
+    """The events of one page (``{"items", "next_cursor"}``) as typed events.
+
+    Raises:
+        InvalidResponseError: if ``page`` is not an event page.
+    """
+    if not isinstance(page, dict) or not isinstance(page.get("items"), list):
+        raise InvalidResponseError(f"Expected an event page, got {page!r}.")
+    return [JobEvent.from_json(item) for item in page["items"]]
+
+
+def stream_headers(last: str | None) -> dict[str, str]:
+    """Headers of an SSE request resuming after the event id ``last``."""
+    return {"Accept": "text/event-stream", **({"Last-Event-ID": last} if last else {})}
+
+
 def iter_events(transport: Transport, job_id: str, *, stream: bool,
                 after: str | None = None) -> Iterator[JobEvent]:
     """Every event after ``after``; with ``stream`` also each new one until the job ends
@@ -80,24 +101,15 @@ def iter_events(transport: Transport, job_id: str, *, stream: bool,
     last = after
     if not stream:
         while True:
-            params: dict[str, str | int] = {"limit": 1000}
-            if last:
-                params["after"] = last
-            page = transport.get_json(path, params=params)
-            if not isinstance(page, dict) or not isinstance(page.get("items"), list):
-                raise InvalidResponseError(f"Expected an event page, got {page!r}.")
-            for item in page["items"]:
-                ev = JobEvent.from_json(item)
+            page = transport.get_json(path, params=page_params(last))
+            for ev in page_events(page):
                 last = ev.id
                 yield ev
             if not page.get("next_cursor"):
                 return
     while True:
-        headers = {"Accept": "text/event-stream"}
-        if last:
-            headers["Last-Event-ID"] = last
-        response = transport.request("GET", path, params={"stream": "true"}, headers=headers,
-                                     stream=True)
+        response = transport.request("GET", path, params={"stream": "true"},
+                                     headers=stream_headers(last), stream=True)
         try:
             lines = response.iter_lines(decode_unicode=True)
             for msg in parse_sse(line for line in lines if isinstance(line, str)):

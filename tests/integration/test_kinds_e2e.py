@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import os
 import random
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +10,8 @@ import pytest
 
 import landscope
 from landscope_service.local import LocalStack
+
+from support import cli_submit, cli_wait, landscope_cli
 
 pytestmark = pytest.mark.integration
 
@@ -90,21 +88,9 @@ CLI_CASES = {
 @pytest.mark.parametrize("kind", list(CLI_CASES))
 def test_cli_submit_wait_and_artifacts(stack: LocalStack, tmp_path: Path, kind: str) -> None:
     make, artifact, check = CLI_CASES[kind]
-    job_file = tmp_path / "job.json"
-    job_file.write_text(json.dumps(make()))
-    env = {**os.environ, "LANDSCOPE_URL": stack.url, "LANDSCOPE_API_KEY": "key-a"}
-    cli = [str(Path(sys.executable).with_name("landscope"))]
-
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*cli, *args], capture_output=True, text=True, env=env,
-                              timeout=300)
-
-    sub = run("submit", str(job_file), "--json")
-    assert sub.returncode == 0, sub.stderr
-    job_id = json.loads(sub.stdout)["id"]
-    waited = run("wait", job_id, "--no-progress", "--json")
-    assert waited.returncode == 0, waited.stderr
-    finished = json.loads(waited.stdout)  # wait --json prints the whole job
+    run = landscope_cli(stack.url)
+    job_id = cli_submit(run, make(), tmp_path / "job.json")
+    finished = cli_wait(run, job_id)  # wait --json prints the whole job
     assert finished["status"] == "succeeded" and finished["kind"] == kind
     assert check(finished["result"])
     table = run("result", job_id, "--table")

@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import random
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +16,7 @@ import landscope
 from landscope.kinds.landscape_slice import LandscapeSliceResult
 from landscope_service.local import LocalStack
 
-from support import block_request, wait_file
+from support import block_request, cli_submit, cli_wait, landscope_cli, wait_file
 
 pytestmark = pytest.mark.integration
 
@@ -82,21 +79,9 @@ def test_random_slice_through_the_sdk(client_a: landscope.Client) -> None:
 
 
 def test_cli_submit_wait_and_contour(stack: LocalStack, tmp_path: Path) -> None:
-    job_file = tmp_path / "slice.json"
-    job_file.write_text(json.dumps(slice_request()))
-    env = {**os.environ, "LANDSCOPE_URL": stack.url, "LANDSCOPE_API_KEY": "key-a"}
-    cli = [str(Path(sys.executable).with_name("landscope"))]
-
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*cli, *args], capture_output=True, text=True, env=env,
-                              timeout=300)
-
-    sub = run("submit", str(job_file), "--json")
-    assert sub.returncode == 0, sub.stderr
-    job_id = json.loads(sub.stdout)["id"]
-    waited = run("wait", job_id, "--no-progress", "--json")
-    assert waited.returncode == 0, waited.stderr
-    finished = json.loads(waited.stdout)
+    run = landscope_cli(stack.url)
+    job_id = cli_submit(run, slice_request(), tmp_path / "slice.json")
+    finished = cli_wait(run, job_id)
     assert finished["status"] == "succeeded" and finished["kind"] == "landscape_slice"
     assert len(finished["result"]["loss"]) == 5
     dl = run("artifacts", job_id, "--out", str(tmp_path / "arts"))

@@ -4,12 +4,8 @@ every claim runs through the CLI, and a claim that cannot apply is a 422 naming 
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import random
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +14,8 @@ import pytest
 import landscope
 from landscope.kinds.sweep import SweepResult
 from landscope_service.local import LocalStack
+
+from support import cli_submit, cli_wait, landscope_cli
 
 pytestmark = pytest.mark.integration
 
@@ -97,24 +95,11 @@ TINY = {
 def test_every_claim_through_the_cli(stack: LocalStack, tmp_path: Path) -> None:
     """``landscope submit``, ``wait --json`` and ``result`` for each of the six claims (all
     submitted first, so the worker runs them back to back)."""
-    env = {**os.environ, "LANDSCOPE_URL": stack.url, "LANDSCOPE_API_KEY": "key-a"}
-    cli = [str(Path(sys.executable).with_name("landscope"))]
-
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*cli, *args], capture_output=True, text=True, env=env,
-                              timeout=300)
-
-    ids = {}
-    for claim, options in TINY.items():
-        job_file = tmp_path / f"{claim}.json"
-        job_file.write_text(json.dumps(sweep_request(claim=claim, seeds=3, **options)))
-        sub = run("submit", str(job_file), "--json")
-        assert sub.returncode == 0, sub.stderr
-        ids[claim] = json.loads(sub.stdout)["id"]
+    run = landscope_cli(stack.url)
+    ids = {claim: cli_submit(run, sweep_request(claim=claim, seeds=3, **options),
+                             tmp_path / f"{claim}.json") for claim, options in TINY.items()}
     for claim, job_id in ids.items():
-        waited = run("wait", job_id, "--no-progress", "--json")
-        assert waited.returncode == 0, waited.stderr
-        finished = json.loads(waited.stdout)
+        finished = cli_wait(run, job_id)
         assert finished["status"] == "succeeded" and finished["kind"] == "sweep", claim
         res = SweepResult.from_json(finished["result"])
         assert res.claim == claim and res.seeds == 3
