@@ -42,6 +42,50 @@ def test_prepared_message_is_the_one_send_publishes(dispatcher: Dispatcher, redi
     assert json.loads(push.payload)["properties"]["delivery_info"]["routing_key"] == queue
 
 
+@pytest.mark.parametrize("queue", ["cpu", "gpu"])
+def test_a_filled_template_is_celerys_own_message(dispatcher: Dispatcher, queue: str) -> None:
+    """After the first message of a queue, prepare fills a template; every field equals the
+    message Celery builds for the same ids (the body compared decoded), and the kombu
+    delivery tag is new each time."""
+    import base64
+
+    from landscope_service.jobs.store import new_job_id
+
+    tags = set()
+    for k in range(4):
+        job_id, task_id = new_job_id(), f"task-{k}-{queue}"
+        filled = dispatcher.prepare(job_id, queue, task_id=task_id)
+        built = dispatcher.build(job_id, queue, task_id=task_id)
+        assert filled is not None and built is not None and filled.key == built.key == queue
+        a, b = _without_tag(filled.payload), _without_tag(built.payload)
+        tags.add(json.loads(filled.payload)["properties"]["delivery_tag"])
+        assert json.loads(base64.b64decode(a.pop("body"))) == json.loads(
+            base64.b64decode(b.pop("body")))
+        assert a == b
+    assert len(tags) == 4
+    assert dispatcher.template(queue) is not None
+
+
+def test_a_message_of_another_shape_is_built_by_celery_each_time(
+        dispatcher: Dispatcher, monkeypatch: pytest.MonkeyPatch) -> None:
+    from landscope_service.jobs import dispatch
+
+    assert dispatch.MessageTemplate.of(dispatch.Push("cpu", '{"body": "e30="}')) is None
+    monkeypatch.setattr(dispatch.MessageTemplate, "of", classmethod(lambda cls, push: None))
+    calls = []
+    real = dispatcher.build
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(dispatcher, "build", counting)
+    for k in range(3):
+        push = dispatcher.prepare(f"job_{k}", "cpu", task_id=f"t{k}")
+        assert push is not None and json.loads(push.payload)["headers"]["id"] == f"t{k}"
+    assert len(calls) == 4  # the template attempt, then Celery for every message
+
+
 def test_create_pushes_the_message_once_and_a_replay_pushes_nothing(
         dispatcher: Dispatcher, redis_client: Any) -> None:
     push = dispatcher.prepare("job_01", "cpu", task_id="task-1")

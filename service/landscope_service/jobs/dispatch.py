@@ -7,6 +7,11 @@ task id recorded in the job (a cancel revokes it).
 
 from __future__ import annotations
 
+import base64
+import copy
+import json
+import os
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,7 +20,7 @@ from celery import Celery
 from .reaper import reap_one
 from .store import JobStore
 
-__all__ = ["Dispatcher", "Push", "queue_for"]
+__all__ = ["Dispatcher", "MessageTemplate", "Push", "queue_for"]
 
 TASK = "landscope.run_job"
 
@@ -48,10 +53,58 @@ def queue_for(request: dict[str, Any]) -> str:
     return "gpu" if request.get("device") == "cuda" else "cpu"
 
 
+_SENTINEL_JOB = "job_0TEMPLATE0"
+_SENTINEL_TASK = "00000000-0000-4000-8000-000000000000"
+
+
+@dataclass(frozen=True)
+class MessageTemplate:
+    """A message Celery built for the sentinel job and task ids, parsed, with the places
+    where those ids sit checked (see :meth:`Dispatcher.prepare`)."""
+
+    key: str
+    message: dict[str, Any]
+    embed: Any
+
+    @classmethod
+    def of(cls, push: Push) -> MessageTemplate | None:
+        """The template, or None when the message is not shaped as expected (another
+        Celery message protocol: then every message is built by Celery)."""
+        try:
+            msg = json.loads(push.payload)
+            h, p = msg["headers"], msg["properties"]
+            args, kwargs, embed = json.loads(base64.b64decode(msg["body"]))
+            ok = (h["id"] == h["root_id"] == p["correlation_id"] == _SENTINEL_TASK
+                  and h["argsrepr"] == repr([_SENTINEL_JOB]) and args == [_SENTINEL_JOB]
+                  and kwargs == {} and p["body_encoding"] == "base64"
+                  and msg["content-type"] == "application/json"
+                  and _SENTINEL_JOB not in json.dumps({**msg, "body": None}).replace(
+                      h["argsrepr"], "")
+                  and _SENTINEL_TASK not in json.dumps(
+                      [msg.get("content-encoding"),
+                       {k: v for k, v in h.items() if k not in ("id", "root_id")},
+                       {k: v for k, v in p.items() if k != "correlation_id"}]))
+        except (ValueError, KeyError, TypeError):
+            return None
+        return cls(push.key, msg, embed) if ok else None
+
+    def fill(self, job_id: str, task_id: str) -> Push:
+        msg = copy.copy(self.message)
+        msg["headers"] = {**msg["headers"], "id": task_id, "root_id": task_id,
+                          "argsrepr": repr([job_id])}
+        msg["properties"] = {**msg["properties"], "correlation_id": task_id,
+                             "delivery_tag": str(uuid.uuid4())}
+        body = json.dumps([[job_id], {}, self.embed]).encode()
+        msg["body"] = base64.b64encode(body).decode()
+        return Push(self.key, json.dumps(msg))
+
+
 @dataclass
 class Dispatcher:
     celery: Celery
     jobs: JobStore
+    _templates: dict[tuple[str, int], MessageTemplate | None] = field(default_factory=dict,
+                                                                 init=False, repr=False)
 
     def send(self, job_id: str, queue: str, *, task_id: str | None = None) -> str:
         """Enqueue a run of the job; returns the Celery task id.
@@ -64,8 +117,33 @@ class Dispatcher:
         return str(result.id)
 
     def prepare(self, job_id: str, queue: str, *, task_id: str) -> Push | None:
-        """The message :meth:`send` would publish, built by Celery and kombu but not sent,
-        so the job store can push it in the round trip that creates the job.
+        """The message :meth:`send` would publish, built but not sent, so the job store can
+        push it in the round trip that creates the job.
+
+        Celery builds the queue's first message in each process (:meth:`build`) for
+        sentinel ids; it is kept as a template, and each later message is that template
+        with the job id, the task id and a new kombu delivery tag put where Celery put the
+        sentinels (building a message through ``send_task`` was a fifth of a submission's
+        CPU). ``tests/unit/test_dispatch_push.py`` checks that a filled template equals
+        Celery's own message for the same ids. A message of another shape is built by
+        Celery every time. None: see :meth:`build`.
+        """
+        template = self.template(queue)
+        if template is None:
+            return self.build(job_id, queue, task_id=task_id)
+        return template.fill(job_id, task_id)
+
+    def template(self, queue: str) -> MessageTemplate | None:
+        """This process's template of ``queue``'s messages (built by Celery on first use;
+        None when the message has another shape)."""
+        slot = (queue, os.getpid())  # the origin header names the process
+        if slot not in self._templates:
+            first = self.build(_SENTINEL_JOB, queue, task_id=_SENTINEL_TASK)
+            self._templates[slot] = None if first is None else MessageTemplate.of(first)
+        return self._templates[slot]
+
+    def build(self, job_id: str, queue: str, *, task_id: str) -> Push | None:
+        """The message :meth:`send` would publish, built by Celery and kombu but not sent.
 
         The task, its id, the queue routing and every header are Celery's own (the same
         ``send_task`` call, through a producer whose publish batch collects kombu's final
