@@ -181,3 +181,25 @@ def test_figures() -> None:
     assert "effective beta" in out.artifacts[1].data.decode()
     assert run_sweep(prob, {"claim": "batch_norm", "plots": False, "measure_points": 2,
                             "train": {"steps": 2}}).artifacts == []
+    out = run_sweep(prob, {"claim": "width_barriers", "widths": [1, 2], "barrier_points": 5,
+                           "train": {"steps": 6}})
+    names = [a.name for a in out.artifacts]
+    assert names == ["seeds.png", "seeds.svg", "interpolation.png", "interpolation.svg"]
+    assert "width x2 (aligned)" in out.artifacts[3].data.decode()
+    for var in out.result["variants"]:
+        for pair in var["pairs"]:
+            for key in ("raw_curve", "aligned_curve"):  # ordered samples, ends included
+                ts = pair[key]["t"]
+                assert ts == sorted(ts) and ts[0] == 0.0 and ts[-1] == 1.0
+                assert len(pair[key]["loss"]) == len(ts)
+            # the certified barrier: highest sample + resolution, above the higher end
+            peak = max(pair["raw_curve"]["loss"])
+            ends = max(pair["raw_curve"]["loss"][0], pair["raw_curve"]["loss"][-1])
+            bound = peak + pair["raw_resolution"] - ends
+            assert abs(max(bound, 0.0) - pair["raw_barrier"]) <= 1e-9 * max(1.0, peak)
+    out = run_sweep(prob, {"claim": "skip_connections", "depths": [2], "slices": 2,
+                           "slice_points": 5, "train": {"steps": 2}})
+    assert [a.name for a in out.artifacts][2:] == ["slices.png", "slices.svg"]
+    for var in out.result["variants"]:
+        for run in var["runs"]:
+            assert [len(c) for c in run["slice_losses"]] == [5, 5]

@@ -17,6 +17,7 @@ from ._read import FromJson
 __all__ = [
     "ClaimStatement",
     "SweepConfound",
+    "SweepCurve",
     "SweepEffect",
     "SweepOptions",
     "SweepPair",
@@ -119,6 +120,8 @@ class SweepRun(FromJson):
         eig_converged: both eigenvalues met the Lanczos tolerance.
         nonconvex_fraction: fraction of 1-D filter-normalised slices with negative curvature.
         nonconvex_slices: per slice, whether it was non-convex.
+        slice_losses: per slice, the loss at ``slice_points`` evenly spaced points of
+            [-1, 1].
         batch_size: batch_size: B of the run's SGD.
         target_loss: batch_size: the matched full-data loss the run trained to.
         matched: batch_size: the target was reached before the step cap.
@@ -158,6 +161,7 @@ class SweepRun(FromJson):
     eig_converged: bool | None = None
     nonconvex_fraction: float | None = None
     nonconvex_slices: tuple[bool, ...] = ()
+    slice_losses: tuple[tuple[float | None, ...], ...] = ()
     batch_size: int | None = None
     target_loss: float | None = None
     matched: bool | None = None
@@ -172,6 +176,19 @@ class SweepRun(FromJson):
 
 
 @dataclass(frozen=True)
+class SweepCurve(FromJson):
+    """width_barriers: the loss sampled along a line, ordered by ``t``.
+
+    Attributes:
+        t: positions on [0, 1] (the two minima at 0 and 1).
+        loss: the loss there.
+    """
+
+    t: tuple[float, ...] = ()
+    loss: tuple[float | None, ...] = ()
+
+
+@dataclass(frozen=True)
 class SweepPair(FromJson):
     """width_barriers: the linear barrier between two seeds' minima of one width.
 
@@ -182,6 +199,7 @@ class SweepPair(FromJson):
             the raw one).
         matched_barrier: the barrier after permuting b's hidden units to match a.
         raw_resolution, aligned_resolution: certified margins above the barriers.
+        raw_curve, aligned_curve: the samples of the raw and the aligned line.
     """
 
     seeds: tuple[int, int]
@@ -190,6 +208,8 @@ class SweepPair(FromJson):
     matched_barrier: float | None
     raw_resolution: float | None = None
     aligned_resolution: float | None = None
+    raw_curve: SweepCurve | None = None
+    aligned_curve: SweepCurve | None = None
 
 
 @dataclass(frozen=True)

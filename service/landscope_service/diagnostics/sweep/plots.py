@@ -1,5 +1,6 @@
-"""Figures of ``sweep``: sharpness traces with their 2/eta lines (edge_of_stability) and
-the per-seed measure of every variant (box plots with the seeds drawn on them)."""
+"""Figures of ``sweep``: sharpness traces with their 2/eta lines (edge_of_stability), the
+per-seed measure of every variant (box plots with the seeds drawn on them), interpolation
+curves (width_barriers) and 1-D slices (skip_connections)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from ..plots import (
     styled,
 )
 
-__all__ = ["seed_box_figure", "sharpness_figure", "sweep_artifacts"]
+__all__ = ["interpolation_figure", "seed_box_figure", "sharpness_figure", "slices_figure",
+           "sweep_artifacts"]
 
 _MEASURE = {"width_barriers": ("aligned_barrier", "aligned linear barrier"),
             "batch_norm": ("beta", "effective beta along -g"),
@@ -77,6 +79,58 @@ def seed_box_figure(result: dict[str, Any], key: str, label: str, caption: str) 
     return fig
 
 
+def interpolation_figure(result: dict[str, Any], caption: str) -> Figure:
+    """width_barriers: the loss along each pair's line, aligned solid and raw dashed, one
+    colour per width."""
+    with styled():
+        fig = new_figure("column", 0.75)
+        ax = fig.add_subplot()
+        values: list[float] = []
+        for i, var in enumerate(result["variants"]):
+            for k, pair in enumerate(var.get("pairs") or []):
+                for key, style in (("aligned_curve", "-"), ("raw_curve", "--")):
+                    curve = pair.get(key) or {}
+                    pts = [(t, v) for t, v in zip(curve.get("t", []), curve.get("loss", []),
+                                                  strict=True) if t is not None and v is not None]
+                    if not pts:
+                        continue
+                    values += [v for _, v in pts]
+                    label = (f"{var['name']} ({'aligned' if style == '-' else 'raw'})"
+                             if k == 0 else None)
+                    ax.plot([t for t, _ in pts], [v for _, v in pts], ls=style, lw=1.0,
+                            color=color(i), alpha=0.85, label=label)
+        if log_axis_wanted(values):
+            ax.set_yscale("log")
+        ax.set_xlabel("t along the line from seed i to seed i+1")
+        ax.set_ylabel("loss")
+        ax.legend(loc="best", fontsize="small")
+        set_caption(fig, caption)
+    return fig
+
+
+def slices_figure(result: dict[str, Any], caption: str) -> Figure:
+    """skip_connections: the 1-D filter-normalised slices of each variant's first seed, one
+    panel per variant (non-convex slices drawn solid, convex ones dotted)."""
+    variants = result["variants"]
+    with styled():
+        fig = new_figure("double", 0.35)
+        axes = fig.subplots(1, len(variants), sharey=True, squeeze=False)[0]
+        for ax, (i, var) in zip(axes, enumerate(variants), strict=True):
+            run = var["runs"][0] if var["runs"] else {}
+            curves = run.get("slice_losses") or []
+            flags = run.get("nonconvex_slices") or [False] * len(curves)
+            for curve, bent in zip(curves, flags, strict=False):
+                n = len(curve)
+                xs = [-1 + 2 * j / (n - 1) for j in range(n)] if n > 1 else [0.0]
+                ax.plot(xs, [float("nan") if v is None else v for v in curve],
+                        ls="-" if bent else ":", lw=0.9, color=color(i), alpha=0.85)
+            ax.set_title(str(var["name"]), fontsize="small")
+            ax.set_xlabel("alpha")
+        axes[0].set_ylabel("loss")
+        set_caption(fig, caption)
+    return fig
+
+
 def sweep_artifacts(result: dict[str, Any], *, loss: str, dtype: str) -> list[Artifact]:
     """``sharpness.png/svg`` for edge_of_stability, ``seeds.png/svg`` for the others."""
     claim = result["claim"]
@@ -90,4 +144,15 @@ def sweep_artifacts(result: dict[str, Any], *, loss: str, dtype: str) -> list[Ar
     key, label = _MEASURE[claim]
     cap = caption_text(what=f"{label} per seed and variant", num_samples=result["num_samples"],
                        loss=loss, dtype=dtype, extra=extra)
-    return figure_artifacts("seeds", seed_box_figure(result, key, label, cap))
+    out = figure_artifacts("seeds", seed_box_figure(result, key, label, cap))
+    if claim == "width_barriers":
+        cap = caption_text(what="loss along the linear path between seed pairs (solid: "
+                           "aligned, dashed: raw)", num_samples=result["num_samples"],
+                           loss=loss, dtype=dtype, extra=extra)
+        out += figure_artifacts("interpolation", interpolation_figure(result, cap))
+    if claim == "skip_connections":
+        cap = caption_text(what="1-D filter-normalised slices at the end, first seed of each "
+                           "variant (solid: non-convex)", num_samples=result["num_samples"],
+                           loss=loss, dtype=dtype, extra=extra)
+        out += figure_artifacts("slices", slices_figure(result, cap))
+    return out

@@ -187,6 +187,12 @@ def width_train_piece(problem: Problem, payload: dict[str, Any],
             "initial_loss": run.losses[0] if run.losses else None}
 
 
+def _sorted_curve(ts: torch.Tensor, values: torch.Tensor) -> dict[str, list[float]]:
+    """A certified curve's samples ordered by t, as ``{"t", "loss"}`` lists."""
+    order = torch.argsort(ts)
+    return {"t": [float(t) for t in ts[order]], "loss": [float(v) for v in values[order]]}
+
+
 def linear_barrier(prob: Problem, a: torch.Tensor, b: torch.Tensor,
                    points: int) -> dict[str, float]:
     """Certified linear barrier ``max_t L((1-t) a + t b) - max(L(a), L(b))``, raw and
@@ -199,8 +205,11 @@ def linear_barrier(prob: Problem, a: torch.Tensor, b: torch.Tensor,
     ends = obj.values(torch.stack([a, b, b_al]))
     raw = float(cert[0].barrier) - float(torch.maximum(ends[0], ends[1]))
     matched = float(cert[1].barrier) - float(torch.maximum(ends[0], ends[2]))
+    best = cert[1] if matched < raw else cert[0]
     return {"raw": max(raw, 0.0), "matched": max(matched, 0.0),
             "aligned": max(min(raw, matched), 0.0),
+            "raw_curve": _sorted_curve(cert[0].ts, cert[0].values),
+            "aligned_curve": _sorted_curve(best.ts, best.values),
             "raw_resolution": float(cert[0].resolution),
             "aligned_resolution": float(cert[1].resolution if matched < raw
                                         else cert[0].resolution)}
@@ -261,11 +270,13 @@ def bn_piece(problem: Problem, payload: dict[str, Any], monitor: Monitor) -> dic
 
 
 def nonconvex_fraction(prob: Problem, theta: torch.Tensor, *, slices: int, points: int,
-                       seed: int, monitor: Monitor | None = None) -> tuple[float, list[bool]]:
+                       seed: int, monitor: Monitor | None = None,
+                       values: list[list[float]] | None = None) -> tuple[float, list[bool]]:
     """Fraction of ``slices`` 1-D filter-normalised random slices through ``theta`` (Li et
     al. 2018; directions as ``landscape_slice`` draws them, seeds ``seed``, ``seed + 1``,
     ...) whose loss on ``points`` points of [-1, 1] has a negative second difference
-    (below ``-1e-9`` times the slice's largest loss: rounding is not curvature)."""
+    (below ``-1e-9`` times the slice's largest loss: rounding is not curvature).
+    ``values``: if given, each slice's losses are appended to it."""
     at = Problem(model=prob.model, params={k: v.detach() for k, v in
                                            unflatten(theta, prob.params).items()},
                  x=prob.x, y=prob.y, loss=prob.loss, batch_size=prob.batch_size)
@@ -279,6 +290,8 @@ def nonconvex_fraction(prob: Problem, theta: torch.Tensor, *, slices: int, point
         with torch.no_grad():
             vals = torch.stack([at.full_loss(unflatten(theta + a * d, prob.params))
                                 for a in alphas])
+        if values is not None:
+            values.append([float(v) for v in vals])
         second = vals[2:] - 2 * vals[1:-1] + vals[:-2]
         tol = 1e-9 * float(vals.abs().max())
         flags.append(bool((second < -tol).any()))
@@ -302,9 +315,10 @@ def skip_piece(problem: Problem, payload: dict[str, Any], monitor: Monitor) -> d
                            max_products=int(payload["lanczos_max_products"]),
                            max_basis=min(max(6, int(payload["lanczos_max_products"])), 400),
                            seed=seed, monitor=monitor.sub(0.7, 0.8))
+    curves: list[list[float]] = []
     frac, flags = nonconvex_fraction(prob, run.theta, slices=int(payload["slices"]),
                                      points=int(payload["slice_points"]), seed=seed,
-                                     monitor=monitor.sub(0.8, 1.0))
+                                     monitor=monitor.sub(0.8, 1.0), values=curves)
     monitor.report("slices", 1.0, f"depth {depth} seed {seed}")
     lmax, lmin = float(eig.top[0]), float(eig.bottom[0])
     return {"depth": depth, "residual": bool(payload["residual"]), "seed": seed,
@@ -314,7 +328,7 @@ def skip_piece(problem: Problem, payload: dict[str, Any], monitor: Monitor) -> d
             "lambda_max": lmax, "lambda_min": lmin,
             "eig_ratio": abs(lmin / lmax) if lmax != 0 else None,
             "eig_converged": bool(eig.converged), "nonconvex_fraction": frac,
-            "nonconvex_slices": flags, "num_params": prob.num_params}
+            "nonconvex_slices": flags, "slice_losses": curves, "num_params": prob.num_params}
 
 
 # ------------------------------------------------------------------------ claims
@@ -472,7 +486,11 @@ def _width(problem: Problem, opts: dict[str, Any], ctx: RunContext) -> dict[str,
                        "aligned_barrier": json_float(b["aligned"]),
                        "matched_barrier": json_float(b["matched"]),
                        "raw_resolution": json_float(b["raw_resolution"]),
-                       "aligned_resolution": json_float(b["aligned_resolution"])}
+                       "aligned_resolution": json_float(b["aligned_resolution"]),
+                       "raw_curve": {"t": json_floats(b["raw_curve"]["t"]),
+                                     "loss": json_floats(b["raw_curve"]["loss"])},
+                       "aligned_curve": {"t": json_floats(b["aligned_curve"]["t"]),
+                                         "loss": json_floats(b["aligned_curve"]["loss"])}}
                       for b in bs],
         })
     narrow, wide = variants[0], variants[-1]
@@ -637,7 +655,9 @@ def _skip(problem: Problem, opts: dict[str, Any], ctx: RunContext) -> dict[str, 
                       "eig_ratio": json_float(r["eig_ratio"]),
                       "eig_converged": bool(r["eig_converged"]),
                       "nonconvex_fraction": json_float(r["nonconvex_fraction"]),
-                      "nonconvex_slices": list(r["nonconvex_slices"])} for r in rs]})
+                      "nonconvex_slices": list(r["nonconvex_slices"]),
+                      "slice_losses": [json_floats(c) for c in r["slice_losses"]]}
+                     for r in rs]})
     plain, resid = variants[-2]["runs"], variants[-1]["runs"]
     held = against = 0
     ratios: list[float] = []
