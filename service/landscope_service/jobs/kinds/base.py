@@ -151,7 +151,14 @@ def _item_field(opt: Scalar | Array) -> fields.Field:
 def _field(opt: Option) -> fields.Field:
     if isinstance(opt, Group):
         sub = options_schema(opt.options)
-        return fields.Nested(sub, load_default=lambda: sub().load({}),
+        loader: list[Schema] = []  # one instance, made on first use (a load shares nothing)
+
+        def group_default() -> Any:
+            if not loader:
+                loader.append(sub())
+            return loader[0].load({})
+
+        return fields.Nested(sub, load_default=group_default,
                              metadata={"description": opt.help})
     if isinstance(opt, Array):
         item = _item_field(opt.item)
