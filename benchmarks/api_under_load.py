@@ -43,6 +43,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import redis
 import requests
 
 HERE = Path(__file__).resolve().parent
@@ -456,6 +457,25 @@ def _drive(url: str, path: str, headers: dict[str, str], clients: int, per_clien
     return clients * per_client / dt
 
 
+def _cpu_s(pids: list[int]) -> float:
+    """User + system CPU seconds the processes have used so far (``/proc/PID/stat``)."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return [int(x) for x in out.split()]
+
+
+CPU: dict[str, dict[str, list[float]]] = {"landscope": {"server": [], "redis": []},
+                                          "bare": {"server": [], "redis": []}}
+"""CPU milliseconds per submission in each round: the HTTP server's processes, Redis."""
+
+
 def bench_throughput(clients: int, per_client: int, rounds: int,
                      worker_class: str) -> dict[str, list[float]]:
     rates: dict[str, list[float]] = {"landscope": [], "bare": []}
@@ -494,10 +514,21 @@ def bench_throughput(clients: int, per_client: int, rounds: int,
                 time.sleep(0.2)
             _drive(stack.url, "/v1/jobs", A, clients, 10, True)  # warm both
             _drive(bare_url, "/submit", {}, clients, 10, False)
+            rds = redis.Redis.from_url(stack.redis_url)
+
+            def redis_cpu() -> float:
+                info = rds.info("cpu")
+                return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
+
+            sides = [("landscope", stack.url, "/v1/jobs", A, True, _api_pids(stack)),
+                     ("bare", bare_url, "/submit", {}, False, _children(bare.pid))]
+            n = clients * per_client
             for _ in range(rounds):  # interleaved, so both see the same machine load
-                rates["landscope"].append(
-                    _drive(stack.url, "/v1/jobs", A, clients, per_client, True))
-                rates["bare"].append(_drive(bare_url, "/submit", {}, clients, per_client, False))
+                for name, url, path, headers, idem, pids in sides:
+                    c0, r0 = _cpu_s(pids), redis_cpu()
+                    rates[name].append(_drive(url, path, headers, clients, per_client, idem))
+                    CPU[name]["server"].append(1e3 * (_cpu_s(pids) - c0) / n)
+                    CPU[name]["redis"].append(1e3 * (redis_cpu() - r0) / n)
         finally:
             os.killpg(bare.pid, signal.SIGTERM)
             bare.wait(20)
@@ -582,6 +613,12 @@ def main() -> None:
             for k, v in rates.items():
                 lines.append(f"| {k} ({wc}) | {', '.join(f'{x:.0f}' for x in v)} | "
                              f"{med[k]:.0f} |")
+            lines += ["", "CPU per submission (median over rounds): "
+                      + "; ".join(f"{k}: server {statistics.median(v['server']):.2f} ms, Redis "
+                                  f"{statistics.median(v['redis']):.2f} ms"
+                                  for k, v in CPU.items() if v["server"])
+                      + " (the load generator's own CPU is the same for both and not "
+                      "counted)."]
             lines += ["", f"Ratio landscope / bare: **{med['landscope'] / med['bare']:.2f}x** "
                       "(target >= 0.8x). Each round: "
                       f"{args.clients} clients x {args.per_client} submissions; landscope with "
@@ -589,7 +626,7 @@ def main() -> None:
                       "queued/running caps off: the rounds queue more than the default 1000 "
                       "jobs); bare: "
                       "Flask parses the JSON and Celery sends the task.", ""]
-            print("\n".join(lines[-6:]), flush=True)
+            print("\n".join(lines[-8:]), flush=True)
     lines += [conditions(), ""]
     text = "\n".join(lines)
     print(text)
