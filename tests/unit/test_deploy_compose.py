@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 COMPOSE = DEPLOY / "compose.yaml"
 ENV_EXAMPLE = DEPLOY / ".env.example"
-OURS = ("api", "worker-cpu", "worker-gpu")
+OURS = ("api", "worker-cpu", "worker-gpu", "worker-webhooks")
 _VAR = re.compile(r"\$(?:\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?P<op>:?[-?])?(?P<arg>[^}]*)\}"
                   r"|(?P<plain>[A-Za-z_][A-Za-z0-9_]*)|(?P<dollar>\$))")
 
@@ -89,7 +89,7 @@ def test_compose_file_passes_the_compose_spec(env: str) -> None:
     doc = interpolate(_raw(), {} if env == "defaults" else _env_example())
     parsed = _validate(doc)
     assert sorted(parsed.service_names()) == sorted(
-        ["redis", "api", "worker-cpu", "worker-gpu", "flower"])
+        ["redis", "api", "worker-cpu", "worker-gpu", "worker-webhooks", "flower"])
 
 
 def test_the_validator_rejects_mistakes(compose: dict[str, Any]) -> None:
@@ -187,6 +187,13 @@ def test_no_key_or_password_is_written_in_the_compose_file(compose: dict[str, An
 
 
 def test_workers_queues_pools_and_gpu_reservation(compose: dict[str, Any]) -> None:
+    hooks = compose["services"]["worker-webhooks"]  # deliveries never wait behind a job
+    assert hooks["environment"]["WORKER_QUEUES"] == "webhooks" and "deploy" not in hooks
+    consumed = {q for svc in compose["services"].values()
+                for q in str(svc.get("environment", {}).get("WORKER_QUEUES", "")).split(",")}
+    from landscope_service.jobs.events import WEBHOOK_QUEUE
+
+    assert {"cpu", "gpu", WEBHOOK_QUEUE} <= consumed  # every queue the API sends to
     cpu, gpu = compose["services"]["worker-cpu"], compose["services"]["worker-gpu"]
     assert cpu["environment"]["WORKER_QUEUES"] == "cpu"
     assert cpu["environment"]["WORKER_POOL"] == "prefork"

@@ -133,7 +133,7 @@ def test_images_are_pinned_or_set_by_kustomize() -> None:
 
 def test_pods_run_non_root_under_the_restricted_profile() -> None:
     workloads = [*_by_kind("Deployment").values(), *_by_kind("StatefulSet").values()]
-    assert len(workloads) == 4
+    assert len(workloads) == 5
     for w in workloads:
         name = w["metadata"]["name"]
         pod = w["spec"]["template"]["spec"]
@@ -255,6 +255,16 @@ def test_workers_queues_pools_and_gpus() -> None:
         else:
             assert env["WORKER_POOL"] == "prefork" and gpus is None
             assert "nvidia.com/gpu" not in c["resources"].get("requests", {})
+
+
+def test_a_webhooks_worker_consumes_the_webhooks_queue() -> None:
+    from landscope_service.jobs.events import WEBHOOK_QUEUE
+
+    hooks = _by_kind("Deployment")["landscope-worker-webhooks"]
+    (c,) = hooks["spec"]["template"]["spec"]["containers"]
+    assert _env(c)["WORKER_QUEUES"] == WEBHOOK_QUEUE and _env(c)["WORKER_POOL"] == "prefork"
+    assert hooks["spec"]["replicas"] == 1  # not scaled by KEDA
+    assert c["livenessProbe"]["exec"]["command"][0] == "landscope-worker-healthcheck"
 
 
 def test_every_deployment_has_a_matching_pdb() -> None:
