@@ -131,8 +131,8 @@ def test_claim_that_cannot_apply_is_422(client_a: landscope.Client) -> None:
     assert "N = 24" in str(dict(info.value.errors or {})["options"]["batch_sizes"])
 
 
-@pytest.mark.parametrize("claim", ["batch_norm", "skip_connections", "batch_size",
-                                   "weight_decay"])
+@pytest.mark.parametrize("claim", ["width_barriers", "batch_norm", "skip_connections",
+                                   "batch_size", "weight_decay"])
 def test_other_claims_through_the_sdk(client_a: landscope.Client, claim: str) -> None:
     req = sweep_request(seeds=3, claim=claim, **TINY[claim])
     job = client_a.jobs.submit(req)
@@ -143,6 +143,9 @@ def test_other_claims_through_the_sdk(client_a: landscope.Client, claim: str) ->
         assert [v.params["batch_size"] for v in res.variants] == [24, 6]  # lr/B ascending
         assert all(r.epsilon_sharpness is not None and r.matched is not None
                    for v in res.variants for r in v.runs)
+    if claim == "width_barriers":
+        assert all(p.aligned_curve is not None and p.aligned_curve.t[-1] == 1.0
+                   for v in res.variants for p in v.pairs)
     if claim == "weight_decay":
         assert all(r.trace_method == "hutchinson" and r.trace is not None
                    for v in res.variants for r in v.runs)
