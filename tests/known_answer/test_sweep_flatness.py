@@ -197,3 +197,18 @@ def test_batch_size_pinned_at_two_over_eta_is_a_blocking_confound(scale: float) 
     pinned = [c for c in r["confounds"] if c["name"] == "pinned_at_2_over_eta"]
     if scale == 1.0:
         assert pinned and pinned[0]["blocking"] and r["verdict"] == "inconclusive"
+
+
+@pytest.mark.parametrize("iters", [1, 4])
+def test_epsilon_sharpness_work_is_bounded(iters: int) -> None:
+    """At most 3 iters + 1 loss-and-gradient evaluations (each one checks for cancel)."""
+    calls = {"n": 0}
+
+    def count() -> bool:
+        calls["n"] += 1
+        return False
+
+    prob = _mlp()
+    value = epsilon_sharpness(prob, flatten(prob.params), eps=0.05, iters=iters, seed=0,
+                              monitor=Monitor(should_cancel=count, min_interval=0.0))
+    assert value >= 0 and 1 <= calls["n"] <= 3 * iters + 1

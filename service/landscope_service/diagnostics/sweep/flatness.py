@@ -5,8 +5,9 @@ Measures at the end of a run (``theta``), all of the data loss's Hessian ``H``:
 - ``lambda_max``: Lanczos top-1, with its convergence flag;
 - ``epsilon_sharpness``: Keskar et al. (2017), ``100 (max_{z in C} L(theta + z) - L) / (1 +
   L)`` over the box ``C = {|z_i| <= eps (|theta_i| + 1)}``. The maximum is searched by
-  scipy's L-BFGS-B from a seeded random point of the box, so the number is a *lower bound*
-  of the box maximum (the best point found), as in the paper;
+  scipy's L-BFGS-B from a seeded random point of the box (at most ``3 iters + 1`` loss
+  and gradient evaluations), so the number is a *lower bound* of the box maximum (the
+  best point found), as in the paper;
 - ``fn_curvature``: the mean of ``d^T H d`` over filter-normalised random directions ``d``
   (Li et al. 2018, as ``landscape_slice`` draws them), exact Hessian-vector products;
 - ``trace``: ``tr(H)``, exact from ``P`` unit vectors when ``P <= trace_probes``, else
@@ -69,8 +70,9 @@ def epsilon_sharpness(prob: Problem, theta: torch.Tensor, *, eps: float, iters: 
 
     rng = np.random.default_rng(seed)
     z0 = rng.uniform(-half, half)
+    # maxfun bounds the work: a line search may evaluate several points per iteration
     minimize(neg, z0, jac=True, method="L-BFGS-B", bounds=Bounds(-half, half),
-             options={"maxiter": int(iters)})
+             options={"maxiter": int(iters), "maxfun": 3 * int(iters) + 1})
     return 100.0 * (best[0] - loss0) / (1.0 + loss0)
 
 
