@@ -15,7 +15,9 @@ While it runs it:
 * calls the cooperative cancellation check on every iteration, unless
   ``ignore_cancel`` is true (to test the hard stop after a grace period);
 * after release, fails with ``fail`` as the message if given, else succeeds;
-* gives up with an error after ``timeout_s`` so a forgotten job cannot hold a worker.
+* gives up with an error after ``timeout_s`` so a forgotten job cannot hold a worker;
+* with ``pieces``, after release runs that many pieces through the job's executor (fanned
+  out to helper tasks on other workers), each blocking at ``gate + '.pieces'``.
 
 The kind is registered only when ``LANDSCOPE_TEST_KINDS`` is true; it is never in the
 public OpenAPI document or the SDK.
@@ -33,7 +35,7 @@ from .options.test_block import OPTIONS
 from .output import RunOutput
 from .problem import Problem
 
-__all__ = ["run_test_block"]
+__all__ = ["block_piece", "run_test_block"]
 
 STAGE = "test_block"
 
@@ -73,10 +75,7 @@ def run_test_block(problem: Problem, options: dict[str, Any], ctx: RunContext) -
     waiting = steps / (steps + 1)
     monitor.report(STAGE, waiting, f"waiting for {gate.name}", force=True)
     if started:
-        path = Path(str(started))
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(str(os.getpid()))
-        tmp.replace(path)  # atomic: a reader never sees an empty file
+        _write_pid(Path(str(started)))
     deadline = time.monotonic() + timeout_s
     polls = 0
     while not gate.exists():
@@ -91,5 +90,35 @@ def run_test_block(problem: Problem, options: dict[str, Any], ctx: RunContext) -
     fail = options["fail"]
     if fail:
         raise RuntimeError(str(fail))
+    pieces = int(options["pieces"])
+    if pieces:
+        payloads = [{"gate": str(gate) + ".pieces",
+                     "started": f"{started}.piece{i}" if started else None,
+                     "poll_s": poll_s, "timeout_s": timeout_s,
+                     "ignore_cancel": ignore_cancel} for i in range(pieces)]
+        ctx.executor.map(block_piece, problem, payloads, monitor.sub(waiting, 1.0, "pieces"))
     monitor.report(STAGE, 1.0, "released", force=True)
-    return RunOutput(result={"released": True, "steps": steps, "polls": polls})
+    return RunOutput(result={"released": True, "steps": steps, "polls": polls,
+                             "pieces": pieces})
+
+
+def _write_pid(path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(str(os.getpid()))
+    tmp.replace(path)  # atomic: a reader never sees an empty file
+
+
+def block_piece(problem: Problem, payload: dict[str, Any], monitor: Any) -> dict[str, Any]:
+    """One piece of a ``pieces`` run: write the process id, block at the gate (checking
+    for cancellation on every poll unless ``ignore_cancel``), return the process id."""
+    if payload.get("started"):
+        _write_pid(Path(str(payload["started"])))
+    gate = Path(str(payload["gate"]))
+    deadline = time.monotonic() + float(payload["timeout_s"])
+    while not gate.exists():
+        if not payload["ignore_cancel"]:
+            monitor.check()
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"test_block piece: the gate {gate} did not appear.")
+        time.sleep(float(payload["poll_s"]))
+    return {"pid": os.getpid()}

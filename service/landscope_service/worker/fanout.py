@@ -191,6 +191,58 @@ def make_executor_factory(app: Celery, rt: JobRuntime) -> Callable[[str, dict[st
 _problems: dict[str, Any] = {}
 
 
+class HelperStop:
+    """The hard stop of a helper task, as the parent's watchdog is of the parent.
+
+    While a helper runs a piece, a thread polls the job every ``poll_s`` seconds. Once the
+    job is no longer running (cancelled, failed, expired, or finished without this piece)
+    the piece stops at its next cooperative check; one that has not returned ``grace_s``
+    later (a long native call, a loop without a check) ends with its pool process
+    (``rt.hard_stop``; Celery's prefork pool replaces it and the worker takes the next
+    task). Where the process must not be killed (solo and threads pools,
+    ``hard_stop`` None) the piece runs on until its next check.
+    """
+
+    def __init__(self, rt: JobRuntime, job_id: str, *, grace_s: float,
+                 poll_s: float = 0.25) -> None:
+        self.rt, self.job_id = rt, job_id
+        self.grace_s, self.poll_s = grace_s, poll_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="landscope-helper-stop",
+                                        daemon=True)
+
+    def __enter__(self) -> HelperStop:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+
+    def _ended(self) -> bool:
+        jobs = self.rt.jobs
+        return bool(jobs.cancel_requested(self.job_id)) or jobs.status(self.job_id) != "running"
+
+    def _run(self) -> None:
+        since: float | None = None
+        while not self._stop.wait(self.poll_s):
+            try:
+                ended = self._ended()
+            except Exception:  # Redis unreachable: decide at the next poll
+                continue
+            if not ended:
+                since = None
+                continue
+            since = time.monotonic() if since is None else since
+            if time.monotonic() - since >= self.grace_s and self.rt.hard_stop is not None:
+                if self._stop.is_set():
+                    return
+                log.warning("job %s ended; its piece ignored the stop for %.1f s: ending "
+                            "this helper process", self.job_id, self.grace_s)
+                self.rt.hard_stop()
+                return
+
+
 def help_with_pieces(rt: JobRuntime, job_id: str, fanout_id: str) -> int:
     """Body of the ``landscope.run_pieces`` helper task; returns the pieces it ran."""
     from ..diagnostics import Monitor
@@ -212,7 +264,7 @@ def help_with_pieces(rt: JobRuntime, job_id: str, fanout_id: str) -> int:
     pop = client.register_script(_POP_AND_CLAIM)
     lease_ms = int(rt.settings.lease_s * 1000)
     # stop at the next check when the job is cancelled, or ended otherwise (a passed
-    # deadline fails it; the parent's watchdog does not reach helper processes)
+    # deadline fails it); a piece that ignores its checks is ended by HelperStop
     monitor = Monitor(should_cancel=lambda: rt.jobs.cancel_requested(job_id)
                       or rt.jobs.status(job_id) != "running")
     count = 0
@@ -234,7 +286,8 @@ def help_with_pieces(rt: JobRuntime, job_id: str, fanout_id: str) -> int:
             if raw is None:  # the job finished or gave up meanwhile
                 return count
             try:
-                res = fn(problem, unpack(raw, problem.device), monitor)  # type: ignore[arg-type]
+                with HelperStop(rt, job_id, grace_s=rt.settings.cancel_grace_s):
+                    res = fn(problem, unpack(raw, problem.device), monitor)  # type: ignore[arg-type]
                 data = pack({**res, "__worker__": rt.hostname})
             except Exception as e:
                 if type(e).__name__ == "Cancelled":

@@ -24,5 +24,9 @@ OPTIONS = OptionSet(
         "fail": string(None, "After release, fail with this message.", nullable=True),
         "ignore_cancel": boolean(False, "Never call the cancellation check (tests of the hard "
                                  "stop)."),
+        "pieces": integer(0, "After release, run this many pieces through the job's "
+                          "executor (fanned out to other workers when fan-out is on); each "
+                          "writes its process id to started + '.piece<i>' and blocks at "
+                          "gate + '.pieces' the same way (tests of helpers).", ge=0, le=16),
     },
 )
