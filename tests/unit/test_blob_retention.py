@@ -140,3 +140,30 @@ def test_service_without_ttl_never_expires(redis_client: Any, tmp_path: Path) ->
     assert created and meta["expires_at"] is None
     assert redis_client.pttl(f"ls:blob:t:{meta['id'].split(':')[1]}") == -1
     assert svc.read("t", meta["id"]) == b"bytes"
+
+
+def test_expired_bytes_are_swept_without_any_upload(redis_url: str, redis_client: Any,
+                                                     tmp_path: Path) -> None:
+    """Once a period the API sweeps on any request (here /healthz): the bytes of a blob
+    that expired go although nothing is uploaded. Time is the app's injected clock plus
+    deleting the Redis key that elects the sweeping process (its period passed)."""
+    from landscope_service.api import create_app
+    from landscope_service.settings import load_settings
+    from landscope_service.storage.blobs import SWEEP_EVERY_S
+
+    now = [1_000.0]
+    s = load_settings(environ={
+        "LANDSCOPE_REDIS_URL": redis_url, "LANDSCOPE_DATA_DIR": str(tmp_path / "data"),
+        "LANDSCOPE_API_KEYS": "tenant-a:key-a", "LANDSCOPE_BLOB_TTL_S": str(TTL)})
+    app = create_app({"TESTING": True}, settings=s, clock=lambda: now[0])
+    http, store = app.test_client(), app.extensions["landscope"].store
+    blob_id = http.post("/v1/blobs", data=b"forgotten", headers=AUTH_A).get_json()["id"]
+    path = f"blobs/sha256/{blob_id.split(':')[1]}"
+    _expire(redis_client, "tenant-a", blob_id)
+    redis_client.delete("ls:blobsweep")
+    now[0] += SWEEP_EVERY_S / 2  # within this process's period: no sweep yet
+    assert http.get("/healthz").status_code == 200 and store.exists(path)
+    now[0] += SWEEP_EVERY_S
+    assert http.get("/healthz").status_code == 200
+    assert not store.exists(path)
+    assert redis_client.smembers("ls:blobtenants") == set()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import math
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -22,7 +25,7 @@ from ..logs import configure_logging
 from ..metrics import RedisMetrics
 from ..modelspec.schemas import polymorphic_openapi
 from ..settings import Settings, load_settings
-from ..storage.blobs import BlobService
+from ..storage.blobs import SWEEP_EVERY_S, BlobService
 from ..storage.store import make_store
 from ..worker.celery_app import make_celery
 from . import blobs, events, jobs, system, uploads, webhooks
@@ -45,6 +48,9 @@ __all__ = ["create_app"]
 
 BLUEPRINTS = (system.blp, blobs.blp, uploads.blp, jobs.blp, events.blp, webhooks.blp)
 REDIS_CONNECTIONS = 64  # per API process
+
+
+log = logging.getLogger("landscope.api")
 
 
 def create_app(
@@ -129,6 +135,29 @@ def create_app(
     @app.before_request
     def _start_clock() -> None:
         g.t0 = time.perf_counter()
+
+    last_sweep = [-math.inf]
+
+    @app.before_request
+    def _sweep_expired_blobs() -> None:
+        # At most once a period per process (and once over all processes, by a Redis key):
+        # bytes of blobs that expired go even when nothing is uploaded. In the background,
+        # so no request waits for it (inline in TESTING, so tests see it done).
+        now = clock()
+        if now - last_sweep[0] < SWEEP_EVERY_S or blob_service.ttl_s is None:
+            return
+        last_sweep[0] = now
+
+        def sweep() -> None:
+            try:
+                blob_service.maybe_sweep()
+            except Exception as e:  # Redis down: the next period tries again
+                log.debug("blob sweep failed: %s", e)
+
+        if app.config.get("TESTING"):
+            sweep()
+        else:
+            threading.Thread(target=sweep, name="landscope-blob-sweep", daemon=True).start()
 
     @app.after_request
     def _observe(resp: Response) -> Response:

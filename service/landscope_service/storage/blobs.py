@@ -37,6 +37,9 @@ __all__ = ["BLOB_ID", "BlobQuotaError", "BlobService", "TenantBlobs", "artifact_
 
 BLOB_ID = re.compile(r"^sha256:[0-9a-f]{64}$")
 _SWEEP_EVERY_S = 60
+SWEEP_EVERY_S = _SWEEP_EVERY_S
+"""Seconds between sweeps of expired blobs (over all API processes: a Redis key elects
+one per period)."""
 _TENANTS = "ls:blobtenants"
 _LEAVE_IF_EMPTY = """
 if redis.call('HLEN', KEYS[2]) == 0 then return redis.call('SREM', KEYS[1], ARGV[1]) end
@@ -119,7 +122,7 @@ class BlobService:
         key = f"blobs/sha256/{digest}"
         meta: dict[str, Any] = {"id": f"sha256:{digest}", "size": size,
                                 "created_at": self.clock()}
-        self._maybe_sweep()
+        self.maybe_sweep()
         with self._lock(f"tenant:{tenant}"):
             if self.touch(tenant, digest):
                 return self.meta(tenant, meta["id"]) or meta, False
@@ -261,7 +264,11 @@ class BlobService:
                 self.client.eval(_LEAVE_IF_EMPTY, 2, _TENANTS, self._sizes_key(tenant), tenant)
         return len(tenants)
 
-    def _maybe_sweep(self) -> None:
+    def maybe_sweep(self) -> None:
+        """:meth:`sweep`, if no process swept in the last :data:`SWEEP_EVERY_S` seconds.
+
+        Called on each upload and, in the API, periodically (``create_app``), so bytes of
+        expired blobs go even when nothing is uploaded."""
         if self.ttl_s is not None and self.client.set("ls:blobsweep", "1", nx=True,
                                                       ex=_SWEEP_EVERY_S):
             self.sweep()
