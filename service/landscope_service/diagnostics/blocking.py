@@ -49,7 +49,8 @@ def run_test_block(problem: Problem, options: dict[str, Any], ctx: RunContext) -
         ctx: progress and cancellation.
 
     Returns:
-        ``{"released": True, "steps": steps, "polls": polls}``.
+        ``{"released": True, "steps": steps, "polls": polls}``, plus ``"pieces"`` when
+        pieces ran.
 
     Raises:
         RuntimeError: ``fail`` was given (after release), or the gate did not appear
@@ -98,8 +99,10 @@ def run_test_block(problem: Problem, options: dict[str, Any], ctx: RunContext) -
                      "ignore_cancel": ignore_cancel} for i in range(pieces)]
         ctx.executor.map(block_piece, problem, payloads, monitor.sub(waiting, 1.0, "pieces"))
     monitor.report(STAGE, 1.0, "released", force=True)
-    return RunOutput(result={"released": True, "steps": steps, "polls": polls,
-                             "pieces": pieces})
+    result: dict[str, Any] = {"released": True, "steps": steps, "polls": polls}
+    if pieces:
+        result["pieces"] = pieces
+    return RunOutput(result=result)
 
 
 def _write_pid(path: Path) -> None:
