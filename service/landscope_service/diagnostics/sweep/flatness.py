@@ -16,6 +16,7 @@ Measures at the end of a run (``theta``), all of the data loss's Hessian ``H``:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -30,9 +31,9 @@ from ..hessian.operators import HessianOperator
 from ..hessian.trace import exact_trace, hutchinson
 from ..monitor import Monitor
 from ..output import json_float, json_floats
-from ..problem import Problem, unflatten
+from ..problem import Problem
 from ..slice.directions import random_filter_normalized
-from .train import gradient_descent, loss_and_grad, sgd, top_eigenvalue
+from .train import gradient_descent, loss_and_grad, problem_at, sgd, top_eigenvalue
 from .verdict import effect_summary, verdict
 
 __all__ = ["batch_size_claim", "batch_size_piece", "epsilon_sharpness", "fn_curvature",
@@ -41,13 +42,6 @@ __all__ = ["batch_size_claim", "batch_size_piece", "epsilon_sharpness", "fn_curv
 PINNED_BAND = 0.05
 """batch_size: a run whose final lambda_max is at least (1 - 5%) * 2/eta is pinned at the
 stability limit of its step size (a confound, THEORY.md section 4)."""
-
-
-def _at(prob: Problem, theta: torch.Tensor) -> Problem:
-    return Problem(model=prob.model, params={k: v.detach() for k, v in
-                                             unflatten(theta, prob.params).items()},
-                   x=prob.x, y=prob.y, loss=prob.loss, batch_size=prob.batch_size,
-                   buffers=prob.buffers)
 
 
 def epsilon_sharpness(prob: Problem, theta: torch.Tensor, *, eps: float, iters: int,
@@ -80,7 +74,7 @@ def fn_curvature(prob: Problem, theta: torch.Tensor, *, directions: int,
                  seed: int = 0, monitor: Monitor | None = None) -> list[float]:
     """``d^T H d`` for ``directions`` filter-normalised random ``d`` (seeds ``seed``, ...)."""
     mon = monitor or Monitor()
-    at = _at(prob, theta)
+    at = problem_at(prob, theta)
     op = HessianOperator(at)
     out = []
     for k in range(directions):
@@ -94,7 +88,7 @@ def fn_curvature(prob: Problem, theta: torch.Tensor, *, directions: int,
 def hessian_trace(prob: Problem, theta: torch.Tensor, *, probes: int, seed: int = 0,
                   monitor: Monitor | None = None) -> tuple[float, str]:
     """``tr(H)`` at ``theta``: exact when ``P <= probes``, else Hutchinson (module doc)."""
-    op = HessianOperator(_at(prob, theta))
+    op = HessianOperator(problem_at(prob, theta))
     if prob.num_params <= probes:
         return exact_trace(op, monitor=monitor).estimate, "exact"
     return hutchinson(op, probes, seed=seed, monitor=monitor).estimate, "hutchinson"
@@ -121,9 +115,7 @@ def _flatness(prob: Problem, theta: torch.Tensor, payload: dict[str, Any], seed:
 
 
 def _seeded(problem: Problem, seed: int) -> Problem:
-    return Problem(model=problem.model, params=init_like(problem, seed), x=problem.x,
-                   y=problem.y, loss=problem.loss, batch_size=problem.batch_size,
-                   buffers=problem.buffers)
+    return dataclasses.replace(problem, params=init_like(problem, seed))
 
 
 def batch_size_piece(problem: Problem, payload: dict[str, Any],

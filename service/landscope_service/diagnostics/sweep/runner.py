@@ -28,7 +28,7 @@ from ..output import RunOutput, json_float, json_floats
 from ..problem import Problem, unflatten
 from ..slice.directions import random_filter_normalized
 from .flatness import batch_size_claim, weight_decay_claim
-from .train import gradient_descent, loss_and_grad
+from .train import gradient_descent, loss_and_grad, problem_at
 from .variants import (
     BATCHNORM_RULE,
     DEPTH_RULE,
@@ -277,9 +277,7 @@ def nonconvex_fraction(prob: Problem, theta: torch.Tensor, *, slices: int, point
     ...) whose loss on ``points`` points of [-1, 1] has a negative second difference
     (below ``-1e-9`` times the slice's largest loss: rounding is not curvature).
     ``values``: if given, each slice's losses are appended to it."""
-    at = Problem(model=prob.model, params={k: v.detach() for k, v in
-                                           unflatten(theta, prob.params).items()},
-                 x=prob.x, y=prob.y, loss=prob.loss, batch_size=prob.batch_size)
+    at = problem_at(prob, theta)
     alphas = torch.linspace(-1.0, 1.0, points, dtype=theta.dtype, device=theta.device)
     flags = []
     mon = monitor or Monitor()
@@ -307,9 +305,7 @@ def skip_piece(problem: Problem, payload: dict[str, Any], monitor: Monitor) -> d
     run = gradient_descent(prob, lr=float(payload["lr"]), steps=int(payload["steps"]),
                            divergence_factor=float(payload["divergence_factor"]),
                            monitor=monitor.sub(0.0, 0.7))
-    at = Problem(model=prob.model, params={k: v.detach() for k, v in
-                                           unflatten(run.theta, prob.params).items()},
-                 x=prob.x, y=prob.y, loss=prob.loss, batch_size=prob.batch_size)
+    at = problem_at(prob, run.theta)
     eig = lanczos_extremes(HessianOperator(at), k_top=1, k_bottom=1,
                            tol=float(payload["lanczos_tol"]),
                            max_products=int(payload["lanczos_max_products"]),

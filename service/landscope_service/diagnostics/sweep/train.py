@@ -9,6 +9,7 @@ reports progress at every step it measures and at least every 1% of the steps.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -20,7 +21,8 @@ from ..hessian.operators import HessianOperator
 from ..monitor import Monitor
 from ..problem import Problem, flatten, unflatten
 
-__all__ = ["GDRun", "SGDRun", "gradient_descent", "loss_and_grad", "sgd", "top_eigenvalue"]
+__all__ = ["GDRun", "SGDRun", "gradient_descent", "loss_and_grad", "problem_at", "sgd",
+           "top_eigenvalue"]
 
 
 @dataclass
@@ -50,15 +52,17 @@ class GDRun:
     kept: dict[int, Tensor] = field(default_factory=dict)
 
 
+def problem_at(problem: Problem, theta: Tensor) -> Problem:
+    """The same problem with its parameters set to the flat vector ``theta`` (detached)."""
+    return dataclasses.replace(problem, params={k: v.detach() for k, v in
+                                                unflatten(theta, problem.params).items()})
+
+
 def top_eigenvalue(problem: Problem, theta: Tensor, *, tol: float, max_products: int,
                    v0: Tensor | None = None, seed: int = 0,
                    monitor: Monitor | None = None) -> tuple[float, Tensor, bool]:
     """lambda_max of the Hessian at ``theta`` (Lanczos top-1): value, eigenvector, converged."""
-    at = Problem(model=problem.model, params={k: v.detach() for k, v in
-                                              unflatten(theta, problem.params).items()},
-                 x=problem.x, y=problem.y, loss=problem.loss, batch_size=problem.batch_size,
-                 buffers=problem.buffers)
-    op = HessianOperator(at)
+    op = HessianOperator(problem_at(problem, theta))
     res = lanczos_extremes(op, k_top=1, tol=tol, max_products=max(2, max_products),
                            max_basis=min(max(4, max_products), 400), seed=seed, v0=v0,
                            return_vectors=True, monitor=monitor)
@@ -145,7 +149,7 @@ class SGDRun:
         matched: the full-data loss reached ``target_loss`` before ``max_steps``.
         diverged: the loss became non-finite or exceeded ``divergence_factor`` times its
             initial value.
-        steps_done: SGD steps taken.
+        steps_done: SGD steps taken (up to ``theta``, the last finite point, when diverged).
     """
 
     theta: Tensor
@@ -201,5 +205,4 @@ def sgd(problem: Problem, *, lr: float, batch_size: int, max_steps: int, target_
         run.losses.append(full)
         run.epoch_steps.append(step)
         run.matched = full <= target_loss
-    run.steps_done = step if not run.diverged else run.steps_done
     return run
