@@ -124,3 +124,23 @@ def test_dispatcher_requeues_a_lost_run_once(dispatcher: Dispatcher, redis_clien
     assert dispatcher.recover_if_lost(job_id, max_attempts=3)
     assert dispatcher.jobs.status(job_id) == "queued" and redis_client.llen("cpu") == 1
     assert not dispatcher.recover_if_lost(job_id, max_attempts=3)  # nothing left to recover
+
+
+@pytest.mark.parametrize("extra", [
+    {},
+    {"kind": "hessian_spectrum", "options": {"top_k": 2}},
+    {"metadata": {"run": "a", "step": "7"}, "max_runtime_s": 90, "queue_timeout_s": 600},
+    {"dtype": "float64", "seed": 5, "batch_size": 16},
+])
+def test_a_new_job_is_answered_in_the_schema_shape(http: Any, extra: dict[str, Any]) -> None:
+    """The 202 of a new job is encoded without a pass through JobSchema, so it must already
+    be in that shape: dumping it changes nothing, and it equals the schema-dumped GET of
+    the same job (nothing ran it in between)."""
+    from landscope_service.api.jobs.views import JOB
+
+    resp = http.post("/v1/jobs", json=evaluate_request(**extra), headers=AUTH_A)
+    assert resp.status_code == 202, resp.get_json()
+    body = resp.get_json()
+    assert JOB.dump(body) == body
+    assert http.get(f"/v1/jobs/{body['id']}", headers=AUTH_A).get_json() == body
+    assert set(body) == set(JOB.fields)

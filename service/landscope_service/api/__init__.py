@@ -38,6 +38,7 @@ from .errors import (
 )
 from .extensions import LandscopeApi, Services
 from .httpmetrics import HttpMetricsBuffer
+from .jsonprovider import FastJSONProvider
 from .limits import install_body_limits
 from .options import register_option_components
 from .ui import blp as ui_blp
@@ -65,6 +66,7 @@ def create_app(
     """
     s = settings or load_settings()
     app = Flask("landscope_service")
+    app.json = FastJSONProvider(app)
     app.config.update(
         API_TITLE="landscope",
         API_VERSION=__version__,

@@ -25,7 +25,7 @@ from ..diagnostics.cost import (
     hessian_estimate,
     rates_from_samples,
 )
-from ..modelspec.shapes import analyze
+from ..modelspec.shapes import ArchitectureInfo, analyze
 
 __all__ = ["estimate_job", "pool_rates", "work_per_sample"]
 
@@ -37,7 +37,7 @@ def _pair(value: Any) -> tuple[int, int]:
     return (int(a), int(b))
 
 
-def work_per_sample(architecture: Mapping[str, Any]) -> int:
+def work_per_sample(architecture: Mapping[str, Any], info: ArchitectureInfo | None = None) -> int:
     """Multiply-adds of one sample's forward pass: a dense layer's weights once, a
     convolution's weights once per output position, one per value of every other layer's
     input (activations, norms, pooling). At least ``P``; ``P`` for ``graph`` architectures.
@@ -45,10 +45,11 @@ def work_per_sample(architecture: Mapping[str, Any]) -> int:
     A product's time grows with ``N`` times this, not with ``N * P``: a convolution's few
     weights are used at every position of its output.
     """
-    try:
-        info = analyze(dict(architecture))
-    except Exception:
-        return 0
+    if info is None:
+        try:
+            info = analyze(dict(architecture))
+        except Exception:
+            return 0
     if info.graph is not None or not info.layers:
         return info.num_params
     named: dict[str, Mapping[str, Any]] = {}

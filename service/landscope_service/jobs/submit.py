@@ -24,7 +24,7 @@ from ..storage.blobs import BlobService, TenantBlobs
 from .deadlines import resolve_limits
 from .dispatch import Dispatcher, queue_for
 from .errors import ConflictError, InvalidRequestError, TooManyRequestsError, UnavailableError
-from .estimate import estimate_job, pool_rates
+from .estimate import estimate_job, pool_rates, work_per_sample
 from .kinds.base import KindSpec, SubmitContext
 from .limits import ActiveJobCaps
 from .ratelimit import SubmitRateLimiter
@@ -174,9 +174,10 @@ class Submissions:
                                  read_blob=read_blob, tenant=tenant)
         queue = queue_for(req)
         limits = resolve_limits(req, self.settings, tenant)
+        work = work_per_sample(req["model"]["architecture"], info=facts.info) or facts.num_params
         estimate = estimate_job(req, num_params=facts.num_params,
                                 num_samples=facts.num_samples, rates=self._rates(queue),
-                                outputs=facts.output_dim)
+                                outputs=facts.output_dim, work=work)
         metadata = req.pop("metadata")
         # The ids are chosen first: the caps count the job from the start, and the task id
         # is recorded with the job (a cancel revokes it) in the same round trip.

@@ -166,4 +166,5 @@ def submit_context(request: dict[str, Any], read_blob: ReadBlob) -> SubmitContex
         architecture=arch,
         param_shapes=dict(info.param_shapes),
         check_weights=check,
+        info=info,
     )

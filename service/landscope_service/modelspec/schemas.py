@@ -444,26 +444,51 @@ class ModelSchema(_StrictSchema):
 
 
 # ---------------------------------------------------------------------------- data
+def _plain_row(row: list[Any], count: list[int]) -> bool:
+    """True (and ``row`` counted) when ``row`` is a flat list of JSON ints and finite
+    floats within the number limit: the common case, checked without building a path per
+    number. False leaves ``count`` alone, and the caller walks the row to say what is
+    wrong."""
+    n = count[0] + len(row)
+    if n > INLINE_MAX_NUMBERS:
+        return False
+    isfinite = math.isfinite
+    for v in row:
+        t = type(v)
+        if t is float:
+            if not isfinite(v):
+                return False
+        elif t is not int:  # bool, str, list, None, or a subclass: the slow path decides
+            return False
+    count[0] = n
+    return True
+
+
+def _where(path: list[int], empty: str) -> str:
+    return "".join(f"[{i}]" for i in path) or empty
+
+
 def _walk_numbers(value: Any, path: list[int], count: list[int]) -> tuple[int, ...]:
     """Shape of a rectangular nested list of finite numbers; raises with the position."""
     if isinstance(value, list):
         if not value:
-            where = "".join(f"[{i}]" for i in path) or "the array"
-            raise ValidationError(f"Empty list at {where}: every row needs values.")
+            raise ValidationError(
+                f"Empty list at {_where(path, 'the array')}: every row needs values.")
+        if not isinstance(value[0], list) and _plain_row(value, count):
+            return (len(value),)
         first: tuple[int, ...] | None = None
         for i, item in enumerate(value):
             shape = _walk_numbers(item, [*path, i], count)
             if first is None:
                 first = shape
             elif shape != first:
-                where = "".join(f"[{j}]" for j in [*path, i])
                 raise ValidationError(
-                    f"Ragged array: {where} has shape {shape}, earlier rows have {first}."
+                    f"Ragged array: {_where([*path, i], '')} has shape {shape}, earlier rows "
+                    f"have {first}."
                 )
         return (len(value), *(first or ()))
-    where = "".join(f"[{i}]" for i in path) or "the value"
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValidationError(f"Value at {where} is {value!r}, not a number.")
+        raise ValidationError(f"Value at {_where(path, 'the value')} is {value!r}, not a number.")
     count[0] += 1
     if count[0] > INLINE_MAX_NUMBERS:
         raise ValidationError(
@@ -471,7 +496,8 @@ def _walk_numbers(value: Any, path: list[int], count: list[int]) -> tuple[int, .
             f"as a blob (POST /v1/blobs) and use {{'blob': ..., 'format': ...}}."
         )
     if isinstance(value, float) and not math.isfinite(value):
-        raise ValidationError(f"Value at {where} is {value}; all values must be finite.")
+        raise ValidationError(
+            f"Value at {_where(path, 'the value')} is {value}; all values must be finite.")
     return ()
 
 

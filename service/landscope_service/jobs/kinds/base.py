@@ -44,6 +44,8 @@ class SubmitContext:
             raises ``ValueError`` with a message naming what is wrong.
         get_job: the job record (as the API shows it) of the submitting API key's job
             with this id, or None (unknown, or another tenant's).
+        info: the architecture's analysis (``modelspec.shapes.ArchitectureInfo``) when
+            the context was made from a request, so the submit path analyses it once.
     """
 
     num_params: int
@@ -55,6 +57,7 @@ class SubmitContext:
     param_shapes: dict[str, tuple[int, ...]]
     check_weights: Callable[[str], None] = field(default=lambda ref: None)
     get_job: Callable[[str], dict[str, Any] | None] = field(default=lambda job_id: None)
+    info: Any = None
 
 
 @dataclass(frozen=True)
