@@ -529,6 +529,9 @@ def bench_throughput(clients: int, per_client: int, rounds: int,
                     rates[name].append(_drive(url, path, headers, clients, per_client, idem))
                     CPU[name]["server"].append(1e3 * (_cpu_s(pids) - c0) / n)
                     CPU[name]["redis"].append(1e3 * (redis_cpu() - r0) / n)
+                    print(f"  {name}: {rates[name][-1]:.0f}/s, server "
+                          f"{CPU[name]['server'][-1]:.2f} ms, Redis {CPU[name]['redis'][-1]:.2f}"
+                          " ms per submission", flush=True)
         finally:
             os.killpg(bare.pid, signal.SIGTERM)
             bare.wait(20)
@@ -619,7 +622,11 @@ def main() -> None:
                                   for k, v in CPU.items() if v["server"])
                       + " (the load generator's own CPU is the same for both and not "
                       "counted)."]
+            paired = statistics.median(a / b for a, b in zip(rates["landscope"], rates["bare"],
+                                                             strict=True))
             lines += ["", f"Ratio landscope / bare: **{med['landscope'] / med['bare']:.2f}x** "
+                      f"(ratio of the medians; the median of the per-round ratios, each "
+                      f"landscope round over the bare round that followed it: {paired:.2f}x) "
                       "(target >= 0.8x). Each round: "
                       f"{args.clients} clients x {args.per_client} submissions; landscope with "
                       "auth, Idempotency-Key, validation, job record and metrics (the "

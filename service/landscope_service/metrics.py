@@ -58,12 +58,28 @@ class RedisMetrics:
         pipe.execute()
 
     def http_requests(self, observations: Sequence[tuple[str, str, int, float]]) -> None:
-        """Many ``(method, endpoint, status, seconds)`` observations in one round trip."""
+        """Many ``(method, endpoint, status, seconds)`` observations in one round trip.
+
+        They are added up here first: one increment per series and bucket, one sum and
+        one count per series, however many requests the batch holds.
+        """
         if not observations:
             return
-        pipe = self.client.pipeline(transaction=False)
+        buckets: dict[str, int] = {}
+        sums: dict[str, float] = {}
+        counts: dict[str, int] = {}
         for method, endpoint, status, seconds in observations:
-            self._observe(pipe, "http", (method, endpoint, str(status)), seconds, HTTP_BUCKETS)
+            key = _SEP.join((method, endpoint, str(status)))
+            bucket = key + _SEP + _bucket(seconds, HTTP_BUCKETS)
+            buckets[bucket] = buckets.get(bucket, 0) + 1
+            sums[key] = sums.get(key, 0.0) + seconds
+            counts[key] = counts.get(key, 0) + 1
+        pipe = self.client.pipeline(transaction=False)
+        for field, n in buckets.items():
+            pipe.hincrby("ls:m:http:bucket", field, n)
+        for key, total in sums.items():
+            pipe.hincrbyfloat("ls:m:http:sum", key, total)
+            pipe.hincrby("ls:m:http:count", key, counts[key])
         pipe.execute()
 
     submitted_key = "ls:m:submitted"

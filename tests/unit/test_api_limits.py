@@ -259,3 +259,28 @@ def test_a_body_that_does_not_arrive_ends_in_408_on_threaded_servers() -> None:
     client.close()
     assert statuses == ["408 REQUEST TIMEOUT"] and len(seen) == 1
     assert "LANDSCOPE_BODY_TIMEOUT_S" in str(seen[0].description)
+
+
+def test_a_metrics_batch_adds_up_like_one_write_per_request(redis_client: Any) -> None:
+    """A flushed batch is added up before it is written; the hashes hold what one write
+    per request would have made (sums to 1e-9)."""
+    from landscope_service.metrics import RedisMetrics
+
+    obs = [("GET", "/healthz", 200, 0.001), ("POST", "/v1/jobs", 202, 0.004),
+           ("POST", "/v1/jobs", 202, 0.02), ("POST", "/v1/jobs", 422, 0.003),
+           ("GET", "/healthz", 200, 0.7), ("POST", "/v1/jobs", 202, 0.004)]
+    metrics = RedisMetrics(redis_client)
+    metrics.http_requests(obs[:4])
+    metrics.http_requests(obs[4:])
+    batched = {k: redis_client.hgetall(k) for k in
+               ("ls:m:http:bucket", "ls:m:http:sum", "ls:m:http:count")}
+    redis_client.delete(*batched)
+    for o in obs:
+        metrics.http_request(*o)
+    one_by_one = {k: redis_client.hgetall(k) for k in batched}
+    assert batched["ls:m:http:bucket"] == one_by_one["ls:m:http:bucket"]
+    assert batched["ls:m:http:count"] == one_by_one["ls:m:http:count"]
+    assert batched["ls:m:http:sum"].keys() == one_by_one["ls:m:http:sum"].keys()
+    for k, v in batched["ls:m:http:sum"].items():
+        assert float(v) == pytest.approx(float(one_by_one["ls:m:http:sum"][k]), abs=1e-9)
+    assert int(batched["ls:m:http:count"][b"POST\x1f/v1/jobs\x1f202"]) == 3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import threading
@@ -54,6 +55,33 @@ REDIS_CONNECTIONS = 64  # per API process
 log = logging.getLogger("landscope.api")
 
 
+class _App(Flask):
+    """Flask, asking whether a view or hook is a coroutine function once per function.
+
+    Flask asks ``inspect.iscoroutinefunction`` on every call of every hook and view (a
+    dozen times per request); the answer never changes for a function, so it is kept
+    (keyed by the function under a bound method; at most ``_SYNC_CACHE_MAX`` of them).
+    """
+
+    _SYNC_CACHE_MAX = 4096
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._plain: dict[Any, bool] = {}
+
+    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        key = getattr(func, "__func__", func)
+        try:
+            plain = self._plain.get(key)
+        except TypeError:  # an unhashable callable: ask every time
+            return super().ensure_sync(func)
+        if plain is None:
+            plain = not inspect.iscoroutinefunction(func)
+            if len(self._plain) < self._SYNC_CACHE_MAX:
+                self._plain[key] = plain
+        return func if plain else super().ensure_sync(func)
+
+
 def create_app(
     config: dict[str, Any] | None = None,
     *,
@@ -65,7 +93,7 @@ def create_app(
     ``clock`` (UNIX seconds) drives the per-tenant limits, so tests can move time.
     """
     s = settings or load_settings()
-    app = Flask("landscope_service")
+    app = _App("landscope_service")
     app.json = FastJSONProvider(app)
     app.config.update(
         API_TITLE="landscope",

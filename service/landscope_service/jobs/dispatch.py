@@ -18,7 +18,7 @@ from typing import Any
 from celery import Celery
 
 from .reaper import reap_one
-from .store import JobStore
+from .store import JobStore, dumps_compact
 
 __all__ = ["Dispatcher", "MessageTemplate", "Push", "queue_for"]
 
@@ -94,9 +94,9 @@ class MessageTemplate:
                           "argsrepr": repr([job_id])}
         msg["properties"] = {**msg["properties"], "correlation_id": task_id,
                              "delivery_tag": str(uuid.uuid4())}
-        body = json.dumps([[job_id], {}, self.embed]).encode()
+        body = json.dumps([[job_id], {}, self.embed]).encode()  # byte for byte Celery's
         msg["body"] = base64.b64encode(body).decode()
-        return Push(self.key, json.dumps(msg))
+        return Push(self.key, dumps_compact(msg))
 
 
 @dataclass

@@ -42,6 +42,7 @@ __all__ = [
     "IdempotencyConflict",
     "IdempotencyInProgress",
     "JobStore",
+    "dumps_compact",
     "fingerprint",
     "iso",
     "new_job_id",
@@ -104,7 +105,7 @@ _QUEUED_PROGRESS = json.dumps({"stage": "queued", "fraction": 0.0, "message": ""
 _QUEUED_EVENT = json.dumps({"status": "queued"})
 
 
-def _dumps(value: Any) -> str:
+def dumps_compact(value: Any) -> str:
     """Compact JSON of a request-sized document: orjson (several times faster than the
     standard encoder, read back by ``json.loads`` alike), the standard encoder for what
     orjson refuses (e.g. an integer wider than 64 bits)."""
@@ -280,7 +281,7 @@ class JobStore:
             "created_at": now,
         }
         mapping: dict[str, Any] = {
-            "doc": _dumps(doc),
+            "doc": dumps_compact(doc),
             "status": "queued",
             "progress": _QUEUED_PROGRESS,
             "attempts": 0,
@@ -288,7 +289,7 @@ class JobStore:
             "expires_at": now + self.result_ttl_s,
         }
         if estimate is not None:
-            mapping["estimate"] = _dumps(estimate)
+            mapping["estimate"] = dumps_compact(estimate)
         if max_runtime_s:
             mapping["max_runtime_s"] = float(max_runtime_s)
         deadline = ""

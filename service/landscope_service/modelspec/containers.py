@@ -21,13 +21,14 @@ it builds tensors.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import math
 import os
 import struct
 import zipfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,17 +76,25 @@ def current_limits(environ: Mapping[str, str] | None = None) -> DecodeLimits:
     Only the variables of these limits are read (and validated by the same parsers as
     :func:`landscope_service.settings.load_settings`), so this is cheap to call per file.
     """
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for attr, var, parse in _limit_settings():
+        if var in env:
+            values[attr] = parse(var, env[var])
+    return DecodeLimits(**values)
+
+
+@functools.cache
+def _limit_settings() -> tuple[tuple[str, str, Callable[[str, str], Any]], ...]:
+    """``(DecodeLimits attribute, environment variable, parser)`` of each limit, read once
+    from the settings' field table."""
     from dataclasses import fields
 
     from ..settings import Settings
 
-    env = os.environ if environ is None else environ
     wanted = {"max_data_values": "max_values", "max_file_header_bytes": "max_header_bytes"}
-    values: dict[str, Any] = {}
-    for f in fields(Settings):
-        if f.name in wanted and f.metadata["env"] in env:
-            values[wanted[f.name]] = f.metadata["parse"](f.metadata["env"], env[f.metadata["env"]])
-    return DecodeLimits(**values)
+    return tuple((wanted[f.name], f.metadata["env"], f.metadata["parse"])
+                 for f in fields(Settings) if f.name in wanted)
 
 
 def _mib(n: int) -> str:

@@ -185,6 +185,8 @@ def options_schema(option_set: OptionSet) -> type[Schema]:
     attrs: dict[str, Any] = {name: _field(opt) for name, opt in option_set.fields.items()}
 
     def _rules(self: Schema, data: dict[str, Any], **kwargs: Any) -> None:
+        if not option_set.rules:
+            return
         values = {**option_set.defaults(), **data}
         errors: dict[str, list[str]] = {}
         for rule in option_set.rules:
