@@ -194,3 +194,21 @@ def test_create_is_one_round_trip_with_record_index_counter_and_event(
     assert not created2 and again["id"] == job["id"]
     assert store.client.hget("ls:m:submitted", "evaluate") == b"2"  # a replay counts nothing
     assert len(store.client.xrange(f"ls:jobevents:{job['id']}")) == 1
+
+
+def test_iso_is_rfc3339_utc_with_microseconds() -> None:
+    """``iso`` equals the strftime form it replaced, to the microsecond, whatever the
+    fraction (including a whole second, where isoformat would drop it by default)."""
+    import random
+    from datetime import UTC, datetime
+
+    from landscope_service.jobs.store import iso
+
+    rng = random.Random(0)
+    stamps = [0.0, 1.5, 1_796_213_433.0, 1_796_213_433.000001, 1_796_213_433.9999996,
+              4_102_444_799.999999] + [rng.uniform(0, 4e9) for _ in range(2000)]
+    for ts in stamps:
+        want = datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        assert iso(ts) == want, ts
+    assert iso(None) is None
+    assert iso(1.5) == "1970-01-01T00:00:01.500000Z"

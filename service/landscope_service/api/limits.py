@@ -55,22 +55,31 @@ class LimitedRequest(Request):
 
     def body_limit(self) -> tuple[int, str]:
         """``(bytes, sentence for the 413)`` for this request."""
+        limit, is_json = self.limit_info()
         s = current_app.extensions["landscope"].settings
-        if self.is_json and not self.path.startswith("/v1/blobs"):
-            return s.max_json_bytes, (
+        if is_json:
+            return limit, (
                 f"The JSON body is larger than {s.max_json_bytes} bytes "
                 f"(LANDSCOPE_MAX_JSON_BYTES); upload large data as a blob (POST /v1/blobs) "
                 f"and refer to it with data.blob."
             )
-        return s.max_body_bytes, (
+        return limit, (
             f"The request body is larger than {s.max_body_bytes} bytes "
             f"(LANDSCOPE_MAX_BODY_BYTES); send a smaller file."
         )
 
+    def limit_info(self) -> tuple[int, bool]:
+        """``(bytes, whether the JSON limit applies)``: what every request asks, without
+        the 413's sentence (made only when a body is refused)."""
+        s = current_app.extensions["landscope"].settings
+        if self.is_json and not self.path.startswith("/v1/blobs"):
+            return s.max_json_bytes, True
+        return s.max_body_bytes, False
+
     @property
     def max_content_length(self) -> int | None:
         # One byte more than the limit: a chunked body that reaches it is too large.
-        return self.body_limit()[0] + 1
+        return self.limit_info()[0] + 1
 
     @max_content_length.setter
     def max_content_length(self, value: int | None) -> None:
@@ -81,9 +90,8 @@ class LimitedRequest(Request):
         self, cache: bool = True, as_text: bool = False, parse_form_data: bool = False
     ) -> Any:
         data = super().get_data(cache=cache, as_text=False, parse_form_data=parse_form_data)
-        limit, message = self.body_limit()
-        if len(data) > limit:
-            abort(413, message, code="payload_too_large")
+        if len(data) > self.limit_info()[0]:
+            abort(413, self.body_limit()[1], code="payload_too_large")
         if self.is_json and not self._depth_checked:
             max_depth = current_app.extensions["landscope"].settings.max_json_depth
             if json_depth(data, at_most=max_depth) > max_depth:
@@ -103,6 +111,5 @@ def install_body_limits(app: Flask) -> None:
         from flask import request
 
         req = cast(LimitedRequest, request)
-        limit, message = req.body_limit()
-        if (req.content_length or 0) > limit:
-            abort(413, message, code="payload_too_large")
+        if (req.content_length or 0) > req.limit_info()[0]:
+            abort(413, req.body_limit()[1], code="payload_too_large")
