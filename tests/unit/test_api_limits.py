@@ -284,3 +284,60 @@ def test_a_metrics_batch_adds_up_like_one_write_per_request(redis_client: Any) -
     for k, v in batched["ls:m:http:sum"].items():
         assert float(v) == pytest.approx(float(one_by_one["ls:m:http:sum"][k]), abs=1e-9)
     assert int(batched["ls:m:http:count"][b"POST\x1f/v1/jobs\x1f202"]) == 3
+
+
+def _hgets(redis_client: Any) -> int:
+    stats = redis_client.info("commandstats")
+    return int(stats.get("cmdstat_hget", {}).get("calls", 0))
+
+
+def test_caps_follow_the_jobs_and_walk_only_at_the_cap(redis_client: Any) -> None:
+    """Under the caps, a reserve reads two set sizes and walks no job: the store's status
+    scripts keep the tenant's active and running sets (a job leaves the active set when
+    it finishes, the running set when it stops running). Counted with Redis's own
+    command statistics, so the test says how much work a submit costs, not how long."""
+    store = JobStore(redis_client)
+    caps = ActiveJobCaps(redis_client, max_queued=50, max_running=3, clock=Clock(1e6))
+    jobs = []
+    for i in range(40):
+        caps.reserve("t", f"job_{i:02d}")
+        jobs.append(_create(store, job_id=f"job_{i:02d}"))
+    for job in jobs[:2]:
+        assert store.start(job, worker="w", max_attempts=3)[0] == "started"
+    assert redis_client.zcard(ActiveJobCaps.running_key("t")) == 2
+    redis_client.config_resetstat()
+    caps.reserve("t", "job_40")  # 41 active < 50, 2 running < 3: nothing walked
+    assert _hgets(redis_client) == 0
+    caps.release("t", "job_40")
+    store.succeed(jobs[0], {}, [])  # finished: out of both sets
+    assert store.expire(jobs[5])  # a queued job that ends: out of the active set
+    assert redis_client.zscore(ActiveJobCaps.key("t"), jobs[5]) is None
+    assert redis_client.zscore(ActiveJobCaps.key("t"), jobs[0]) is None
+    assert redis_client.zscore(ActiveJobCaps.running_key("t"), jobs[0]) is None
+    store.start(jobs[2], worker="w", max_attempts=3)
+    store.start(jobs[3], worker="w", max_attempts=3)
+    redis_client.config_resetstat()
+    with pytest.raises(TooManyRequestsError) as info:  # 3 running: the running set is walked
+        caps.reserve("t", "job_41")
+    assert info.value.code == "too_many_running" and "3 running jobs" in info.value.detail
+    assert _hgets(redis_client) == 3
+
+
+def test_a_stale_member_is_dropped_when_its_set_reaches_the_cap(redis_client: Any) -> None:
+    """A job that ended without the store's scripts (or before the sets existed) is not
+    counted once its set is walked: the walk at the cap recounts exactly."""
+    store = JobStore(redis_client)
+    caps = ActiveJobCaps(redis_client, max_queued=2, max_running=1, clock=Clock(1e6))
+    caps.reserve("t", "job_A")
+    a = _create(store, job_id="job_A")
+    store.start(a, worker="w", max_attempts=3)
+    redis_client.hset(f"ls:job:{a}", "status", "failed")  # behind the scripts' back
+    caps.reserve("t", "job_B")  # the running set is walked: job_A no longer counts
+    assert redis_client.zscore(ActiveJobCaps.running_key("t"), a) is None
+    redis_client.zadd(ActiveJobCaps.key("t"), {"job_GONE": 0})  # long gone, never created
+    caps.reserve("t", "job_C")  # 3 members >= 2: walked; job_A (failed) and job_GONE drop
+    members = {m.decode() for m in redis_client.zrange(ActiveJobCaps.key("t"), 0, -1)}
+    assert members == {"job_B", "job_C"}
+    with pytest.raises(TooManyRequestsError) as info:
+        caps.reserve("t", "job_D")
+    assert info.value.code == "too_many_queued"

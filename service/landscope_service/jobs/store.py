@@ -136,6 +136,16 @@ for _, s in ipairs(allowed) do if s == cur then ok = true end end
 if not ok then return false end
 redis.call('HSET', KEYS[1], 'status', ARGV[2])
 for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+local tenant = redis.call('HGET', KEYS[1], 'tenant')
+if tenant then  -- the tenant's cap sets (jobs/limits.py) follow the job
+  local id, new = string.sub(KEYS[1], 8), ARGV[2]
+  if cur == 'running' and new ~= 'running' then
+    redis.call('ZREM', 'ls:tenant:' .. tenant .. ':running', id)
+  end
+  if new == 'succeeded' or new == 'failed' or new == 'cancelled' or new == 'expired' then
+    redis.call('ZREM', 'ls:tenant:' .. tenant .. ':active', id)
+  end
+end
 return cur
 """
 
@@ -162,6 +172,10 @@ redis.call('SADD', KEYS[3], ARGV[6])
 redis.call('ZREM', KEYS[4], ARGV[6])
 redis.call('HSET', KEYS[1], 'status', 'running', 'attempts', attempts, 'worker', ARGV[4],
            'started_at', ARGV[3])
+local tenant = redis.call('HGET', KEYS[1], 'tenant')
+if tenant then  -- counted by the tenant's running cap (jobs/limits.py)
+  redis.call('ZADD', 'ls:tenant:' .. tenant .. ':running', ARGV[3], ARGV[6])
+end
 return {'started', attempts}
 """
 
@@ -285,6 +299,7 @@ class JobStore:
         mapping: dict[str, Any] = {
             "doc": dumps_compact(doc),
             "status": "queued",
+            "tenant": tenant,  # the status scripts keep the tenant's cap sets with it
             "progress": _QUEUED_PROGRESS,
             "attempts": 0,
             "cancel_requested": "0",
