@@ -122,7 +122,10 @@ def test_submit_over_the_queued_cap_is_429(settings: Any, redis_client: Any) -> 
     assert again.get_json()["id"] == first.get_json()["id"]
     other_body = http.post("/v1/jobs", json=evaluate_request(seed=5),
                            headers={**AUTH_A, "Idempotency-Key": "k0"})
-    assert other_body.status_code == 429  # not a replay: the cap applies
+    # Not a replay, and no retry can make it one: the key's misuse is said first (a 429
+    # would send the client back later only to meet this 422).
+    assert other_body.status_code == 422
+    assert other_body.get_json()["code"] == "idempotency_mismatch"
     resp = http.post("/v1/jobs", json=evaluate_request(seed=3), headers=AUTH_A)
     assert resp.status_code == 429 and resp.headers["Retry-After"] == "5"
     body = resp.get_json()
@@ -341,3 +344,25 @@ def test_a_stale_member_is_dropped_when_its_set_reaches_the_cap(redis_client: An
     with pytest.raises(TooManyRequestsError) as info:
         caps.reserve("t", "job_D")
     assert info.value.code == "too_many_queued"
+
+
+def test_a_capped_submit_is_one_script_call(settings: Any, redis_client: Any) -> None:
+    """The caps are checked by the script that creates the job: one EVALSHA per submit
+    (the reserve script, a round trip of its own, is not called), and the job is counted
+    in the tenant's active set."""
+    from landscope_service.api import create_app
+
+    app = create_app({"TESTING": True}, settings=dataclasses.replace(
+        settings, max_queued_per_tenant=10, max_running_per_tenant=2))
+    http = app.test_client()
+    # The first submit's housekeeping (blob sweep, the queue's message template) is not
+    # counted: the second submit is.
+    assert http.post("/v1/jobs", json=evaluate_request(seed=1), headers=AUTH_A).status_code \
+        == 202
+    redis_client.config_resetstat()
+    resp = http.post("/v1/jobs", json=evaluate_request(), headers=AUTH_A)
+    assert resp.status_code == 202
+    stats = redis_client.info("commandstats")
+    assert stats["cmdstat_evalsha"]["calls"] == 1, {k: v["calls"] for k, v in stats.items()}
+    assert "cmdstat_zcard" in stats  # the caps were counted, inside that script
+    assert redis_client.zscore(ActiveJobCaps.key("tenant-a"), resp.get_json()["id"])

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import redis
 
@@ -36,44 +37,54 @@ if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) en
 return 1
 """
 
-# KEYS[1]=zset of a tenant's active jobs (reserved ids and queued or running jobs), scored by
-# the time they were added (ms); KEYS[2]=zset of its running jobs. ARGV: now ms, queued cap,
-# running cap, the new job's id, job key prefix, grace ms. The status scripts of the job
-# store keep both sets (a job leaves the active set when it finishes, the running set when
-# it stops running), so the sizes are upper bounds of the counts and the common case is two
-# ZCARDs. Only a set as large as its cap is walked, to count exactly and drop what is stale
-# (a job that finished or expired without its script, e.g. one created before the sets
-# existed): in the active set a member whose job is queued counts as queued; one with no
-# job yet counts while it is younger than the grace (its job is being created), and is
-# dropped after; running ones are the running set's; finished ones are dropped. Returns
-# {code, queued, running} (-1: not counted): 'ok' (the new id is added), or the cap reached.
-_RESERVE = """
-local now, grace = tonumber(ARGV[1]), tonumber(ARGV[6])
-local qcap, rcap = tonumber(ARGV[2]), tonumber(ARGV[3])
-local queued, running = -1, -1
-if rcap > 0 and redis.call('ZCARD', KEYS[2]) >= rcap then
-  running = 0
-  for _, m in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
-    if redis.call('HGET', ARGV[5] .. m, 'status') == 'running' then running = running + 1
-    else redis.call('ZREM', KEYS[2], m) end
+# The cap rule, one Lua function shared by the reserve script here and the job store's
+# creation script (jobs/store.py), which checks the caps in the round trip that creates the
+# job. active: zset of a tenant's active jobs (queued or running, and ids reserved for jobs
+# being created), scored by the time they were added (ms); running: zset of its running
+# jobs. The status scripts of the job store keep both sets (a job leaves the active set when
+# it finishes, the running set when it stops running), so their sizes are upper bounds of
+# the counts and the common case is two ZCARDs. Only a set as large as its cap is walked, to
+# count exactly and drop what is stale (a job that ended without the scripts, e.g. one made
+# before the sets existed): in the active set a member whose job is queued counts as queued;
+# one with no job yet counts while it is younger than the grace (its job is being created),
+# and is dropped after; running ones are the running set's; finished ones are dropped.
+# Returns code, queued, running (-1: not counted); code is 'ok', 'queued' or 'running' (the
+# cap reached).
+CAPS_LUA = """
+local function caps_check(active, running, now, grace, qcap, rcap, prefix)
+  local queued, nrun = -1, -1
+  if rcap > 0 and redis.call('ZCARD', running) >= rcap then
+    nrun = 0
+    for _, m in ipairs(redis.call('ZRANGE', running, 0, -1)) do
+      if redis.call('HGET', prefix .. m, 'status') == 'running' then nrun = nrun + 1
+      else redis.call('ZREM', running, m) end
+    end
   end
-end
-if qcap > 0 and redis.call('ZCARD', KEYS[1]) >= qcap then
-  queued = 0
-  local members = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
-  for i = 1, #members, 2 do
-    local m = members[i]
-    local st = redis.call('HGET', ARGV[5] .. m, 'status')
-    if st == 'queued' then queued = queued + 1
-    elseif st == 'running' then
-    elseif (not st) and tonumber(members[i + 1]) > now - grace then queued = queued + 1
-    else redis.call('ZREM', KEYS[1], m) end
+  if qcap > 0 and redis.call('ZCARD', active) >= qcap then
+    queued = 0
+    local members = redis.call('ZRANGE', active, 0, -1, 'WITHSCORES')
+    for i = 1, #members, 2 do
+      local m = members[i]
+      local st = redis.call('HGET', prefix .. m, 'status')
+      if st == 'queued' then queued = queued + 1
+      elseif st == 'running' then
+      elseif (not st) and tonumber(members[i + 1]) > now - grace then queued = queued + 1
+      else redis.call('ZREM', active, m) end
+    end
   end
+  if qcap > 0 and queued >= qcap then return 'queued', queued, nrun end
+  if rcap > 0 and nrun >= rcap then return 'running', queued, nrun end
+  return 'ok', queued, nrun
 end
-if qcap > 0 and queued >= qcap then return {'queued', queued, running} end
-if rcap > 0 and running >= rcap then return {'running', queued, running} end
-redis.call('ZADD', KEYS[1], now, ARGV[4])
-return {'ok', queued, running}
+"""
+
+# KEYS: the tenant's active and running sets. ARGV: now ms, queued cap, running cap, the new
+# job's id, job key prefix, grace ms. Returns {code, queued, running}; 'ok' adds the id.
+_RESERVE = CAPS_LUA + """
+local code, queued, running = caps_check(KEYS[1], KEYS[2], tonumber(ARGV[1]),
+  tonumber(ARGV[6]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[5])
+if code == 'ok' then redis.call('ZADD', KEYS[1], ARGV[1], ARGV[4]) end
+return {code, queued, running}
 """
 
 
@@ -152,14 +163,28 @@ class ActiveJobCaps:
         return f"ls:tenant:{tenant}:running"
 
     def reserve(self, tenant: str, job_id: str) -> None:
-        """Count ``job_id`` among the tenant's jobs; 429 when a cap is reached."""
+        """Count ``job_id`` among the tenant's jobs; 429 when a cap is reached.
+
+        The submit path does not call this: the job store's ``create`` checks the same
+        rule in the round trip that creates the job (``caps=``).
+        """
         if not self.enabled:
             return
-        now_ms = int(self.clock() * 1000)
         code, queued, running = self._reserve(
             keys=[self.key(tenant), self.running_key(tenant)],
-            args=[now_ms, self.max_queued, self.max_running, job_id, "ls:job:",
-                  int(self.grace_s * 1000)])
+            args=[self.now_ms(), self.max_queued, self.max_running, job_id, "ls:job:",
+                  self.grace_ms])
+        self.check(code, queued, running)
+
+    def now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    @property
+    def grace_ms(self) -> int:
+        return int(self.grace_s * 1000)
+
+    def check(self, code: Any, queued: int, running: int) -> None:
+        """Raise the 429 of a refusal by the cap rule (``code`` 'queued' or 'running')."""
         code = code.decode() if isinstance(code, bytes) else str(code)
         if code == "queued":
             raise TooManyRequestsError(

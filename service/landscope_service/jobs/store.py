@@ -36,6 +36,7 @@ import redis
 
 from ..metrics import RedisMetrics
 from .events import MAX_EVENTS, JobEvents, event_key
+from .limits import CAPS_LUA, ActiveJobCaps
 
 __all__ = [
     "FINISHED",
@@ -186,16 +187,26 @@ return {'started', attempts}
 # idempotency key, 2 its record, 3 its TTL s, 4 job id, 5 index score (ms), 6 queue deadline
 # ('' for none), 7 kind ('' to count nothing), 8 event type ('' to record none: the caller
 # records it), 9 event timestamp, 10 event data, 11 stream cap, 12 stream TTL s, 13 the Celery
-# message to LPUSH ('' for none), 14.. the job hash's field/value pairs. Returns {1} when
-# created (the message pushed after the record), {0, record} when the idempotency key is
-# taken (nothing written).
-_CREATE = """
+# message to LPUSH ('' for none), 14 the queued cap, 15 the running cap (both '0': no caps),
+# 16 the caps' clock (ms), 17 their grace (ms), 18.. the job hash's field/value pairs; KEYS 8
+# and 9: the tenant's active and running sets (jobs/limits.py, unused without caps).
+# Returns {1} when created (the message pushed after the record), {0, record} when the
+# idempotency key is taken, {2, code, queued, running} when a cap refuses (nothing written
+# in either case). A replay is found before the caps are counted.
+_CREATE = CAPS_LUA + """
 if ARGV[1] == '1' then
   local old = redis.call('GET', KEYS[3])
   if old then return {0, old} end
-  redis.call('SET', KEYS[3], ARGV[2], 'EX', ARGV[3])
 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 14))
+local qcap, rcap = tonumber(ARGV[14]), tonumber(ARGV[15])
+if qcap > 0 or rcap > 0 then
+  local code, queued, running = caps_check(KEYS[8], KEYS[9], tonumber(ARGV[16]),
+    tonumber(ARGV[17]), qcap, rcap, 'ls:job:')
+  if code ~= 'ok' then return {2, code, queued, running} end
+  redis.call('ZADD', KEYS[8], ARGV[16], ARGV[4])
+end
+if ARGV[1] == '1' then redis.call('SET', KEYS[3], ARGV[2], 'EX', ARGV[3]) end
+redis.call('HSET', KEYS[1], unpack(ARGV, 18))
 redis.call('ZADD', KEYS[2], ARGV[5], ARGV[4])
 if ARGV[6] ~= '' then redis.call('ZADD', KEYS[6], ARGV[6], ARGV[4]) end
 if ARGV[7] ~= '' then redis.call('HINCRBY', KEYS[4], ARGV[7], 1) end
@@ -266,6 +277,7 @@ class JobStore:
         job_id: str | None = None,
         fields: dict[str, str] | None = None,
         push: tuple[str, bytes | str] | None = None,
+        caps: ActiveJobCaps | None = None,
     ) -> tuple[dict[str, Any], bool]:
         """Create a queued job; return ``(job, created)``.
 
@@ -283,6 +295,10 @@ class JobStore:
         back the first job (``created=False``); a different request raises
         :class:`IdempotencyConflict`; a first request still being created raises
         :class:`IdempotencyInProgress`.
+
+        ``caps``: the tenant's queued and running caps, checked by the same script after
+        the idempotency key (a replay is never refused) and before anything is written;
+        a refusal raises its :class:`TooManyRequestsError` (429).
         """
         fp = self.request_fingerprint(kind, request, metadata)
         job_id = job_id or new_job_id()
@@ -325,17 +341,25 @@ class JobStore:
         flat: list[Any] = []
         for k, v in mapping.items():
             flat += [k, repr(v) if isinstance(v, float) else v]
+        with_caps = caps is not None and caps.enabled
+        capped = ([caps.max_queued, caps.max_running, caps.now_ms(), caps.grace_ms]
+                  if caps is not None and with_caps else [0, 0, 0, 0])
         reply = self._create(
             keys=[self._job(job_id), self._index(tenant),
                   self._idem(tenant, idempotency_key) if idempotency_key is not None
                   else "ls:idem:-", counted or "ls:m:-", event_key(job_id), QUEUE_DEADLINES,
-                  push[0] if push is not None else "ls:push:-"],
+                  push[0] if push is not None else "ls:push:-",
+                  caps.key(tenant) if with_caps else "ls:caps:-",
+                  caps.running_key(tenant) if with_caps else "ls:caps:-"],
             args=["1" if idempotency_key is not None else "0",
                   json.dumps({"fingerprint": fp, "job_id": job_id}), self.idempotency_ttl_s,
                   job_id, int(now * 1000), deadline, kind if counted else "",
                   "job.queued" if inline_event else "", iso(now) or "",
                   _QUEUED_EVENT, MAX_EVENTS, self.events.ttl_s,
-                  push[1] if push is not None else "", *flat])
+                  push[1] if push is not None else "", *capped, *flat])
+        if reply[0] == 2:
+            assert caps is not None
+            caps.check(reply[1], int(reply[2]), int(reply[3]))
         if not reply[0]:
             assert idempotency_key is not None
             record = json.loads(reply[1])
@@ -355,18 +379,6 @@ class JobStore:
     @staticmethod
     def _idem(tenant: str, idempotency_key: str) -> str:
         return f"ls:idem:{tenant}:{hashlib.sha256(idempotency_key.encode()).hexdigest()}"
-
-    def replayed(self, *, tenant: str, kind: str, request: dict[str, Any],
-                 metadata: dict[str, str], idempotency_key: str) -> dict[str, Any] | None:
-        """The job an earlier request with this key and this body created, if any."""
-        raw = self.client.get(self._idem(tenant, idempotency_key))
-        if raw is None:
-            return None
-        record = json.loads(raw)
-        if record.get("job_id") is None or \
-                record["fingerprint"] != self.request_fingerprint(kind, request, metadata):
-            return None
-        return self.get(record["job_id"], tenant=tenant)
 
     def set_task_id(self, job_id: str, task_id: str) -> None:
         self.client.hset(self._job(job_id), "task_id", task_id)

@@ -23,7 +23,7 @@ from ..settings import Settings
 from ..storage.blobs import BlobService, TenantBlobs
 from .deadlines import resolve_limits
 from .dispatch import Dispatcher, queue_for
-from .errors import ConflictError, InvalidRequestError, TooManyRequestsError, UnavailableError
+from .errors import ConflictError, InvalidRequestError, UnavailableError
 from .estimate import estimate_job, pool_rates, work_per_sample
 from .kinds.base import KindSpec, SubmitContext
 from .limits import ActiveJobCaps
@@ -179,29 +179,17 @@ class Submissions:
                                 num_samples=facts.num_samples, rates=self._rates(queue),
                                 outputs=facts.output_dim, work=work)
         metadata = req.pop("metadata")
-        # The ids are chosen first: the caps count the job from the start, and the task id
-        # is recorded with the job (a cancel revokes it) in the same round trip.
+        # The ids are chosen first: the task id is recorded with the job (a cancel revokes
+        # it) in the round trip that creates it, which also checks the tenant's caps.
         job_id, task_id = new_job_id(), str(uuid.uuid4())
-        try:
-            self.caps.reserve(tenant, job_id)
-        except TooManyRequestsError:
-            # A retry of a request that already made its job is a replay, not a new job.
-            first = None if idempotency_key is None else self.jobs.replayed(
-                tenant=tenant, kind=req["kind"], request=req, metadata=metadata,
-                idempotency_key=idempotency_key)
-            if first is None:
-                raise
-            return first, False
         # The Celery message is built now and pushed by the script that creates the job
         # (one round trip; a replay pushes nothing); None: it is sent after, as before.
         try:
             push = self.dispatcher.prepare(job_id, queue, task_id=task_id)
         except Exception as e:  # broker down: no job is created
-            self.caps.release(tenant, job_id)
             log.exception("could not build the task message of %s", job_id)
             raise UnavailableError("The job queue is unavailable; retry shortly.",
                                    retry_after=5) from e
-        created = False
         try:
             job, created = self.jobs.create(
                 tenant=tenant, kind=req["kind"], request=req, metadata=metadata,
@@ -209,6 +197,7 @@ class Submissions:
                 max_runtime_s=limits.max_runtime_s, queue_timeout_s=limits.queue_timeout_s,
                 job_id=job_id, fields={"task_id": task_id},
                 push=None if push is None else (push.key, push.payload),
+                caps=self.caps,
             )
         except IdempotencyConflict:
             raise InvalidRequestError(
@@ -218,9 +207,6 @@ class Submissions:
             raise ConflictError(
                 "A request with this Idempotency-Key is still being processed; retry.",
                 code="idempotency_in_progress", retry_after=1) from None
-        finally:
-            if not created:
-                self.caps.release(tenant, job_id)
         if not created:
             return job, False
         if push is None:
