@@ -34,15 +34,8 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-SUBMIT = {
-    "kind": "evaluate",
-    "model": {"architecture": {"type": "mlp", "input_dim": 3, "hidden": [8],
-                               "output_dim": 1, "activation": "tanh", "bias": True},
-              "init_seed": 0},
-    "data": {"inline": {"x": [[0.1, 0.2, 0.3], [0.0, 1.0, -1.0], [0.5, 0.5, 0.5]],
-                        "y": [[1.0], [0.0], [0.5]]}},
-    "loss": "mse",
-}
+from api_under_load import BARE_APP, SUBMIT  # noqa: E402  the same request and bare endpoint
+
 WARMUP = 20
 
 
@@ -69,8 +62,6 @@ def child(side: str, n: int, redis_url: str) -> None:
 
         app, path, auth = create_app(), "/v1/jobs", {"Authorization": "Bearer key"}
     else:
-        from api_under_load import BARE_APP
-
         scope: dict[str, Any] = {}
         exec(BARE_APP, scope)  # the same bare endpoint as the throughput benchmark
         app, path, auth = scope["create_app"](redis_url), "/submit", {}
