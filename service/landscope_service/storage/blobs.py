@@ -36,8 +36,7 @@ from .store import LocalStore, ObjectStore
 __all__ = ["BLOB_ID", "BlobQuotaError", "BlobService", "TenantBlobs", "artifact_key"]
 
 BLOB_ID = re.compile(r"^sha256:[0-9a-f]{64}$")
-_SWEEP_EVERY_S = 60
-SWEEP_EVERY_S = _SWEEP_EVERY_S
+SWEEP_EVERY_S = 60
 """Seconds between sweeps of expired blobs (over all API processes: a Redis key elects
 one per period)."""
 _TENANTS = "ls:blobtenants"
@@ -270,7 +269,7 @@ class BlobService:
         Called on each upload and, in the API, periodically (``create_app``), so bytes of
         expired blobs go even when nothing is uploaded."""
         if self.ttl_s is not None and self.client.set("ls:blobsweep", "1", nx=True,
-                                                      ex=_SWEEP_EVERY_S):
+                                                      ex=SWEEP_EVERY_S):
             self.sweep()
 
 

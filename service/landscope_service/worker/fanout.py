@@ -23,6 +23,8 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from .watchdog import PollingThread
+
 if TYPE_CHECKING:
     from celery import Celery
 
@@ -191,56 +193,43 @@ def make_executor_factory(app: Celery, rt: JobRuntime) -> Callable[[str, dict[st
 _problems: dict[str, Any] = {}
 
 
-class HelperStop:
+def job_ended(rt: JobRuntime, job_id: str) -> bool:
+    """Whether a helper's job no longer wants its pieces: cancelled, or not running (a
+    passed deadline fails it; it finished or gave up)."""
+    return bool(rt.jobs.cancel_requested(job_id)) or rt.jobs.status(job_id) != "running"
+
+
+class HelperStop(PollingThread):
     """The hard stop of a helper task, as the parent's watchdog is of the parent.
 
-    While a helper runs a piece, a thread polls the job every ``poll_s`` seconds. Once the
-    job is no longer running (cancelled, failed, expired, or finished without this piece)
-    the piece stops at its next cooperative check; one that has not returned ``grace_s``
-    later (a long native call, a loop without a check) ends with its pool process
-    (``rt.hard_stop``; Celery's prefork pool replaces it and the worker takes the next
-    task). Where the process must not be killed (solo and threads pools,
-    ``hard_stop`` None) the piece runs on until its next check.
+    While a helper runs a piece, this thread polls the job every ``poll_s`` seconds. Once
+    the job has ended (:func:`job_ended`) the piece stops at its next cooperative check;
+    one that has not returned ``grace_s`` later (a long native call, a loop without a
+    check) ends with its pool process (``rt.hard_stop``; Celery's prefork pool replaces
+    it and the worker takes the next task). Where the process must not be killed (solo
+    and threads pools, ``hard_stop`` None) the piece runs on until its next check.
     """
 
     def __init__(self, rt: JobRuntime, job_id: str, *, grace_s: float,
                  poll_s: float = 0.25) -> None:
-        self.rt, self.job_id = rt, job_id
-        self.grace_s, self.poll_s = grace_s, poll_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="landscope-helper-stop",
-                                        daemon=True)
+        super().__init__("landscope-helper-stop", poll_s)
+        self.rt, self.job_id, self.grace_s = rt, job_id, grace_s
+        self._since: float | None = None
 
-    def __enter__(self) -> HelperStop:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=2)
-
-    def _ended(self) -> bool:
-        jobs = self.rt.jobs
-        return bool(jobs.cancel_requested(self.job_id)) or jobs.status(self.job_id) != "running"
-
-    def _run(self) -> None:
-        since: float | None = None
-        while not self._stop.wait(self.poll_s):
-            try:
-                ended = self._ended()
-            except Exception:  # Redis unreachable: decide at the next poll
-                continue
-            if not ended:
-                since = None
-                continue
-            since = time.monotonic() if since is None else since
-            if time.monotonic() - since >= self.grace_s and self.rt.hard_stop is not None:
-                if self._stop.is_set():
-                    return
-                log.warning("job %s ended; its piece ignored the stop for %.1f s: ending "
-                            "this helper process", self.job_id, self.grace_s)
-                self.rt.hard_stop()
-                return
+    def tick(self) -> bool:
+        if not job_ended(self.rt, self.job_id):
+            self._since = None
+            return True
+        now = time.monotonic()
+        self._since = now if self._since is None else self._since
+        if now - self._since < self.grace_s or self.rt.hard_stop is None:
+            return True
+        if self._done.is_set():  # the piece returned meanwhile
+            return False
+        log.warning("job %s ended; its piece ignored the stop for %.1f s: ending this "
+                    "helper process", self.job_id, self.grace_s)
+        self.rt.hard_stop()
+        return False
 
 
 def help_with_pieces(rt: JobRuntime, job_id: str, fanout_id: str) -> int:
@@ -265,8 +254,7 @@ def help_with_pieces(rt: JobRuntime, job_id: str, fanout_id: str) -> int:
     lease_ms = int(rt.settings.lease_s * 1000)
     # stop at the next check when the job is cancelled, or ended otherwise (a passed
     # deadline fails it); a piece that ignores its checks is ended by HelperStop
-    monitor = Monitor(should_cancel=lambda: rt.jobs.cancel_requested(job_id)
-                      or rt.jobs.status(job_id) != "running")
+    monitor = Monitor(should_cancel=lambda: job_ended(rt, job_id))
     count = 0
     while True:
         idx = pop(keys=[k.todo, k.claim], args=[rt.hostname, lease_ms])

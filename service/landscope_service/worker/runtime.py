@@ -11,7 +11,6 @@ import hashlib
 import json
 import logging
 import os
-import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -30,7 +29,7 @@ from ..settings import Settings
 from ..storage.blobs import BlobService, artifact_key
 from ..storage.store import ObjectStore
 from .problem_factory import build_for_request
-from .watchdog import Watchdog
+from .watchdog import PollingThread, Watchdog
 
 __all__ = ["JobRuntime", "UserFacingError"]
 
@@ -45,32 +44,19 @@ class UserFacingError(Exception):
         self.code = code
 
 
-class _Lease:
+class _Lease(PollingThread):
     """Renews the job's lease from a thread while the attempt runs."""
 
     def __init__(self, store: JobStore, job_id: str, token: str) -> None:
+        super().__init__(f"lease-{job_id}", max(0.25, store.lease_s / 4))
         self.store, self.job_id, self.token = store, job_id, token
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"lease-{job_id}", daemon=True)
 
-    def _run(self) -> None:
-        period = max(0.25, self.store.lease_s / 4)
-        while not self._stop.wait(period):
-            try:
-                if not self.store.renew(self.job_id, self.token):
-                    # Another attempt holds the job now (it was re-queued); whichever
-                    # attempt finishes first writes the (same, seeded) result.
-                    log.warning("lease of %s taken over by another attempt", self.job_id)
-            except Exception:  # Redis blip: try again next period
-                log.warning("lease renewal failed for %s", self.job_id, exc_info=True)
-
-    def __enter__(self) -> _Lease:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
+    def tick(self) -> bool:
+        if not self.store.renew(self.job_id, self.token):
+            # Another attempt holds the job now (it was re-queued); whichever attempt
+            # finishes first writes the (same, seeded) result.
+            log.warning("lease of %s taken over by another attempt", self.job_id)
+        return True
 
 
 @dataclass

@@ -17,10 +17,11 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Self
 
 from ..jobs.store import JobStore
 
-__all__ = ["Watchdog", "deadline_message"]
+__all__ = ["PollingThread", "Watchdog", "deadline_message"]
 
 log = logging.getLogger("landscope.worker")
 
@@ -32,7 +33,37 @@ def deadline_message(max_runtime_s: float) -> str:
             "the tenant's limit) or reduce the work (fewer products, a smaller model).")
 
 
-class Watchdog:
+class PollingThread:
+    """A daemon thread that calls :meth:`tick` every ``poll_s`` seconds while a ``with``
+    block runs. ``tick`` returning False ends the polls; an exception (a Redis blip) is
+    logged and the next poll tries again. Leaving the block stops the thread."""
+
+    def __init__(self, name: str, poll_s: float) -> None:
+        self.poll_s = poll_s
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def tick(self) -> bool:
+        raise NotImplementedError
+
+    def _run(self) -> None:
+        while not self._done.wait(self.poll_s):
+            try:
+                if not self.tick():
+                    return
+            except Exception:
+                log.warning("%s: poll failed", self._thread.name, exc_info=True)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join(timeout=5)
+
+
+class Watchdog(PollingThread):
     """Polls the job's cancel flag and its run-time deadline while an attempt runs.
 
     Args:
@@ -50,17 +81,15 @@ class Watchdog:
     def __init__(self, jobs: JobStore, job_id: str, *, max_runtime_s: float | None,
                  grace_s: float, hard_stop: Callable[[], None] | None,
                  poll_s: float = 0.25, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(f"watchdog-{job_id}", poll_s)
         self.jobs, self.job_id = jobs, job_id
         self.max_runtime_s = max_runtime_s
-        self.grace_s, self.poll_s = grace_s, poll_s
+        self.grace_s = grace_s
         self.hard_stop, self.clock = hard_stop, clock
         self.reason: str | None = None
         """``"cancelled"`` or ``"deadline"`` once the attempt must stop."""
         self._since = 0.0
         self._started = clock()
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"watchdog-{job_id}",
-                                        daemon=True)
 
     def stop_requested(self) -> bool:
         """True once the computation must stop (its cooperative checks raise)."""
@@ -99,19 +128,3 @@ class Watchdog:
                     "process (the worker replaces it)", self.job_id, self.grace_s, self.reason)
         self.hard_stop()
         return False
-
-    def _run(self) -> None:
-        while not self._done.wait(self.poll_s):
-            try:
-                if not self.tick():
-                    return
-            except Exception:  # Redis blip: poll again
-                log.warning("watchdog poll failed for %s", self.job_id, exc_info=True)
-
-    def __enter__(self) -> Watchdog:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._done.set()
-        self._thread.join(timeout=5)

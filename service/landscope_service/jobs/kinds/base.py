@@ -15,12 +15,15 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from ...diagnostics.options import REQUIRED, Array, Group, Option, OptionSet, Scalar
 from ...strict import StrictBoolean, StrictFloat, StrictSchema
+
+if TYPE_CHECKING:
+    from ...modelspec.shapes import ArchitectureInfo
 
 __all__ = ["KindSpec", "OptionsSchema", "SubmitContext", "options_schema", "schema_extras"]
 
@@ -44,8 +47,8 @@ class SubmitContext:
             raises ``ValueError`` with a message naming what is wrong.
         get_job: the job record (as the API shows it) of the submitting API key's job
             with this id, or None (unknown, or another tenant's).
-        info: the architecture's analysis (``modelspec.shapes.ArchitectureInfo``) when
-            the context was made from a request, so the submit path analyses it once.
+        info: the architecture's analysis when the context was made from a request, so
+            the submit path analyses it once.
     """
 
     num_params: int
@@ -57,7 +60,7 @@ class SubmitContext:
     param_shapes: dict[str, tuple[int, ...]]
     check_weights: Callable[[str], None] = field(default=lambda ref: None)
     get_job: Callable[[str], dict[str, Any] | None] = field(default=lambda job_id: None)
-    info: Any = None
+    info: ArchitectureInfo | None = None
 
 
 @dataclass(frozen=True)
